@@ -1,0 +1,317 @@
+//! Lint: what is wrong with a document, each finding pointing at its span.
+
+use crate::diagnostic::{Diagnostic, Severity};
+use crate::loc::Loc;
+use crate::model::{Annotation, Runbook};
+use crate::text::{edit_distance, strip_trailing_parens};
+use std::collections::{BTreeMap, HashMap};
+
+/// The value an annotation key takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    String,
+    Integer,
+    Bool,
+    /// A table of strings (`fill = { "Label" = "expr" }`, `headers`, `env`).
+    StringTable,
+    /// A string or an array of strings.
+    Strings,
+    Any,
+}
+
+/// Every key a `golive` block may hold, with its type. The reference for each
+/// is docs/format.md.
+pub const ANNOTATION_KEYS: &[(&str, KeyType)] = &[
+    ("check", KeyType::String),
+    ("target", KeyType::String),
+    ("expect", KeyType::String),
+    ("fill", KeyType::StringTable),
+    ("timeout", KeyType::String),
+    ("retries", KeyType::Integer),
+    ("backoff", KeyType::String),
+    ("gate", KeyType::String),
+    ("on_fail", KeyType::String),
+    ("watch", KeyType::String),
+    ("for", KeyType::String),
+    ("every", KeyType::String),
+    ("auto_sign", KeyType::Bool),
+    // probe options
+    ("method", KeyType::String),
+    ("headers", KeyType::StringTable),
+    ("body", KeyType::String),
+    ("follow_redirects", KeyType::Bool),
+    ("max_redirects", KeyType::Integer),
+    ("ca_file", KeyType::String),
+    ("insecure", KeyType::Bool),
+    ("sni", KeyType::String),
+    ("record", KeyType::String),
+    ("nameserver", KeyType::String),
+    ("port", KeyType::Integer),
+    ("path", KeyType::String),
+    ("shell", KeyType::String),
+    ("env", KeyType::StringTable),
+    ("cwd", KeyType::String),
+    ("args", KeyType::Strings),
+    ("query", KeyType::String),
+    ("command", KeyType::Any),
+];
+
+/// What to lint against.
+#[derive(Debug, Clone, Default)]
+pub struct LintOptions {
+    /// The variables of the run. When given, every placeholder used in a
+    /// command block must be bound.
+    pub vars: Option<BTreeMap<String, String>>,
+}
+
+/// Every finding about `rb`, in document order.
+pub fn lint(rb: &Runbook, opts: &LintOptions) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    counts(rb, &mut out);
+    duplicate_ids(rb, &mut out);
+    for a in rb.all_annotations() {
+        annotation(rb, a, &mut out);
+    }
+    if let Some(vars) = &opts.vars {
+        unbound(rb, vars, &mut out);
+    }
+    for f in rb.fences.iter().filter(|f| !f.closed) {
+        let first_line_end = rb.source[f.loc.start..f.loc.end]
+            .find(['\r', '\n'])
+            .map_or(f.loc.end, |i| f.loc.start + i);
+        out.push(Diagnostic {
+            severity: Severity::Error,
+            code: "unclosed-fence",
+            message: "code block is never closed".into(),
+            loc: span(rb, f.loc.start, first_line_end),
+            label: Some("opened here".into()),
+            help: Some(
+                "close it with a fence line (``` or ~~~) as long as the opening one; \
+                 everything after it is read as code"
+                    .into(),
+            ),
+        });
+    }
+    heading_skips(rb, &mut out);
+    out.sort_by(|a, b| a.loc.start.cmp(&b.loc.start).then(a.code.cmp(b.code)));
+    out
+}
+
+fn span(rb: &Runbook, start: usize, end: usize) -> Loc {
+    rb.lines.loc(&rb.source, start, end)
+}
+
+fn counts(rb: &Runbook, out: &mut Vec<Diagnostic>) {
+    let mut check = |heading: &crate::model::Heading, found: usize| {
+        if let Some((n, loc)) = heading.declared.items
+            && n != found
+        {
+            let title = strip_trailing_parens(&heading.text);
+            out.push(Diagnostic {
+                severity: Severity::Error,
+                code: "count-mismatch",
+                message: format!(
+                    "{title} declares {n} item{}, has {found}",
+                    if n == 1 { "" } else { "s" }
+                ),
+                loc,
+                label: Some("declared here".into()),
+                help: Some(format!(
+                    "add or remove items, or change the heading to ({found} item{})",
+                    if found == 1 { "" } else { "s" }
+                )),
+            });
+        }
+    };
+    for stage in &rb.stages {
+        check(&stage.heading, stage.all_items().count());
+        for g in &stage.groups {
+            check(&g.heading, g.items.len());
+        }
+    }
+}
+
+fn first_line(rb: &Runbook, loc: &Loc) -> Loc {
+    let text = &rb.source[loc.start..loc.end];
+    let end = text.find(['\r', '\n']).map_or(loc.end, |i| loc.start + i);
+    span(rb, loc.start, end)
+}
+
+fn duplicate_ids(rb: &Runbook, out: &mut Vec<Diagnostic>) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, item) in rb.items.iter().enumerate() {
+        if let Some(&first) = seen.get(item.id.as_str()) {
+            let other = &rb.items[first];
+            out.push(Diagnostic {
+                severity: Severity::Error,
+                code: "duplicate-id",
+                message: format!("two items have the id `{}`", item.id),
+                loc: first_line(rb, &item.loc),
+                label: Some(format!("same id as line {}", other.loc.line)),
+                help: Some(
+                    "give the items different titles so each can be named, signed and \
+                     reported on its own"
+                        .into(),
+                ),
+            });
+        } else {
+            seen.insert(&item.id, i);
+        }
+    }
+}
+
+fn annotation(rb: &Runbook, a: &Annotation, out: &mut Vec<Diagnostic>) {
+    if let Some((msg, loc)) = &a.error {
+        out.push(Diagnostic {
+            severity: Severity::Error,
+            code: "annotation-syntax",
+            message: format!("annotation is not valid TOML: {msg}"),
+            loc: *loc,
+            label: None,
+            help: Some(
+                "a golive block holds TOML: one `key = value` per line, strings in \
+                 double quotes"
+                    .into(),
+            ),
+        });
+    }
+    let Some(table) = &a.table else { return };
+    for (key, value) in table {
+        let loc = key_loc(rb, a, key);
+        match ANNOTATION_KEYS.iter().find(|(k, _)| k == key) {
+            None => {
+                let best = ANNOTATION_KEYS
+                    .iter()
+                    .map(|(k, _)| (edit_distance(key, k), *k))
+                    .min();
+                let help = match best {
+                    Some((d, k)) if d <= 2.max(key.len() / 3) => format!("did you mean `{k}`?"),
+                    _ => format!(
+                        "known keys: {}",
+                        ANNOTATION_KEYS
+                            .iter()
+                            .map(|(k, _)| *k)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                out.push(Diagnostic {
+                    severity: Severity::Error,
+                    code: "unknown-key",
+                    message: format!("unknown annotation key `{key}`"),
+                    loc,
+                    label: None,
+                    help: Some(help),
+                });
+            }
+            Some((_, ty)) if !type_ok(*ty, value) => {
+                out.push(Diagnostic {
+                    severity: Severity::Error,
+                    code: "annotation-type",
+                    message: format!("`{key}` must be {}", type_name(*ty)),
+                    loc,
+                    label: Some(format!("found {}", value.type_str())),
+                    help: None,
+                });
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+fn type_ok(ty: KeyType, v: &toml::Value) -> bool {
+    match ty {
+        KeyType::String => v.is_str(),
+        KeyType::Integer => v.is_integer(),
+        KeyType::Bool => v.is_bool(),
+        KeyType::StringTable => v
+            .as_table()
+            .is_some_and(|t| t.values().all(toml::Value::is_str)),
+        KeyType::Strings => {
+            v.is_str()
+                || v.as_array()
+                    .is_some_and(|a| a.iter().all(toml::Value::is_str))
+        }
+        KeyType::Any => true,
+    }
+}
+
+fn type_name(ty: KeyType) -> &'static str {
+    match ty {
+        KeyType::String => "a string",
+        KeyType::Integer => "an integer",
+        KeyType::Bool => "true or false",
+        KeyType::StringTable => "a table of strings, e.g. { \"Label\" = \"expr\" }",
+        KeyType::Strings => "a string or an array of strings",
+        KeyType::Any => "any value",
+    }
+}
+
+/// The span of `key = …` inside an annotation's body.
+fn key_loc(rb: &Runbook, a: &Annotation, key: &str) -> Loc {
+    let body = &rb.source[a.body.start..a.body.end];
+    let mut off = 0;
+    for line in body.split_inclusive('\n') {
+        let t = line.trim_start();
+        let lead = line.len() - t.len();
+        let bare = t.strip_prefix('"').unwrap_or(t);
+        if let Some(rest) = bare.strip_prefix(key)
+            && rest.trim_start().starts_with(['=', '"', '.'])
+        {
+            let s = a.body.start + off + lead;
+            let len = if t.starts_with('"') { key.len() + 2 } else { key.len() };
+            return span(rb, s, s + len);
+        }
+        off += line.len();
+    }
+    a.loc
+}
+
+fn unbound(rb: &Runbook, vars: &BTreeMap<String, String>, out: &mut Vec<Diagnostic>) {
+    let mut by_name: BTreeMap<&str, Vec<&crate::model::Placeholder>> = BTreeMap::new();
+    for p in rb.placeholders.iter().filter(|p| p.in_command) {
+        if !vars.contains_key(&p.name) {
+            by_name.entry(&p.name).or_default().push(p);
+        }
+    }
+    for (name, uses) in by_name {
+        let more = uses.len() - 1;
+        out.push(Diagnostic {
+            severity: Severity::Error,
+            code: "unbound-placeholder",
+            message: format!("placeholder [{name}] is used in a command but not bound"),
+            loc: uses[0].loc,
+            label: (more > 0).then(|| {
+                format!("and {more} more use{} in commands", if more == 1 { "" } else { "s" })
+            }),
+            help: Some(format!("bind it with --var '{name}=…'")),
+        });
+    }
+}
+
+fn heading_skips(rb: &Runbook, out: &mut Vec<Diagnostic>) {
+    let mut prev = 1u8;
+    for h in &rb.headings {
+        if h.level > prev + 1 {
+            let hashes = |n: u8| "#".repeat(n as usize);
+            out.push(Diagnostic {
+                severity: Severity::Error,
+                code: "heading-skip",
+                message: format!(
+                    "heading level jumps from {} to {}",
+                    hashes(prev),
+                    hashes(h.level)
+                ),
+                loc: first_line(rb, &h.loc),
+                label: None,
+                help: Some(format!(
+                    "use {} here, or add the missing {} heading above it: stages are ##, \
+                     groups ###",
+                    hashes(prev + 1),
+                    hashes(prev + 1)
+                )),
+            });
+        }
+        prev = h.level;
+    }
+}
