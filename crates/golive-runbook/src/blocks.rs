@@ -51,10 +51,13 @@ pub(crate) struct Row {
     pub cells: Vec<Range<usize>>,
 }
 
+/// A task list marker's span and whether it is ticked.
+type TaskMarker = (Range<usize>, bool);
+
 enum Frame {
     Container {
         children: Vec<Block>,
-        item: Option<(Range<usize>, Option<(Range<usize>, bool)>)>,
+        item: Option<(Range<usize>, Option<TaskMarker>)>,
         quote: bool,
     },
     List {
@@ -157,9 +160,8 @@ pub(crate) fn parse_blocks(src: &str) -> Vec<Block> {
                 close(frame, &mut stack);
             }
             Event::Text(t) | Event::Code(t) => {
-                if let Some(Frame::Leaf(
-                    Block::Heading { text, .. } | Block::Code { text, .. },
-                )) = stack.last_mut()
+                if let Some(Frame::Leaf(Block::Heading { text, .. } | Block::Code { text, .. })) =
+                    stack.last_mut()
                 {
                     text.push_str(&t);
                 }

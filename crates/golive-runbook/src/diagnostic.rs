@@ -57,7 +57,10 @@ fn render_one(out: &mut String, path: &str, source: &str, lines: &LineIndex, d: 
     let _ = writeln!(out, "{pad}--> {path}:{}:{}", d.loc.line, d.loc.col);
     let _ = writeln!(out, "{pad} |");
     let text = lines.line_text(source, line_no.saturating_sub(1));
-    let shown: String = text.chars().map(|c| if c == '\t' { ' ' } else { c }).collect();
+    let shown: String = text
+        .chars()
+        .map(|c| if c == '\t' { ' ' } else { c })
+        .collect();
     let _ = writeln!(out, "{line_no} | {shown}");
     let line_start = lines.line_start(line_no.saturating_sub(1));
     let span_end = d.loc.end.min(line_start + text.len()).max(d.loc.start);
@@ -66,7 +69,11 @@ fn render_one(out: &mut String, path: &str, source: &str, lines: &LineIndex, d: 
         .map_or(1, |s| s.chars().count())
         .max(1);
     let lead = " ".repeat(d.loc.col.saturating_sub(1) as usize);
-    let label = d.label.as_deref().map(|l| format!(" {l}")).unwrap_or_default();
+    let label = d
+        .label
+        .as_deref()
+        .map(|l| format!(" {l}"))
+        .unwrap_or_default();
     let _ = writeln!(out, "{pad} | {lead}{}{label}", "^".repeat(carets));
     if let Some(help) = &d.help {
         let _ = writeln!(out, "{pad} |");

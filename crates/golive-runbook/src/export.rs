@@ -75,8 +75,16 @@ pub fn patches(rb: &Runbook, outcomes: &Outcomes) -> Result<Vec<Patch>, ExportEr
 /// A value that cannot change the document's structure: one line, no table
 /// cell border inside a table.
 fn inline_value(value: &str, in_table: bool) -> String {
-    let one_line = value.split(['\r', '\n']).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ");
-    let one_line = if one_line.trim().is_empty() { "—".to_string() } else { one_line };
+    let one_line = value
+        .split(['\r', '\n'])
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let one_line = if one_line.trim().is_empty() {
+        "—".to_string()
+    } else {
+        one_line
+    };
     if in_table {
         one_line.replace('|', "\\|")
     } else {

@@ -5,8 +5,8 @@ use crate::blocks::{Block, ListItem, Row, parse_blocks};
 use crate::loc::{LineIndex, Loc};
 use crate::model::*;
 use crate::text::{
-    parse_declared, plain, scan_blanks, scan_fields, scan_placeholders, slugify,
-    strip_line_prefix, strip_trailing_parens,
+    parse_declared, plain, scan_blanks, scan_fields, scan_placeholders, slugify, strip_line_prefix,
+    strip_trailing_parens,
 };
 use std::collections::HashMap;
 use std::ops::Range;
@@ -61,7 +61,7 @@ struct Importer<'a> {
     /// Checkbox spans: never placeholders.
     markers: Vec<Range<usize>>,
     /// Tables, scanned cell by cell rather than line by line.
-    tables: Vec<(Range<usize>, Vec<Range<usize>>, Vec<Row>)>,
+    tables: Vec<TableInfo>,
     /// Shell block body ranges (placeholders there are in commands).
     shell: Vec<Range<usize>>,
     /// `golive` block ranges (no blanks or fields inside).
@@ -71,6 +71,9 @@ struct Importer<'a> {
     /// Row items: (table, row) they were made from.
     row_items: HashMap<usize, (usize, usize)>,
 }
+
+/// A table seen so far: (range, header cells, rows).
+type TableInfo = (Range<usize>, Vec<Range<usize>>, Vec<Row>);
 
 /// Which structure owns loose content right now.
 enum Owner {
@@ -278,11 +281,7 @@ impl<'a> Importer<'a> {
             }
             self.close_step();
         }
-        self.context = raw
-            .lines()
-            .flat_map(scan_fields)
-            .last()
-            .map(|f| f.label);
+        self.context = raw.lines().flat_map(scan_fields).last().map(|f| f.label);
         self.loose_scan(range.clone());
     }
 
@@ -506,7 +505,10 @@ impl<'a> Importer<'a> {
         checked: bool,
         depth: u8,
     ) {
-        let first = self.src[marker.end..li.range.end].lines().next().unwrap_or("");
+        let first = self.src[marker.end..li.range.end]
+            .lines()
+            .next()
+            .unwrap_or("");
         let text = plain(first);
         self.push_subcheck(idx, text, li.range.clone(), marker.clone(), checked, depth);
     }
@@ -628,7 +630,9 @@ impl<'a> Importer<'a> {
                 out.push(Blank {
                     id: String::new(),
                     label,
-                    loc: self.lines.loc(self.src, cell.start + hit.start, cell.start + hit.end),
+                    loc: self
+                        .lines
+                        .loc(self.src, cell.start + hit.start, cell.start + hit.end),
                     in_table: true,
                 });
             }
@@ -710,7 +714,10 @@ impl<'a> Importer<'a> {
         }
         id.push('/');
         let n = self.rb.items.len() + 1;
-        id.push_str(&slug_or(strip_trailing_parens(&title), &format!("item-{n}")));
+        id.push_str(&slug_or(
+            strip_trailing_parens(&title),
+            &format!("item-{n}"),
+        ));
         let loc = self.loc(&range);
         let idx = self.rb.items.len();
         self.rb.items.push(Item {
@@ -772,7 +779,9 @@ impl<'a> Importer<'a> {
             return (fields, blanks);
         }
         let first = self.lines.line_of(range.start);
-        let last = self.lines.line_of(range.end.saturating_sub(1).max(range.start));
+        let last = self
+            .lines
+            .line_of(range.end.saturating_sub(1).max(range.start));
         for line in first..=last {
             let ls = self.lines.line_start(line);
             let text = self.lines.line_text(self.src, line);
@@ -842,7 +851,10 @@ impl<'a> Importer<'a> {
                 ItemKind::Task => item.marker.as_ref().and_then(|m| {
                     let after = &self.src[m.loc.end..];
                     let lead = after.len() - after.trim_start().len();
-                    after.trim_start().starts_with("**").then_some(m.loc.end + lead)
+                    after
+                        .trim_start()
+                        .starts_with("**")
+                        .then_some(m.loc.end + lead)
                 }),
                 _ => None,
             };
@@ -894,7 +906,11 @@ fn slug_or(text: &str, fallback: &str) -> String {
     let s = slugify(strip_trailing_parens(text));
     if s.is_empty() {
         let s = slugify(text);
-        if s.is_empty() { fallback.to_string() } else { s }
+        if s.is_empty() {
+            fallback.to_string()
+        } else {
+            s
+        }
     } else {
         s
     }
@@ -1017,8 +1033,7 @@ fn stage_kind(title: &str) -> StageKind {
         StageKind::Smoke
     } else if has("post-deployment") || has("verification") {
         StageKind::Verification
-    } else if has("pre-deployment") || has("readiness") || has("pre-flight") || has("preflight")
-    {
+    } else if has("pre-deployment") || has("readiness") || has("pre-flight") || has("preflight") {
         StageKind::PreDeployment
     } else if has("procedure") || has("step-by-step") || has("deployment steps") {
         StageKind::Procedure
@@ -1039,7 +1054,9 @@ fn stage_kind(title: &str) -> StageKind {
 fn fence_closed(src: &str, range: &Range<usize>) -> bool {
     let text = &src[range.clone()];
     let open_line = text.lines().next().unwrap_or("");
-    let open = open_line.trim_start_matches([' ', '>', '-', '*', '+']).trim_start();
+    let open = open_line
+        .trim_start_matches([' ', '>', '-', '*', '+'])
+        .trim_start();
     let ch = match open.chars().next() {
         Some(c @ ('`' | '~')) => c,
         _ => return true,
@@ -1089,7 +1106,10 @@ fn split_commands(
             let s = line_start(first);
             let e = line_start(last + 1).max(s);
             let e = imp.lines.line_start(imp.lines.line_of(e.saturating_sub(1)))
-                + imp.lines.line_text(imp.src, imp.lines.line_of(e.saturating_sub(1))).len();
+                + imp
+                    .lines
+                    .line_text(imp.src, imp.lines.line_of(e.saturating_sub(1)))
+                    .len();
             out.push(Command {
                 text,
                 loc: imp.lines.loc(imp.src, s, e.max(s)),
@@ -1105,13 +1125,7 @@ fn split_commands(
                 cur = Some((cmd.to_string(), k, k));
             } else if !t.is_empty() {
                 finish(&mut cur, &mut out);
-                if let Some(last) = out.last_mut() {
-                    let e = last.expected.get_or_insert_with(String::new);
-                    if !e.is_empty() {
-                        e.push('\n');
-                    }
-                    e.push_str(t);
-                }
+                push_expected(&mut out, t);
             }
             continue;
         }
@@ -1127,31 +1141,19 @@ fn split_commands(
                 continue;
             }
             finish(&mut cur, &mut out);
-            let lower = comment.to_lowercase();
-            if let Some(rest) = lower.strip_prefix("expected") {
-                let colon = rest.find(':');
-                let value = colon
-                    .map(|c| comment[comment.len() - rest.len() + c + 1..].trim())
-                    .unwrap_or("");
-                if let Some(last) = out.last_mut() {
-                    if value.is_empty() {
-                        expecting_more = true;
-                    } else {
-                        let e = last.expected.get_or_insert_with(String::new);
-                        if !e.is_empty() {
-                            e.push('\n');
-                        }
-                        e.push_str(value);
-                    }
+            let rest = comment
+                .get(..8)
+                .filter(|w| w.eq_ignore_ascii_case("expected"))
+                .map(|_| &comment[8..]);
+            if let Some(rest) = rest {
+                let value = rest.find(':').map_or("", |c| rest[c + 1..].trim());
+                if value.is_empty() {
+                    expecting_more = !out.is_empty();
+                } else {
+                    push_expected(&mut out, value);
                 }
             } else if expecting_more {
-                if let Some(last) = out.last_mut() {
-                    let e = last.expected.get_or_insert_with(String::new);
-                    if !e.is_empty() {
-                        e.push('\n');
-                    }
-                    e.push_str(comment);
-                }
+                push_expected(&mut out, comment);
             }
             continue;
         }
@@ -1167,4 +1169,15 @@ fn split_commands(
     }
     finish(&mut cur, &mut out);
     out
+}
+
+/// Append a line to the expected output of the last command.
+fn push_expected(out: &mut [Command], line: &str) {
+    if let Some(last) = out.last_mut() {
+        let e = last.expected.get_or_insert_with(String::new);
+        if !e.is_empty() {
+            e.push('\n');
+        }
+        e.push_str(line);
+    }
 }

@@ -259,7 +259,11 @@ fn key_loc(rb: &Runbook, a: &Annotation, key: &str) -> Loc {
             && rest.trim_start().starts_with(['=', '"', '.'])
         {
             let s = a.body.start + off + lead;
-            let len = if t.starts_with('"') { key.len() + 2 } else { key.len() };
+            let len = if t.starts_with('"') {
+                key.len() + 2
+            } else {
+                key.len()
+            };
             return span(rb, s, s + len);
         }
         off += line.len();
@@ -282,7 +286,10 @@ fn unbound(rb: &Runbook, vars: &BTreeMap<String, String>, out: &mut Vec<Diagnost
             message: format!("placeholder [{name}] is used in a command but not bound"),
             loc: uses[0].loc,
             label: (more > 0).then(|| {
-                format!("and {more} more use{} in commands", if more == 1 { "" } else { "s" })
+                format!(
+                    "and {more} more use{} in commands",
+                    if more == 1 { "" } else { "s" }
+                )
             }),
             help: Some(format!("bind it with --var '{name}=…'")),
         });

@@ -170,7 +170,7 @@ fn blank_label(segment: &str) -> String {
     let seg = plain(seg);
     let opens = seg.matches('(').count();
     let closes = seg.matches(')').count();
-    let chosen = if opens > closes {
+    if opens > closes {
         let idx = seg.rfind('(').unwrap_or(0);
         let after = clean_label(&seg[idx + 1..]);
         if after.is_empty() {
@@ -180,8 +180,7 @@ fn blank_label(segment: &str) -> String {
         }
     } else {
         clean_label(&seg)
-    };
-    chosen
+    }
 }
 
 fn clean_label(s: &str) -> String {
@@ -267,7 +266,9 @@ pub fn scan_placeholders(text: &str) -> Vec<(usize, usize, String)> {
             let at_line_start = start == 0 || bytes[start - 1] == b'\n';
             let is_link = matches!(next, Some(b'(') | Some(b'['))
                 || prev == Some(b']')
-                || (at_line_start && next == Some(b':'));
+                || (at_line_start
+                    && next == Some(b':')
+                    && matches!(bytes.get(j + 2), None | Some(b' ' | b'\t' | b'\n' | b'\r')));
             if !is_link {
                 out.push((start, j + 1, text[start + 1..j].to_string()));
             }
@@ -393,7 +394,10 @@ mod tests {
 
     #[test]
     fn slugs_drop_punctuation_and_emoji() {
-        assert_eq!(slugify("All PR gate criteria met"), "all-pr-gate-criteria-met");
+        assert_eq!(
+            slugify("All PR gate criteria met"),
+            "all-pr-gate-criteria-met"
+        );
         assert_eq!(slugify("🚀 Launch: Phase 1.2"), "launch-phase-1-2");
         assert_eq!(
             slugify(strip_trailing_parens("CDN configured (if applicable)")),

@@ -12,7 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "golive", version, about = "Executable production deployment checklists")]
+#[command(
+    name = "golive",
+    version,
+    about = "Executable production deployment checklists"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -148,8 +152,14 @@ fn load(path: &Path) -> Result<Runbook, String> {
         let at = e.utf8_error().valid_up_to();
         let before = &e.as_bytes()[..at];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-        let col = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1);
+        let col = String::from_utf8_lossy(&before[line_start..])
+            .chars()
+            .count()
+            + 1;
         format!(
             "{shown}:{line}:{col}: not UTF-8 text (byte 0x{:02x}); save the file as UTF-8",
             e.as_bytes()[at]
@@ -162,9 +172,9 @@ fn load(path: &Path) -> Result<Runbook, String> {
 fn parse_vars(pairs: &[String]) -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();
     for p in pairs {
-        let (k, v) = p
-            .split_once('=')
-            .ok_or_else(|| format!("--var {p}: expected NAME=VALUE, e.g. --var DOMAIN=example.test"))?;
+        let (k, v) = p.split_once('=').ok_or_else(|| {
+            format!("--var {p}: expected NAME=VALUE, e.g. --var DOMAIN=example.test")
+        })?;
         let k = k.trim().trim_start_matches('[').trim_end_matches(']');
         if k.is_empty() {
             return Err(format!("--var {p}: the name before `=` is empty"));

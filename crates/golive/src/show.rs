@@ -27,7 +27,11 @@ pub fn runbook_json(rb: &Runbook) -> Value {
                 "items_found": s.all_items().count(),
             });
             loose_json(&mut v, &s.loose);
-            v["items"] = s.items.iter().map(|&i| item_json_of(&rb.items[i])).collect();
+            v["items"] = s
+                .items
+                .iter()
+                .map(|&i| item_json_of(&rb.items[i]))
+                .collect();
             v["groups"] = s
                 .groups
                 .iter()
@@ -41,7 +45,11 @@ pub fn runbook_json(rb: &Runbook) -> Value {
                         "items_found": g.items.len(),
                     });
                     loose_json(&mut gv, &g.loose);
-                    gv["items"] = g.items.iter().map(|&i| item_json_of(&rb.items[i])).collect();
+                    gv["items"] = g
+                        .items
+                        .iter()
+                        .map(|&i| item_json_of(&rb.items[i]))
+                        .collect();
                     gv
                 })
                 .collect();
@@ -167,7 +175,10 @@ fn item_json_of(i: &Item) -> Value {
     );
     v.insert("fields".into(), i.fields.iter().map(field_json).collect());
     v.insert("blanks".into(), i.blanks.iter().map(blank_json).collect());
-    v.insert("commands".into(), i.commands.iter().map(command_json).collect());
+    v.insert(
+        "commands".into(),
+        i.commands.iter().map(command_json).collect(),
+    );
     v.insert(
         "annotations".into(),
         i.annotations.iter().map(annotation_json).collect(),
@@ -215,10 +226,19 @@ pub fn item_text(rb: &Runbook, t: Target) -> String {
                 let _ = writeln!(out, "  {}: {}  (line {})", f.label, f.value, f.loc.line);
             }
             for b in &it.blanks {
-                let _ = writeln!(out, "  blank {}  \"{}\"  (line {})", b.id, b.label, b.loc.line);
+                let _ = writeln!(
+                    out,
+                    "  blank {}  \"{}\"  (line {})",
+                    b.id, b.label, b.loc.line
+                );
             }
             for c in it.commands.iter().flat_map(|c| &c.commands) {
-                let _ = writeln!(out, "  $ {}  (line {})", c.text.replace('\n', "\n    "), c.loc.line);
+                let _ = writeln!(
+                    out,
+                    "  $ {}  (line {})",
+                    c.text.replace('\n', "\n    "),
+                    c.loc.line
+                );
                 if let Some(e) = &c.expected {
                     let _ = writeln!(out, "    expected: {}", e.replace('\n', " / "));
                 }
@@ -229,9 +249,18 @@ pub fn item_text(rb: &Runbook, t: Target) -> String {
         }
         Target::SubCheck(i, k) => {
             let s = &rb.items[i].subchecks[k];
-            let _ = writeln!(out, "[{}] {}", if s.marker.checked { "x" } else { " " }, s.text);
+            let _ = writeln!(
+                out,
+                "[{}] {}",
+                if s.marker.checked { "x" } else { " " },
+                s.text
+            );
             let _ = writeln!(out, "  id       {}", s.id);
-            let _ = writeln!(out, "  item     {} ({})", rb.items[i].id, rb.items[i].address);
+            let _ = writeln!(
+                out,
+                "  item     {} ({})",
+                rb.items[i].id, rb.items[i].address
+            );
             let _ = writeln!(out, "  at       {}:{}", rb.path, s.loc.line);
         }
     }
@@ -246,7 +275,12 @@ fn count_text(found: usize, d: &Declared) -> String {
         let _ = write!(s, " (declares {n})");
     }
     if let Some(b) = &d.budget {
-        let _ = write!(s, " · budget {}{}", if b.strict { "<" } else { "" }, minutes(b.seconds));
+        let _ = write!(
+            s,
+            " · budget {}{}",
+            if b.strict { "<" } else { "" },
+            minutes(b.seconds)
+        );
     }
     if d.optional {
         s.push_str(" · if applicable");
@@ -255,7 +289,7 @@ fn count_text(found: usize, d: &Declared) -> String {
 }
 
 fn minutes(secs: u64) -> String {
-    if secs % 60 == 0 {
+    if secs.is_multiple_of(60) {
         format!("{} min", secs / 60)
     } else {
         format!("{secs} s")
@@ -304,8 +338,17 @@ pub fn runbook_text(rb: &Runbook) -> String {
     let _ = writeln!(
         out,
         "{} stages · {} groups · {} items ({} tasks, {} steps, {} table rows) · {} sub-checks · {} blanks · {} command blocks · {} annotations · {} placeholders",
-        s["stages"], s["groups"], s["items"], s["tasks"], s["steps"], s["rows"],
-        s["subchecks"], s["blanks"], s["command_blocks"], s["annotations"], s["placeholders"]
+        s["stages"],
+        s["groups"],
+        s["items"],
+        s["tasks"],
+        s["steps"],
+        s["rows"],
+        s["subchecks"],
+        s["blanks"],
+        s["command_blocks"],
+        s["annotations"],
+        s["placeholders"]
     );
     for f in &rb.header.fields {
         let _ = writeln!(out, "  {}: {}", f.label, f.value);
@@ -340,7 +383,13 @@ pub fn runbook_text(rb: &Runbook) -> String {
     let _ = writeln!(out, "\nPlaceholders ({})", places.len());
     for (name, lines) in &places {
         let list: Vec<String> = lines.iter().map(u32::to_string).collect();
-        let _ = writeln!(out, "  {:<24} {:>3}×  lines {}", name, lines.len(), list.join(", "));
+        let _ = writeln!(
+            out,
+            "  {:<24} {:>3}×  lines {}",
+            name,
+            lines.len(),
+            list.join(", ")
+        );
     }
     let blanks: Vec<&Blank> = {
         let mut b: Vec<&Blank> = rb.all_blanks().collect();
@@ -349,7 +398,11 @@ pub fn runbook_text(rb: &Runbook) -> String {
     };
     let _ = writeln!(out, "\nBlanks ({})", blanks.len());
     for b in blanks {
-        let _ = writeln!(out, "  {:>5}:{:<3} {:<32} {}", b.loc.line, b.loc.col, b.label, b.id);
+        let _ = writeln!(
+            out,
+            "  {:>5}:{:<3} {:<32} {}",
+            b.loc.line, b.loc.col, b.label, b.id
+        );
     }
     let mut blocks: Vec<&CommandBlock> = rb.all_command_blocks().collect();
     blocks.sort_by_key(|c| c.loc.start);
@@ -357,7 +410,11 @@ pub fn runbook_text(rb: &Runbook) -> String {
     for c in blocks {
         for k in &c.commands {
             let first = k.text.lines().next().unwrap_or("").trim();
-            let more = if k.text.lines().count() > 1 { " …" } else { "" };
+            let more = if k.text.lines().count() > 1 {
+                " …"
+            } else {
+                ""
+            };
             let _ = write!(out, "  {:>5}  {first}{more}", k.loc.line);
             if let Some(e) = &k.expected {
                 let _ = write!(out, "   → expect {}", e.lines().next().unwrap_or(""));
