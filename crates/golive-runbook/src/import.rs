@@ -36,14 +36,16 @@ pub fn parse_runbook(path: &str, source: &str) -> Runbook {
         step: None,
         context: None,
         markers: Vec::new(),
+        code: Vec::new(),
         tables: Vec::new(),
         shell: Vec::new(),
         golive: Vec::new(),
         item_extra: HashMap::new(),
         row_items: HashMap::new(),
     };
-    for block in &blocks {
-        imp.top(block);
+    // each block is dropped once read: the tree never lives beside the model
+    for block in blocks {
+        imp.top(&block);
     }
     imp.finish()
 }
@@ -60,6 +62,8 @@ struct Importer<'a> {
     context: Option<String>,
     /// Checkbox spans: never placeholders.
     markers: Vec<Range<usize>>,
+    /// Every code block (no fields are read inside).
+    code: Vec<Range<usize>>,
     /// Tables, scanned cell by cell rather than line by line.
     tables: Vec<TableInfo>,
     /// Shell block body ranges (placeholders there are in commands).
@@ -269,19 +273,16 @@ impl<'a> Importer<'a> {
             self.section = Some(label);
             return;
         }
-        let fields: Vec<String> = raw
-            .lines()
-            .flat_map(scan_fields)
-            .map(|f| f.label.to_lowercase())
-            .collect();
+        let fields: Vec<String> = raw.lines().flat_map(scan_fields).map(|f| f.label).collect();
         if let Some(s) = self.step {
-            if fields.iter().all(|l| STEP_FIELDS.contains(&l.as_str())) {
+            let step_field = |l: &String| STEP_FIELDS.contains(&l.to_lowercase().as_str());
+            if fields.iter().all(step_field) {
                 self.extend_step(s, range.end);
                 return;
             }
             self.close_step();
         }
-        self.context = raw.lines().flat_map(scan_fields).last().map(|f| f.label);
+        self.context = fields.last().cloned();
         self.loose_scan(range.clone());
     }
 
@@ -309,6 +310,7 @@ impl<'a> Importer<'a> {
             });
         }
         let body = fence_body(self.src, range, fenced, closed);
+        self.code.push(range.clone());
         if lang == "golive" {
             self.golive.push(range.clone());
             let ann = self.annotation(loc, body, text);
@@ -791,11 +793,11 @@ impl<'a> Importer<'a> {
                 continue;
             }
             let inside = |r: &Range<usize>| r.start <= s && s < r.end;
-            if skip.iter().any(inside) || self.golive.iter().any(inside) {
+            if skip.iter().any(inside) || in_sorted(&self.golive, s, |r| r) {
                 continue;
             }
-            let in_table = self.tables.iter().any(|t| inside(&t.0));
-            let in_code = self.shell.iter().any(inside) || self.in_any_code(s);
+            let in_table = in_sorted(&self.tables, s, |t| &t.0);
+            let in_code = in_sorted(&self.code, s, |r| r);
             let seg = &self.src[s..e];
             if !in_code && !in_table {
                 for f in scan_fields(seg) {
@@ -821,8 +823,12 @@ impl<'a> Importer<'a> {
             }
         }
         // table cells inside the range
-        for (t, table) in self.tables.iter().enumerate() {
-            if table.0.start >= range.start && table.0.end <= range.end {
+        let first = self.tables.partition_point(|t| t.0.start < range.start);
+        for (t, table) in self.tables.iter().enumerate().skip(first) {
+            if table.0.start >= range.end {
+                break;
+            }
+            if table.0.end <= range.end {
                 for row in &table.2 {
                     blanks.extend(self.row_blanks(t, row));
                 }
@@ -830,13 +836,6 @@ impl<'a> Importer<'a> {
         }
         blanks.sort_by_key(|b| b.loc.start);
         (fields, blanks)
-    }
-
-    fn in_any_code(&self, offset: usize) -> bool {
-        self.rb
-            .fences
-            .iter()
-            .any(|f| f.loc.start <= offset && offset < f.loc.end)
     }
 
     fn finish(mut self) -> Runbook {
@@ -876,12 +875,13 @@ impl<'a> Importer<'a> {
             }
         }
         // placeholders anywhere but in checkboxes
-        let markers = std::mem::take(&mut self.markers);
+        let mut markers = std::mem::take(&mut self.markers);
+        markers.sort_by_key(|m| m.start);
         for (s, e, name) in scan_placeholders(self.src) {
-            if markers.iter().any(|m| m.start <= s && s < m.end) {
+            if in_sorted(&markers, s, |r| r) {
                 continue;
             }
-            let in_command = self.shell.iter().any(|r| r.start <= s && s < r.end);
+            let in_command = in_sorted(&self.shell, s, |r| r);
             self.rb.placeholders.push(Placeholder {
                 name,
                 loc: self.lines.loc(self.src, s, e),
@@ -1180,4 +1180,11 @@ fn push_expected(out: &mut [Command], line: &str) {
         }
         e.push_str(line);
     }
+}
+
+/// Whether `offset` lies in one of `ranges`: sorted by start, not overlapping
+/// (blocks are pushed in document order).
+fn in_sorted<T>(ranges: &[T], offset: usize, key: impl Fn(&T) -> &Range<usize>) -> bool {
+    let i = ranges.partition_point(|r| key(r).start <= offset);
+    i > 0 && offset < key(&ranges[i - 1]).end
 }

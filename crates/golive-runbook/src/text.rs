@@ -13,7 +13,11 @@ pub fn slugify(text: &str) -> String {
                 out.push('-');
             }
             dash = false;
-            out.extend(c.to_lowercase());
+            if c.is_ascii() {
+                out.push(c.to_ascii_lowercase());
+            } else {
+                out.extend(c.to_lowercase());
+            }
         } else {
             dash = true;
         }
@@ -52,10 +56,23 @@ fn matching_open(t: &str) -> Option<usize> {
     None
 }
 
-/// Inline markup removed: `**`, `__`, backticks, escapes.
+/// Inline markup removed (`**`, `__`, backticks, escapes) and white space
+/// collapsed to single spaces.
 pub fn plain(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
+    let mut space = false;
+    let mut push = |out: &mut String, c: char| {
+        if c.is_whitespace() {
+            space = !out.is_empty();
+        } else {
+            if space {
+                out.push(' ');
+                space = false;
+            }
+            out.push(c);
+        }
+    };
     while let Some(c) = chars.next() {
         match c {
             '*' | '`' => {}
@@ -67,25 +84,29 @@ pub fn plain(text: &str) -> String {
                     n += 1;
                 }
                 if n >= 4 {
-                    out.extend(std::iter::repeat_n('_', n));
+                    for _ in 0..n {
+                        push(&mut out, '_');
+                    }
                 }
             }
             '\\' => {
                 if let Some(&n) = chars.peek()
                     && n.is_ascii_punctuation()
                 {
-                    out.push(n);
+                    push(&mut out, n);
                     chars.next();
                 }
             }
-            _ => out.push(c),
+            _ => push(&mut out, c),
         }
     }
-    collapse_ws(&out)
+    out
 }
 
-fn collapse_ws(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+/// Byte index of the next `**` at or after `from`.
+fn find_stars(line: &str, from: usize) -> Option<usize> {
+    let b = line.as_bytes();
+    (from..b.len().saturating_sub(1)).find(|&i| b[i] == b'*' && b[i + 1] == b'*')
 }
 
 /// Strip a list marker and a task marker from the start of a line.
@@ -129,6 +150,9 @@ pub struct BlankHit {
 /// before it (back to the previous blank or a table cell border).
 pub fn scan_blanks(line: &str) -> Vec<BlankHit> {
     let bytes = line.as_bytes();
+    if !line.contains("____") {
+        return Vec::new();
+    }
     let mut hits: Vec<BlankHit> = Vec::new();
     let mut i = 0;
     let mut seg_start = 0;
@@ -202,9 +226,9 @@ pub struct FieldHit {
 pub fn scan_fields(line: &str) -> Vec<FieldHit> {
     let mut heads: Vec<(usize, usize, String)> = Vec::new();
     let mut pos = 0;
-    while let Some(open) = line[pos..].find("**").map(|i| i + pos) {
+    while let Some(open) = find_stars(line, pos) {
         let inner_start = open + 2;
-        let Some(close) = line[inner_start..].find("**").map(|i| i + inner_start) else {
+        let Some(close) = find_stars(line, inner_start) else {
             break;
         };
         let inner = &line[inner_start..close];
