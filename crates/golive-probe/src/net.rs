@@ -1,0 +1,213 @@
+//! Shared by the network probes: name resolution, connecting with timings,
+//! TLS client configurations.
+
+use crate::ProbeError;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+
+/// The one crypto backend golive uses.
+pub(crate) fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Resolve `host:port`; an IP literal costs nothing.
+pub(crate) async fn resolve(
+    host: &str,
+    port: u16,
+) -> Result<(Vec<SocketAddr>, Duration), ProbeError> {
+    let t = Instant::now();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+        return Ok((vec![SocketAddr::new(ip, port)], Duration::ZERO));
+    }
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((bare, port))
+        .await
+        .map_err(|e| ProbeError::Resolve(format!("{bare}: {}", io_reason(&e))))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(ProbeError::Resolve(format!("{bare}: no addresses")));
+    }
+    Ok((addrs, t.elapsed()))
+}
+
+/// Connect to the first address that accepts.
+pub(crate) async fn connect(
+    addrs: &[SocketAddr],
+) -> Result<(TcpStream, SocketAddr, Duration), ProbeError> {
+    let t = Instant::now();
+    let mut last = None;
+    for a in addrs {
+        match TcpStream::connect(a).await {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                return Ok((s, *a, t.elapsed()));
+            }
+            Err(e) => last = Some((e, *a)),
+        }
+    }
+    Err(match last {
+        Some((e, a)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            ProbeError::Refused(a.to_string())
+        }
+        Some((e, a)) => ProbeError::Io(format!("connect to {a}: {}", io_reason(&e))),
+        None => ProbeError::Io("no address to connect to".into()),
+    })
+}
+
+/// A short reason for an I/O error, without the OS error number.
+pub(crate) fn io_reason(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_lowercase(),
+        None => s.to_lowercase(),
+    }
+}
+
+/// Trust anchors: the bundled web roots, or only the given CA file.
+pub(crate) fn roots(ca_file: Option<&str>) -> Result<RootCertStore, String> {
+    let mut store = RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("cannot read CA file {path}: {e}"))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("CA file {path}: {e}"))?;
+            if certs.is_empty() {
+                return Err(format!("CA file {path} holds no certificate"));
+            }
+            for c in certs {
+                store.add(c).map_err(|e| format!("CA file {path}: {e}"))?;
+            }
+        }
+        None => store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    Ok(store)
+}
+
+/// A client configuration that verifies against `roots`, or accepts any
+/// certificate when `insecure`.
+pub(crate) fn client_config(
+    ca_file: Option<&str>,
+    insecure: bool,
+    alpn: &[&[u8]],
+) -> Result<Arc<ClientConfig>, String> {
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let mut config = if insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAny(provider())))
+            .with_no_client_auth()
+    } else {
+        builder
+            .with_root_certificates(roots(ca_file)?)
+            .with_no_client_auth()
+    };
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
+/// Accepts any certificate (signatures are still checked): for `insecure`
+/// HTTP checks and for the TLS probe, which verifies the chain itself after
+/// the handshake so it can report what is wrong instead of failing.
+#[derive(Debug)]
+pub(crate) struct AcceptAny(pub Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Split `host:port` (IPv6 in brackets); the port defaults to `default`.
+pub(crate) fn host_port(target: &str, default: u16) -> Result<(String, u16), String> {
+    let t = target.trim();
+    let t = t
+        .strip_prefix("https://")
+        .or_else(|| t.strip_prefix("http://"))
+        .unwrap_or(t);
+    let t = t.split('/').next().unwrap_or(t);
+    if let Some(rest) = t.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("`{target}`: unclosed `[`"))?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p
+                .parse()
+                .map_err(|_| format!("`{target}`: bad port `{p}`"))?,
+            None => default,
+        };
+        return Ok((host.to_string(), port));
+    }
+    match t.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => Ok((
+            h.to_string(),
+            p.parse()
+                .map_err(|_| format!("`{target}`: bad port `{p}`"))?,
+        )),
+        _ => Ok((t.to_string(), default)),
+    }
+    .and_then(|(h, p): (String, u16)| {
+        if h.is_empty() {
+            Err(format!("`{target}` has no host"))
+        } else {
+            Ok((h, p))
+        }
+    })
+}
+
+/// Aborts a spawned task when dropped (a connection driver, a reader).
+pub(crate) struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

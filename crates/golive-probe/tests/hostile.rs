@@ -1,0 +1,126 @@
+//! Hostile targets: every check ends within its timeout plus one second, with
+//! a message naming the cause, and never buffers an unbounded body.
+
+mod common;
+
+use common::{observe, probe, s};
+use golive_probe::ProbeError;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+fn within(took: Duration) {
+    assert!(took <= TIMEOUT + Duration::from_secs(1), "took {took:?}");
+}
+
+#[tokio::test]
+async fn server_that_accepts_and_never_answers() {
+    let server = golive_testkit::silent().await;
+    let url = format!("http://127.0.0.1:{}/", server.addr.port());
+    let (r, took) = observe(probe("http", &[("target", s(&url))]).as_ref(), TIMEOUT).await;
+    within(took);
+    assert_eq!(r.expect_err("no answer"), ProbeError::Timeout(TIMEOUT));
+    let target = format!("127.0.0.1:{}", server.addr.port());
+    let (r, took) = observe(probe("tls", &[("target", s(&target))]).as_ref(), TIMEOUT).await;
+    within(took);
+    assert!(matches!(r, Err(ProbeError::Timeout(_))), "{r:?}");
+}
+
+#[tokio::test]
+async fn server_that_drips_one_byte_a_second() {
+    let server = golive_testkit::drip().await;
+    let url = format!("http://127.0.0.1:{}/", server.addr.port());
+    let (r, took) = observe(probe("http", &[("target", s(&url))]).as_ref(), TIMEOUT).await;
+    within(took);
+    let e = r.expect_err("never finishes");
+    assert!(e.to_string().contains("timed out after 2s"), "{e}");
+}
+
+#[tokio::test]
+async fn a_one_gigabyte_body_is_cut_at_max_body() {
+    let server = golive_testkit::huge(1 << 30).await;
+    let url = format!("http://127.0.0.1:{}/", server.addr.port());
+    let p = probe(
+        "http",
+        &[
+            ("target", s(&url)),
+            ("max_body", toml::Value::Integer(64 * 1024)),
+        ],
+    );
+    let (r, took) = observe(p.as_ref(), TIMEOUT).await;
+    within(took);
+    let obs = r.expect("observed the head of the body");
+    assert_eq!(obs["status"], 200);
+    assert_eq!(obs["body_bytes"], 64 * 1024);
+    assert_eq!(obs["body_truncated"], true);
+}
+
+#[tokio::test]
+async fn reset_in_the_middle_of_a_response() {
+    let server = golive_testkit::reset_midway().await;
+    let url = format!("http://127.0.0.1:{}/", server.addr.port());
+    let (r, took) = observe(probe("http", &[("target", s(&url))]).as_ref(), TIMEOUT).await;
+    within(took);
+    let e = r.expect_err("reset");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("reading the body") || msg.contains("reset") || msg.contains("closed"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn redirect_loop() {
+    use std::sync::Arc;
+    let server = golive_testkit::http(Arc::new(|req: &http::Request<hyper::body::Incoming>| {
+        let next = if req.uri().path() == "/a" { "/b" } else { "/a" };
+        http::Response::builder()
+            .status(302)
+            .header("location", next)
+            .body(golive_testkit::full(""))
+            .expect("response")
+    }))
+    .await;
+    let url = format!("http://127.0.0.1:{}/a", server.addr.port());
+    let p = probe(
+        "http",
+        &[
+            ("target", s(&url)),
+            ("follow_redirects", toml::Value::Boolean(true)),
+        ],
+    );
+    let (r, took) = observe(p.as_ref(), TIMEOUT).await;
+    within(took);
+    let e = r.expect_err("loop");
+    assert!(e.to_string().contains("redirect loop"), "{e}");
+}
+
+#[tokio::test]
+async fn unknown_host() {
+    let (r, took) = observe(
+        probe("http", &[("target", s("http://no-such-host.invalid/"))]).as_ref(),
+        TIMEOUT,
+    )
+    .await;
+    within(took);
+    let e = r.expect_err("unknown host");
+    assert!(
+        matches!(e, ProbeError::Resolve(_) | ProbeError::Timeout(_)),
+        "{e}"
+    );
+    if let ProbeError::Resolve(m) = &e {
+        assert!(m.contains("no-such-host.invalid"), "{m}");
+    }
+}
+
+#[tokio::test]
+async fn refused_connection() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let (r, took) = observe(probe("http", &[("target", s(&url))]).as_ref(), TIMEOUT).await;
+    within(took);
+    assert!(matches!(r, Err(ProbeError::Refused(_))), "{r:?}");
+}

@@ -1,0 +1,488 @@
+//! golive-testkit: real servers on 127.0.0.1 for tests. Nothing here is a
+//! mock: the HTTP servers are hyper, the TLS is rustls with certificates from
+//! a CA generated per test, the legacy-TLS server is `openssl s_server`.
+//!
+//! ```no_run
+//! # async fn f() {
+//! let pki = golive_testkit::Pki::new();
+//! let (chain, key) = pki.leaf(&["localhost"], -1, 90);
+//! let server = golive_testkit::https(chain, key, golive_testkit::routes(&[("/", 200, "ok")])).await;
+//! println!("https://localhost:{}/", server.addr.port());
+//! # }
+//! ```
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+
+/// A response body: fixed or streamed.
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// What a test server answers for a request.
+pub type Handler = Arc<dyn Fn(&Request<Incoming>) -> Response<Body> + Send + Sync>;
+
+/// A fixed body.
+pub fn full(text: impl Into<Bytes>) -> Body {
+    Full::new(text.into()).boxed()
+}
+
+/// A handler answering `path → (status, body)`; anything else is 404.
+pub fn routes(table: &[(&str, u16, &str)]) -> Handler {
+    let table: Vec<(String, u16, String)> = table
+        .iter()
+        .map(|(p, s, b)| ((*p).to_string(), *s, (*b).to_string()))
+        .collect();
+    Arc::new(move |req| {
+        let path = req.uri().path();
+        match table.iter().find(|(p, _, _)| p == path) {
+            Some((_, s, b)) => Response::builder()
+                .status(*s)
+                .header(
+                    "content-type",
+                    if b.starts_with('{') {
+                        "application/json"
+                    } else {
+                        "text/plain"
+                    },
+                )
+                .body(full(b.clone()))
+                .unwrap_or_else(|_| Response::new(full(""))),
+            None => {
+                let mut r = Response::new(full("not found"));
+                *r.status_mut() = StatusCode::NOT_FOUND;
+                r
+            }
+        }
+    })
+}
+
+/// A running server; its tasks stop when it is dropped.
+pub struct Server {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn listen() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0")
+}
+
+/// Plain HTTP/1.1 with `handler`.
+pub async fn http(handler: Handler) -> Server {
+    let listener = listen().await;
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let h = handler.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| {
+                    let r = h(&req);
+                    async move { Ok::<_, Infallible>(r) }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    Server { addr, task }
+}
+
+/// HTTPS (TLS 1.2 and 1.3, ALPN h2 and http/1.1) with the given certificate.
+pub async fn https(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    handler: Handler,
+) -> Server {
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .expect("certificate and key match");
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = listen().await;
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let h = handler.clone();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = hyper::service::service_fn(move |req| {
+                    let r = h(&req);
+                    async move { Ok::<_, Infallible>(r) }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    Server { addr, task }
+}
+
+/// Accepts connections and never sends a byte.
+pub async fn silent() -> Server {
+    raw(|mut s| async move {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        let _ = s.shutdown().await;
+    })
+    .await
+}
+
+/// Answers with headers, then drips the body one byte a second.
+pub async fn drip() -> Server {
+    raw(|mut s| async move {
+        let _ = s
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n")
+            .await;
+        loop {
+            if s.write_all(b"x").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
+    .await
+}
+
+/// Answers 200 with a body of `len` bytes, generated as it is sent.
+pub async fn huge(len: u64) -> Server {
+    raw(move |mut s| async move {
+        let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\n\r\n");
+        if s.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        let chunk = vec![b'a'; 64 * 1024];
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            if s.write_all(&chunk[..n]).await.is_err() {
+                return;
+            }
+            left -= n as u64;
+        }
+    })
+    .await
+}
+
+/// Sends half a response, then resets the connection.
+pub async fn reset_midway() -> Server {
+    raw(|s| async move {
+        let mut s = s;
+        let _ = s
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\npartial")
+            .await;
+        let _ = s.flush().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // SO_LINGER 0: closing sends a reset instead of a clean FIN
+        #[allow(deprecated)]
+        let _ = s.set_linger(Some(Duration::ZERO));
+        drop(s);
+    })
+    .await
+}
+
+async fn raw<F, Fut>(f: F) -> Server
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = listen().await;
+    let addr = listener.local_addr().expect("addr");
+    let f = Arc::new(f);
+    let task = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let f = f.clone();
+            conns.push(AbortGuard(tokio::spawn(async move { f(tcp).await })));
+        }
+    });
+    Server { addr, task }
+}
+
+struct AbortGuard(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A certificate authority generated for one test, with its PEM in a file.
+pub struct Pki {
+    issuer: Issuer<'static, KeyPair>,
+    pub ca_pem: String,
+    pub dir: PathBuf,
+    pub ca_file: PathBuf,
+}
+
+/// Year, month, day of today plus `days_from_now` (UTC).
+fn ymd(days_from_now: i64) -> (i32, u8, u8) {
+    let d = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_hours(24 * days_from_now))
+        .expect("date in range")
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .date();
+    (i32::from(d.year()), d.month() as u8, d.day() as u8)
+}
+
+macro_rules! date {
+    ($days:expr) => {{
+        let (y, m, d) = ymd($days);
+        rcgen::date_time_ymd(y, m, d)
+    }};
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "golive test CA");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.not_before = date!(-30);
+        params.not_after = date!(3650);
+        let cert = params.self_signed(&key).expect("CA");
+        let ca_pem = cert.pem();
+        let dir = std::env::temp_dir().join(format!(
+            "golive-pki-{}-{}",
+            std::process::id(),
+            jiff::Timestamp::now().as_nanosecond()
+        ));
+        std::fs::create_dir_all(&dir).expect("pki dir");
+        let ca_file = dir.join("ca.pem");
+        std::fs::write(&ca_file, &ca_pem).expect("write CA");
+        Pki {
+            issuer: Issuer::new(params, key),
+            ca_pem,
+            dir,
+            ca_file,
+        }
+    }
+
+    fn leaf_params(names: &[&str], from_days: i64, to_days: i64) -> CertificateParams {
+        let mut params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .expect("names");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, names.first().copied().unwrap_or("leaf"));
+        params.not_before = date!(from_days);
+        params.not_after = date!(to_days);
+        params
+    }
+
+    /// A leaf for `names`, valid from `from_days` to `to_days` from today,
+    /// signed by this CA.
+    pub fn leaf(
+        &self,
+        names: &[&str],
+        from_days: i64,
+        to_days: i64,
+    ) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        let key = KeyPair::generate().expect("key");
+        let cert = Self::leaf_params(names, from_days, to_days)
+            .signed_by(&key, &self.issuer)
+            .expect("sign");
+        (
+            vec![cert.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+    }
+
+    /// A self-signed certificate for `names` (no CA).
+    pub fn self_signed(names: &[&str]) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        let key = KeyPair::generate().expect("key");
+        let cert = Self::leaf_params(names, -1, 90)
+            .self_signed(&key)
+            .expect("self-signed");
+        (
+            vec![cert.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+    }
+
+    /// Write a leaf's certificate and key as PEM files (for `openssl s_server`).
+    pub fn leaf_files(&self, names: &[&str], tag: &str) -> (PathBuf, PathBuf) {
+        let key = KeyPair::generate().expect("key");
+        let cert = Self::leaf_params(names, -1, 90)
+            .signed_by(&key, &self.issuer)
+            .expect("sign");
+        let c = self.dir.join(format!("{tag}.crt"));
+        let k = self.dir.join(format!("{tag}.key"));
+        std::fs::write(&c, cert.pem()).expect("cert file");
+        std::fs::write(&k, key.serialize_pem()).expect("key file");
+        (c, k)
+    }
+}
+
+impl Default for Pki {
+    fn default() -> Self {
+        Pki::new()
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `openssl s_server` on 127.0.0.1 with extra arguments; killed when dropped.
+pub struct OpensslServer {
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl OpensslServer {
+    /// Start `openssl s_server -cert C -key K ARGS…` and wait until it accepts.
+    pub fn start(cert: &std::path::Path, key: &std::path::Path, args: &[&str]) -> OpensslServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = std::process::Command::new("openssl")
+            .args([
+                "s_server",
+                "-accept",
+                &format!("127.0.0.1:{port}"),
+                "-naccept",
+                "1000",
+                "-quiet",
+            ])
+            .arg("-cert")
+            .arg(cert)
+            .arg("-key")
+            .arg(key)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("openssl is installed (.ci/run installs it)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        OpensslServer { port, child }
+    }
+}
+
+impl Drop for OpensslServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An authoritative DNS server for `example.test.` on UDP 127.0.0.1 (hickory):
+/// `www` A 127.0.0.1 and AAAA ::1 (TTL 300), `alias` CNAME `www` (TTL 60),
+/// `txt` TXT "v=spf1 -all" (TTL 120), the apex MX 10 `mail` (TTL 3600);
+/// other names in the zone are NXDOMAIN.
+pub async fn dns() -> Server {
+    use hickory_server::net::runtime::TokioRuntimeProvider;
+    use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, MX, SOA, TXT};
+    use hickory_server::proto::rr::{LowerName, Name, RData, Record};
+    use hickory_server::store::in_memory::InMemoryZoneHandler;
+    use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
+    use std::str::FromStr;
+    let n = |s: &str| Name::from_str(s).expect("name");
+    let origin = n("example.test.");
+    let mut zone = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
+        origin.clone(),
+        ZoneType::Primary,
+        AxfrPolicy::Deny,
+    );
+    for r in [
+        Record::from_rdata(
+            origin.clone(),
+            3600,
+            RData::SOA(SOA::new(
+                n("ns.example.test."),
+                n("hostmaster.example.test."),
+                1,
+                3600,
+                600,
+                86400,
+                30,
+            )),
+        ),
+        Record::from_rdata(
+            n("www.example.test."),
+            300,
+            RData::A(A(std::net::Ipv4Addr::LOCALHOST)),
+        ),
+        Record::from_rdata(
+            n("www.example.test."),
+            300,
+            RData::AAAA(AAAA(std::net::Ipv6Addr::LOCALHOST)),
+        ),
+        Record::from_rdata(
+            n("alias.example.test."),
+            60,
+            RData::CNAME(CNAME(n("www.example.test."))),
+        ),
+        Record::from_rdata(
+            n("txt.example.test."),
+            120,
+            RData::TXT(TXT::new(vec!["v=spf1 -all".into()])),
+        ),
+        Record::from_rdata(
+            origin.clone(),
+            3600,
+            RData::MX(MX::new(10, n("mail.example.test."))),
+        ),
+    ] {
+        zone.upsert_mut(r, 1);
+    }
+    let mut catalog = Catalog::new();
+    catalog.upsert(LowerName::from(&origin), vec![Arc::new(zone)]);
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind udp");
+    let addr = socket.local_addr().expect("addr");
+    let mut server = hickory_server::Server::new(catalog);
+    server.register_socket(socket);
+    let task = tokio::spawn(async move {
+        let _ = server.block_until_done().await;
+    });
+    Server { addr, task }
+}
