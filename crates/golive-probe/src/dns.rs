@@ -41,7 +41,11 @@ const TYPES: &[&str] = &[
 ];
 
 fn build(spec: &Spec) -> Result<Box<dyn Probe>, SpecError> {
-    let name = spec.required("target")?;
+    let target = spec.required("target")?;
+    // a `host:port` target (the DOMAIN of an HTTPS check) asks for the host
+    let name = crate::net::host_port(&target, 0)
+        .map(|(h, _)| h)
+        .unwrap_or(target);
     let record = spec
         .text("record")?
         .unwrap_or_else(|| "A".into())

@@ -882,10 +882,12 @@ impl<'a> Importer<'a> {
                 continue;
             }
             let in_command = in_sorted(&self.shell, s, |r| r);
+            let in_annotation = in_sorted(&self.golive, s, |r| r);
             self.rb.placeholders.push(Placeholder {
                 name,
                 loc: self.lines.loc(self.src, s, e),
                 in_command,
+                in_annotation,
             });
         }
         self.rb.lines = self.lines;

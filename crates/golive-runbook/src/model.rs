@@ -314,6 +314,8 @@ pub struct Placeholder {
     pub loc: Loc,
     /// The use sits inside a shell command block.
     pub in_command: bool,
+    /// The use sits inside a `golive` annotation (not the document's text).
+    pub in_annotation: bool,
 }
 
 impl Runbook {

@@ -416,7 +416,7 @@ impl Drop for OpensslServer {
 /// An authoritative DNS server for `example.test.` on UDP 127.0.0.1 (hickory):
 /// `www` A 127.0.0.1 and AAAA ::1 (TTL 300), `alias` CNAME `www` (TTL 60),
 /// `txt` TXT "v=spf1 -all" (TTL 120), the apex MX 10 `mail` (TTL 3600);
-/// other names in the zone are NXDOMAIN.
+/// other names in the zone are NXDOMAIN. `localhost.` A 127.0.0.1 (TTL 300).
 pub async fn dns() -> Server {
     use hickory_server::net::runtime::TokioRuntimeProvider;
     use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, MX, SOA, TXT};
@@ -475,6 +475,36 @@ pub async fn dns() -> Server {
     }
     let mut catalog = Catalog::new();
     catalog.upsert(LowerName::from(&origin), vec![Arc::new(zone)]);
+    // `localhost.` too, so a stand-in reached as localhost can be looked up
+    let local = n("localhost.");
+    let mut lz = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
+        local.clone(),
+        ZoneType::Primary,
+        AxfrPolicy::Deny,
+    );
+    for r in [
+        Record::from_rdata(
+            local.clone(),
+            3600,
+            RData::SOA(SOA::new(
+                n("ns.localhost."),
+                n("hostmaster.localhost."),
+                1,
+                3600,
+                600,
+                86400,
+                30,
+            )),
+        ),
+        Record::from_rdata(
+            local.clone(),
+            300,
+            RData::A(A(std::net::Ipv4Addr::LOCALHOST)),
+        ),
+    ] {
+        lz.upsert_mut(r, 1);
+    }
+    catalog.upsert(LowerName::from(&local), vec![Arc::new(lz)]);
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await
         .expect("bind udp");

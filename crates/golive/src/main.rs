@@ -3,7 +3,9 @@
 //! The binary owns printing and exit codes; the crates below it return data.
 //! Exit codes: 0 success, 1 findings (lint) or failed checks, 2 bad input.
 
+mod checks;
 mod show;
+mod vars;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use golive_runbook::{LintOptions, Runbook, lint, parse_runbook, render_text};
@@ -28,6 +30,48 @@ enum Format {
     Json,
 }
 
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum RunFormat {
+    Text,
+    Json,
+    Junit,
+}
+
+/// Variables of a run.
+#[derive(clap::Args)]
+struct VarArgs {
+    /// Bind a placeholder: `--var DOMAIN=shop.example.test`.
+    #[arg(long = "var", value_name = "K=V")]
+    vars: Vec<String>,
+    /// Read variables from a file: a TOML table or NAME=value lines.
+    #[arg(long = "vars-file", value_name = "FILE")]
+    vars_files: Vec<PathBuf>,
+    /// Bind a secret placeholder from the environment or a file:
+    /// `--secret API_TOKEN=env:API_TOKEN`. Its value never appears in output.
+    #[arg(long = "secret", value_name = "NAME=env:VAR")]
+    secrets: Vec<String>,
+    /// Trust this CA (PEM) for every http and tls check that names none.
+    #[arg(long = "ca-file", value_name = "PEM")]
+    ca_file: Option<String>,
+    /// Ask this nameserver (ip[:port]) in every dns check that names none.
+    #[arg(long, value_name = "IP[:PORT]")]
+    nameserver: Option<String>,
+}
+
+impl VarArgs {
+    /// Options given for the whole run, applied to each check that takes them.
+    fn defaults(&self) -> toml::Table {
+        let mut t = toml::Table::new();
+        if let Some(ca) = &self.ca_file {
+            t.insert("ca_file".into(), toml::Value::String(ca.clone()));
+        }
+        if let Some(ns) = &self.nameserver {
+            t.insert("nameserver".into(), toml::Value::String(ns.clone()));
+        }
+        t
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Check a runbook for faults: declared counts, duplicate ids, annotations,
@@ -39,6 +83,54 @@ enum Command {
         /// given, every placeholder used in a command block must be bound.
         #[arg(long = "var", value_name = "K=V")]
         vars: Vec<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// List what `golive run` would check, with resolved targets, and which
+    /// items stay manual.
+    Plan {
+        file: PathBuf,
+        #[command(flatten)]
+        vars: VarArgs,
+        /// Only these items, groups or stages (id or address); repeatable.
+        #[arg(long)]
+        only: Vec<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Run every automated check of a runbook against the real systems.
+    /// Exit 0: all passed; 1: a check failed or could not observe; 2: bad input.
+    Run {
+        file: PathBuf,
+        #[command(flatten)]
+        vars: VarArgs,
+        /// Only these items, groups or stages (id or address); repeatable.
+        #[arg(long)]
+        only: Vec<String>,
+        /// How many checks run at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Run `command` checks (they execute shell commands).
+        #[arg(long)]
+        allow_commands: bool,
+        #[arg(long, value_enum, default_value_t = RunFormat::Text)]
+        format: RunFormat,
+    },
+    /// Run one probe ad hoc and print what it observed, as curl, dig or
+    /// `openssl s_client` would: `golive probe tls shop.example.test:443`.
+    Probe {
+        /// http, tls, dns, tcp, command or file.
+        kind: String,
+        /// What to probe: a URL, host:port, name, path or command.
+        target: String,
+        /// Probe options: `record=AAAA`, `nameserver=127.0.0.1:53`, `insecure=true`.
+        #[arg(value_name = "KEY=VALUE")]
+        options: Vec<String>,
+        /// A CEL condition over the observation; exit 1 when it is false.
+        #[arg(long)]
+        expect: Option<String>,
+        #[arg(long, default_value = "10s")]
+        timeout: String,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -73,7 +165,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let opts = LintOptions {
                 vars: (!vars.is_empty()).then_some(vars),
             };
-            let diags = lint(&rb, &opts);
+            let mut diags = lint(&rb, &opts);
+            diags.extend(golive_engine::lint::lint_checks(&rb));
+            diags.sort_by(|a, b| a.loc.start.cmp(&b.loc.start).then(a.code.cmp(b.code)));
             match format {
                 Format::Text => {
                     print!("{}", render_text(&rb.path, &rb.source, &diags));
@@ -112,6 +206,90 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 ExitCode::from(1)
             })
         }
+        Command::Plan {
+            file,
+            vars,
+            only,
+            format,
+        } => {
+            let rb = load(&file)?;
+            let defaults = vars.defaults();
+            let vars = vars::bind(&vars.vars, &vars.vars_files, &vars.secrets)?;
+            let redact = vars::Redactor::new(&vars);
+            let plan = golive_engine::plan(&rb, &vars, &only, &defaults)?;
+            match format {
+                Format::Text => print!("{}", checks::plan_text(&rb, &plan, &redact)),
+                Format::Json => println!("{}", pretty(&checks::plan_json(&rb, &plan, &redact))),
+            }
+            if !plan.problems.is_empty() {
+                eprint!("{}", checks::render_problems(&rb, &plan, &redact));
+                return Ok(ExitCode::from(2));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            file,
+            vars,
+            only,
+            concurrency,
+            allow_commands,
+            format,
+        } => {
+            let rb = load(&file)?;
+            let defaults = vars.defaults();
+            let vars = vars::bind(&vars.vars, &vars.vars_files, &vars.secrets)?;
+            let redact = vars::Redactor::new(&vars);
+            let plan = golive_engine::plan(&rb, &vars, &only, &defaults)?;
+            if !plan.problems.is_empty() {
+                eprint!("{}", checks::render_problems(&rb, &plan, &redact));
+                eprintln!(
+                    "golive: {} check(s) cannot run as written; nothing was run",
+                    plan.problems.len()
+                );
+                return Ok(ExitCode::from(2));
+            }
+            let opts = golive_engine::RunOptions {
+                concurrency,
+                allow_commands,
+            };
+            let results = runtime()?.block_on(run_with_progress(&rb, &plan, &opts, &redact));
+            match format {
+                RunFormat::Text => {
+                    print!("{}", checks::run_text(&rb, &results, &plan.manual, &redact))
+                }
+                RunFormat::Json => println!(
+                    "{}",
+                    pretty(&checks::run_json(&rb, &results, &plan.manual, &redact))
+                ),
+                RunFormat::Junit => print!("{}", checks::run_junit(&rb, &results, &redact)),
+            }
+            let bad = results.iter().any(|r| {
+                matches!(
+                    r.outcome,
+                    golive_engine::Outcome::Failed | golive_engine::Outcome::Error(_)
+                )
+            });
+            Ok(if bad {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Probe {
+            kind,
+            target,
+            options,
+            expect,
+            timeout,
+            format,
+        } => probe_command(
+            &kind,
+            &target,
+            &options,
+            expect.as_deref(),
+            &timeout,
+            format,
+        ),
         Command::Show { file, item, format } => {
             let rb = load(&file)?;
             if let Some(name) = item {
@@ -129,6 +307,184 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// The runtime for probes: worker stacks large enough for any condition the
+/// compiler accepts.
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(8 << 20)
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+async fn run_with_progress(
+    rb: &Runbook,
+    plan: &golive_engine::Plan,
+    opts: &golive_engine::RunOptions,
+    redact: &vars::Redactor,
+) -> Vec<golive_engine::CheckResult> {
+    use std::io::IsTerminal;
+    use std::sync::Arc;
+    let total = plan.checks.len() as u64;
+    let rb2 = Arc::new(rb.clone());
+    let redact2 = redact.clone();
+    let progress: Arc<dyn Fn(&golive_engine::CheckResult) + Send + Sync> =
+        if std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} checks {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            Arc::new(move |r: &golive_engine::CheckResult| {
+                bar.inc(1);
+                if !matches!(r.outcome, golive_engine::Outcome::Passed) {
+                    bar.println(checks::progress_line(&rb2, r, &redact2));
+                }
+                if bar.position() >= total {
+                    bar.finish_and_clear();
+                }
+            })
+        } else {
+            Arc::new(move |r: &golive_engine::CheckResult| {
+                eprintln!("{}", checks::progress_line(&rb2, r, &redact2));
+            })
+        };
+    golive_engine::run_plan(plan, opts, progress).await
+}
+
+fn probe_command(
+    kind: &str,
+    target: &str,
+    options: &[String],
+    expect: Option<&str>,
+    timeout: &str,
+    format: Format,
+) -> Result<ExitCode, String> {
+    let k = golive_probe::kind(kind).ok_or_else(|| {
+        let known: Vec<&str> = golive_probe::KINDS.iter().map(|k| k.name).collect();
+        format!("unknown probe kind `{kind}` (known: {})", known.join(", "))
+    })?;
+    let timeout = golive_probe::parse_duration(timeout).map_err(|e| format!("--timeout: {e}"))?;
+    let mut table = toml::Table::new();
+    let key = if k.name == "command" {
+        "command"
+    } else {
+        "target"
+    };
+    table.insert(key.into(), toml::Value::String(target.into()));
+    for o in options {
+        let (key, value) = o
+            .split_once('=')
+            .ok_or_else(|| format!("`{o}`: options are KEY=VALUE, e.g. record=AAAA"))?;
+        if !k.options.contains(&key) {
+            return Err(format!(
+                "a {} probe has no option `{key}` (options: {})",
+                k.name,
+                k.options.join(", ")
+            ));
+        }
+        let v = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.to_string()));
+        table.insert(key.into(), v);
+    }
+    let vars = golive_probe::Vars::new();
+    let spec = golive_probe::Spec {
+        kind: k.name,
+        table: &table,
+        vars: &vars,
+        commands: Vec::new(),
+        timeout,
+    };
+    let probe = (k.build)(&spec).map_err(|e| e.to_string())?;
+    let condition = expect
+        .map(golive_engine::Condition::compile)
+        .transpose()
+        .map_err(|e| format!("--expect: {e}"))?;
+    let observed = runtime()?.block_on(async {
+        match tokio::time::timeout(timeout, probe.observe()).await {
+            Ok(r) => r,
+            Err(_) => Err(golive_probe::ProbeError::Timeout(timeout)),
+        }
+    });
+    let obs = match observed {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!(
+                "golive: {} {}: could not observe: {e}",
+                k.name,
+                probe.target()
+            );
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let verdict = match &condition {
+        Some(c) => Some(
+            c.eval_bool(&obs, golive_probe_now())
+                .map_err(|e| format!("--expect: {e}"))?,
+        ),
+        None => None,
+    };
+    match format {
+        Format::Json => {
+            let mut v =
+                serde_json::json!({ "kind": k.name, "target": probe.target(), "observation": obs });
+            if let (Some(c), Some((pass, _))) = (&condition, &verdict) {
+                v["expect"] = serde_json::json!(c.source);
+                v["passed"] = serde_json::json!(pass);
+            }
+            println!("{}", pretty(&v));
+        }
+        Format::Text => {
+            println!("{} {}", k.name, probe.target());
+            print_flat("", &obs);
+            if let (Some(c), Some((pass, actual))) = (&condition, &verdict) {
+                let shown: Vec<String> = actual.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                println!(
+                    "
+{}: {}",
+                    if *pass { "PASS" } else { "FAIL" },
+                    c.source
+                );
+                if !*pass {
+                    println!("actual: {}", shown.join(", "));
+                }
+            }
+        }
+    }
+    Ok(match verdict {
+        Some((false, _)) => ExitCode::from(1),
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+fn golive_probe_now() -> jiff::Timestamp {
+    jiff::Timestamp::now()
+}
+
+/// Print an observation as `path: value` lines.
+fn print_flat(prefix: &str, v: &serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                print_flat(&p, v);
+            }
+        }
+        serde_json::Value::String(s) => {
+            let shown: String = s.chars().take(200).collect();
+            let more = if s.chars().count() > 200 { "…" } else { "" };
+            println!("  {prefix}: {:?}{more}", shown);
+        }
+        other => println!("  {prefix}: {other}"),
     }
 }
 

@@ -67,6 +67,7 @@ pub fn runbook_json(rb: &Runbook) -> Value {
         "header": header,
         "stages": stages,
         "placeholders": placeholder_lines(rb),
+        "annotation_placeholders": placeholder_lines_where(rb, true),
     })
 }
 
@@ -87,9 +88,19 @@ fn summary_json(rb: &Runbook) -> Value {
     })
 }
 
+/// Lines of every use of each placeholder in the document's text (uses in
+/// `golive` annotations are listed apart).
 fn placeholder_lines(rb: &Runbook) -> BTreeMap<String, Vec<u32>> {
+    placeholder_lines_where(rb, false)
+}
+
+fn placeholder_lines_where(rb: &Runbook, in_annotation: bool) -> BTreeMap<String, Vec<u32>> {
     let mut map: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-    for p in &rb.placeholders {
+    for p in rb
+        .placeholders
+        .iter()
+        .filter(|p| p.in_annotation == in_annotation)
+    {
         map.entry(p.name.clone()).or_default().push(p.loc.line);
     }
     map

@@ -1,0 +1,151 @@
+//! Lint of what the runbook crate cannot judge alone: check kinds, the
+//! options each kind takes, and CEL expressions (compiled here, with the
+//! fault's position mapped into the Markdown file).
+
+use crate::condition::Condition;
+use golive_runbook::{Annotation, Diagnostic, Loc, Runbook, Severity};
+
+/// Keys the engine reads on any annotation: gates, rollback and watching.
+const ENGINE_KEYS: &[&str] = &["gate", "on_fail", "watch", "for", "every", "vars"];
+
+/// Findings about the `golive` check annotations of `rb`.
+pub fn lint_checks(rb: &Runbook) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for a in rb.all_annotations() {
+        let Some(table) = &a.table else { continue };
+        if let Some(v) = table.get("check") {
+            let name = v.as_str().unwrap_or("");
+            match golive_probe::kind(name) {
+                None => {
+                    let known: Vec<&str> = golive_probe::KINDS.iter().map(|k| k.name).collect();
+                    out.push(Diagnostic {
+                        severity: Severity::Error,
+                        code: "unknown-check",
+                        message: format!("unknown check kind `{name}`"),
+                        loc: value_loc(rb, a, "check").unwrap_or(a.loc),
+                        label: None,
+                        help: Some(format!("known kinds: {}", known.join(", "))),
+                    });
+                }
+                Some(kind) => {
+                    for key in table.keys() {
+                        let common = golive_probe::COMMON_KEYS.contains(&key.as_str())
+                            || ENGINE_KEYS.contains(&key.as_str());
+                        let known_anywhere = golive_runbook::lint::ANNOTATION_KEYS
+                            .iter()
+                            .any(|(k, _)| k == key);
+                        if !common && known_anywhere && !kind.options.contains(&key.as_str()) {
+                            out.push(Diagnostic {
+                                severity: Severity::Error,
+                                code: "unknown-option",
+                                message: format!("a {} check has no option `{key}`", kind.name),
+                                loc: key_loc(rb, a, key).unwrap_or(a.loc),
+                                label: None,
+                                help: Some(format!(
+                                    "{} options: {}",
+                                    kind.name,
+                                    if kind.options.is_empty() {
+                                        "none".to_string()
+                                    } else {
+                                        kind.options.join(", ")
+                                    }
+                                )),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        for key in ["expect", "gate"] {
+            if let Some(toml::Value::String(src)) = table.get(key) {
+                condition(rb, a, key, src, &mut out);
+            }
+        }
+        if let Some(toml::Value::Table(fills)) = table.get("fill") {
+            for v in fills.values() {
+                if let toml::Value::String(src) = v {
+                    condition(rb, a, "fill", src, &mut out);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn condition(rb: &Runbook, a: &Annotation, key: &str, src: &str, out: &mut Vec<Diagnostic>) {
+    if let Err(e) = Condition::compile(src) {
+        // point at the fault inside the string when the string is written
+        // plainly on one line, else at the value
+        let loc = string_loc(rb, a, src)
+            .and_then(|start| {
+                if e.line != 1 {
+                    return None;
+                }
+                let off: usize = src
+                    .chars()
+                    .take(e.column.saturating_sub(1))
+                    .map(char::len_utf8)
+                    .sum();
+                let s = start + off.min(src.len());
+                Some(
+                    rb.lines
+                        .loc(&rb.source, s, (s + 1).min(start + src.len()).max(s)),
+                )
+            })
+            .or_else(|| value_loc(rb, a, key))
+            .unwrap_or(a.loc);
+        out.push(Diagnostic {
+            severity: Severity::Error,
+            code: "condition-syntax",
+            message: format!("`{key}` is not a valid CEL expression: {}", e.message),
+            loc,
+            label: None,
+            help: Some(
+                "conditions are CEL over the probe's observation, e.g. \
+                 `status == 200 && json.status == 'healthy'`; docs/checks.md lists the fields"
+                    .into(),
+            ),
+        });
+    }
+}
+
+/// Byte offset in the file where the literal text `src` starts inside the
+/// annotation's body (within its quotes).
+fn string_loc(rb: &Runbook, a: &Annotation, src: &str) -> Option<usize> {
+    let body = &rb.source[a.body.start..a.body.end];
+    for q in ['"', '\''] {
+        let needle = format!("{q}{src}{q}");
+        if let Some(i) = body.find(&needle) {
+            return Some(a.body.start + i + 1);
+        }
+    }
+    None
+}
+
+fn key_line(rb: &Runbook, a: &Annotation, key: &str) -> Option<(usize, usize)> {
+    let body = &rb.source[a.body.start..a.body.end];
+    let mut off = 0;
+    for line in body.split_inclusive('\n') {
+        let t = line.trim_start();
+        if let Some(rest) = t.strip_prefix(key)
+            && rest.trim_start().starts_with('=')
+        {
+            let start = a.body.start + off + (line.len() - t.len());
+            return Some((start, a.body.start + off + line.trim_end().len()));
+        }
+        off += line.len();
+    }
+    None
+}
+
+fn key_loc(rb: &Runbook, a: &Annotation, key: &str) -> Option<Loc> {
+    key_line(rb, a, key).map(|(s, _)| rb.lines.loc(&rb.source, s, s + key.len()))
+}
+
+fn value_loc(rb: &Runbook, a: &Annotation, key: &str) -> Option<Loc> {
+    let (s, e) = key_line(rb, a, key)?;
+    let line = &rb.source[s..e];
+    let eq = line.find('=')?;
+    let vs = s + eq + 1 + (line[eq + 1..].len() - line[eq + 1..].trim_start().len());
+    Some(rb.lines.loc(&rb.source, vs, e.max(vs)))
+}

@@ -1,0 +1,237 @@
+//! From a runbook and its variables to the checks that would run.
+
+use crate::condition::{Condition, ConditionError};
+use golive_probe::{Probe, Spec, SpecError, Vars, kind, parse_duration};
+use golive_runbook::{Annotation, ItemKind, Loc, Runbook, Target};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One automated check, ready to run.
+#[derive(Debug)]
+pub struct Check {
+    /// Index of the item in `Runbook::items`.
+    pub item: usize,
+    pub kind: &'static str,
+    pub probe: Box<dyn Probe>,
+    pub expect: Condition,
+    /// Blank label → expression whose value fills it.
+    pub fills: Vec<(String, Condition)>,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub backoff: Duration,
+    /// Where the annotation is (failures point here and at the item).
+    pub loc: Loc,
+    /// The run's plain variables, readable in conditions as `vars.NAME`
+    /// (secrets are never put here).
+    pub vars: serde_json::Value,
+}
+
+/// Why an annotation could not become a check.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub item: usize,
+    pub loc: Loc,
+    pub message: String,
+}
+
+/// What `golive run` would do.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub checks: Vec<Arc<Check>>,
+    /// Items with no check: they wait for a person.
+    pub manual: Vec<usize>,
+    /// Annotations that cannot run as written.
+    pub problems: Vec<Problem>,
+}
+
+/// Plan every check of `rb`, or only those under the names in `only`
+/// (item, group or stage ids or addresses). `defaults` are options given for
+/// the whole run (`ca_file`, `nameserver`): each check of a kind that takes
+/// one gets it unless its annotation says otherwise. Variables the document
+/// declares with a default (`vars = { NAME = "value" }` in a `golive` block
+/// before the first stage) are bound when the caller did not bind them.
+pub fn plan(
+    rb: &Runbook,
+    vars: &Vars,
+    only: &[String],
+    defaults: &toml::Table,
+) -> Result<Plan, String> {
+    let selected = select(rb, only)?;
+    let vars = &with_document_defaults(rb, vars)?;
+    let plain: serde_json::Map<String, serde_json::Value> = vars
+        .plain()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
+        .collect();
+    let plain = serde_json::Value::Object(plain);
+    let mut out = Plan::default();
+    for (i, item) in rb.items.iter().enumerate() {
+        if !selected.contains(&i) {
+            continue;
+        }
+        let mut any = false;
+        for a in item.annotations.iter().filter(|a| is_check(a)) {
+            any = true;
+            let commands = item
+                .commands
+                .iter()
+                .flat_map(|b| b.commands.iter())
+                .map(|c| (c.text.clone(), c.expected.clone()))
+                .collect();
+            match check(i, a, vars, commands, defaults) {
+                Ok(mut c) => {
+                    c.vars = plain.clone();
+                    out.checks.push(Arc::new(c))
+                }
+                Err((loc, message)) => out.problems.push(Problem {
+                    item: i,
+                    loc,
+                    message,
+                }),
+            }
+        }
+        if !any && item.kind != ItemKind::Step {
+            out.manual.push(i);
+        }
+    }
+    Ok(out)
+}
+
+/// An annotation that declares a check (`check = …`).
+pub fn is_check(a: &Annotation) -> bool {
+    a.table.as_ref().is_some_and(|t| t.contains_key("check"))
+}
+
+fn select(rb: &Runbook, only: &[String]) -> Result<Vec<usize>, String> {
+    if only.is_empty() {
+        return Ok((0..rb.items.len()).collect());
+    }
+    let mut out = Vec::new();
+    for name in only {
+        let n = name.trim().trim_matches('/');
+        let stage = rb.stages.iter().position(|s| s.id == n || s.address == n);
+        let group = rb.groups().find(|(_, g)| g.id == n || g.address == n);
+        if let Some(s) = stage {
+            out.extend(rb.stages[s].all_items());
+        } else if let Some((_, g)) = group {
+            out.extend(g.items.iter().copied());
+        } else {
+            match rb.resolve(n) {
+                Ok(Target::Item(i)) | Ok(Target::SubCheck(i, _)) => out.push(i),
+                Err(e) => return Err(format!("--only {name}: {e}")),
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+fn condition_error(a: &Annotation, key: &str, e: ConditionError) -> (Loc, String) {
+    (a.loc, format!("`{key}`: {e}"))
+}
+
+/// The caller's variables plus the document's declared defaults.
+fn with_document_defaults(rb: &Runbook, vars: &Vars) -> Result<Vars, String> {
+    let mut out = vars.clone();
+    for a in &rb.header.annotations {
+        let Some(toml::Value::Table(t)) = a.table.as_ref().and_then(|t| t.get("vars")) else {
+            continue;
+        };
+        for (k, v) in t {
+            if out.is_bound(k) {
+                continue;
+            }
+            let raw = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            // a default may use other variables: `http://[DOMAIN]/`
+            match out.substitute(&raw) {
+                Ok(value) => out.set(k, &value),
+                Err(_) => continue,
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn check(
+    item: usize,
+    a: &Annotation,
+    vars: &Vars,
+    commands: Vec<(String, Option<String>)>,
+    defaults: &toml::Table,
+) -> Result<Check, (Loc, String)> {
+    let written = a
+        .table
+        .as_ref()
+        .ok_or((a.loc, "the annotation does not parse".to_string()))?;
+    let name = written.get("check").and_then(|v| v.as_str()).unwrap_or("");
+    let k = kind(name).ok_or_else(|| {
+        let known: Vec<&str> = golive_probe::KINDS.iter().map(|k| k.name).collect();
+        (
+            a.loc,
+            format!("unknown check kind `{name}` (known: {})", known.join(", ")),
+        )
+    })?;
+    let mut merged = written.clone();
+    for (key, value) in defaults {
+        if k.options.contains(&key.as_str()) && !merged.contains_key(key) {
+            merged.insert(key.clone(), value.clone());
+        }
+    }
+    let table = &merged;
+    let duration = |key: &str, default: Duration| -> Result<Duration, (Loc, String)> {
+        match table.get(key) {
+            None => Ok(default),
+            Some(toml::Value::String(s)) => {
+                parse_duration(s).map_err(|e| (a.loc, format!("`{key}`: {e}")))
+            }
+            Some(_) => Err((a.loc, format!("`{key}` must be a duration such as \"5s\""))),
+        }
+    };
+    let timeout = duration("timeout", golive_probe::DEFAULT_TIMEOUT)?;
+    let backoff = duration("backoff", Duration::from_millis(500))?;
+    let retries = match table.get("retries") {
+        None => 0,
+        Some(toml::Value::Integer(n)) if (0..=20).contains(n) => *n as u32,
+        Some(_) => {
+            return Err((
+                a.loc,
+                "`retries` must be a whole number from 0 to 20".into(),
+            ));
+        }
+    };
+    let spec = Spec {
+        kind: k.name,
+        table,
+        vars,
+        commands,
+        timeout,
+    };
+    let probe = (k.build)(&spec).map_err(|e: SpecError| (a.loc, e.to_string()))?;
+    let expect_src = table
+        .get("expect")
+        .and_then(|v| v.as_str())
+        .unwrap_or(k.default_expect);
+    let expect = Condition::compile(expect_src).map_err(|e| condition_error(a, "expect", e))?;
+    let mut fills = Vec::new();
+    if let Some(toml::Value::Table(f)) = table.get("fill") {
+        for (label, v) in f {
+            let src = v
+                .as_str()
+                .ok_or((a.loc, format!("fill `{label}` must be a string")))?;
+            let c = Condition::compile(src).map_err(|e| condition_error(a, "fill", e))?;
+            fills.push((label.clone(), c));
+        }
+    }
+    Ok(Check {
+        item,
+        kind: k.name,
+        probe,
+        expect,
+        fills,
+        timeout,
+        retries,
+        backoff,
+        loc: a.loc,
+        vars: serde_json::Value::Null,
+    })
+}

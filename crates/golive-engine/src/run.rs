@@ -1,0 +1,188 @@
+//! Running a plan: a bounded pool, a deadline per check, retries with
+//! backoff. Observing and judging are kept apart: a check that could not
+//! observe is an error, one whose condition is false a failure.
+
+use crate::condition::Actual;
+use crate::plan::{Check, Plan};
+use golive_probe::{Observation, ProbeError};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// How a check ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Passed,
+    /// Observed, and the condition is false.
+    Failed,
+    /// Could not observe (timeout, refused, unknown host …), or the condition
+    /// could not be evaluated against what was observed.
+    Error(String),
+    /// Not run: it has side effects and they were not allowed.
+    Skipped(String),
+}
+
+impl Outcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Passed => "passed",
+            Outcome::Failed => "failed",
+            Outcome::Error(_) => "error",
+            Outcome::Skipped(_) => "skipped",
+        }
+    }
+}
+
+/// What running one check gave.
+#[derive(Debug, Clone)]
+pub struct CheckResult {
+    pub check: Arc<Check>,
+    pub outcome: Outcome,
+    pub observation: Option<Observation>,
+    /// The fields the condition reads, with what was observed.
+    pub actual: Vec<Actual>,
+    /// Blank label → value, for the fills that could be evaluated.
+    pub fills: Vec<(String, String)>,
+    pub attempts: u32,
+    pub duration: Duration,
+}
+
+/// Options of a run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub concurrency: usize,
+    /// Run checks with side effects (commands).
+    pub allow_commands: bool,
+}
+
+/// Run every check of `plan`, at most `concurrency` at once. `progress` is
+/// called as each check ends (from the task that ran it). Results come back
+/// in plan order.
+pub async fn run_plan(
+    plan: &Plan,
+    opts: &RunOptions,
+    progress: Arc<dyn Fn(&CheckResult) + Send + Sync>,
+) -> Vec<CheckResult> {
+    let sem = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+    let mut tasks = Vec::with_capacity(plan.checks.len());
+    for check in &plan.checks {
+        let check = check.clone();
+        let sem = sem.clone();
+        let progress = progress.clone();
+        let allow = opts.allow_commands;
+        tasks.push(tokio::spawn(async move {
+            let r = if check.probe.side_effects() && !allow {
+                skipped(check)
+            } else {
+                let _permit = sem.acquire_owned().await;
+                run_check(check).await
+            };
+            progress(&r);
+            r
+        }));
+    }
+    let mut out = Vec::with_capacity(tasks.len());
+    for (t, check) in tasks.into_iter().zip(&plan.checks) {
+        out.push(t.await.unwrap_or_else(|e| CheckResult {
+            check: check.clone(),
+            outcome: Outcome::Error(format!("the check stopped unexpectedly: {e}")),
+            observation: None,
+            actual: Vec::new(),
+            fills: Vec::new(),
+            attempts: 0,
+            duration: Duration::ZERO,
+        }));
+    }
+    out
+}
+
+fn skipped(check: Arc<Check>) -> CheckResult {
+    CheckResult {
+        check,
+        outcome: Outcome::Skipped("runs a command: pass --allow-commands".into()),
+        observation: None,
+        actual: Vec::new(),
+        fills: Vec::new(),
+        attempts: 0,
+        duration: Duration::ZERO,
+    }
+}
+
+/// Run one check with its retries.
+pub async fn run_check(check: Arc<Check>) -> CheckResult {
+    let start = Instant::now();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let observed = match tokio::time::timeout(check.timeout, check.probe.observe()).await {
+            Ok(r) => r,
+            Err(_) => Err(ProbeError::Timeout(check.timeout)),
+        };
+        let mut result = judge(&check, observed);
+        let last = attempt > check.retries;
+        if result.outcome == Outcome::Passed || last {
+            result.attempts = attempt;
+            result.duration = start.elapsed();
+            return result;
+        }
+        let wait = check.backoff.saturating_mul(1 << (attempt - 1).min(10));
+        tokio::time::sleep(wait).await;
+    }
+}
+
+fn judge(check: &Arc<Check>, observed: Result<Observation, ProbeError>) -> CheckResult {
+    let mut r = CheckResult {
+        check: check.clone(),
+        outcome: Outcome::Passed,
+        observation: None,
+        actual: Vec::new(),
+        fills: Vec::new(),
+        attempts: 0,
+        duration: Duration::ZERO,
+    };
+    let obs = match observed {
+        Ok(o) => o,
+        Err(e) => {
+            r.outcome = Outcome::Error(e.to_string());
+            return r;
+        }
+    };
+    let now = jiff::Timestamp::now();
+    // conditions read the observation and `vars`
+    let mut scope = obs.clone();
+    if let Value::Object(m) = &mut scope {
+        m.insert("vars".into(), check.vars.clone());
+    }
+    for (label, c) in &check.fills {
+        if let Ok(v) = c.eval_value(&scope, now) {
+            r.fills.push((label.clone(), fill_text(&v)));
+        }
+    }
+    match check.expect.eval_bool(&scope, now) {
+        Ok((pass, actual)) => {
+            r.outcome = if pass {
+                Outcome::Passed
+            } else {
+                Outcome::Failed
+            };
+            r.actual = actual;
+        }
+        Err(e) => {
+            r.actual = check.expect.actual_values(&obs);
+            r.outcome = Outcome::Error(format!("cannot evaluate `{}`: {e}", check.expect.source));
+        }
+    }
+    r.observation = Some(obs);
+    r
+}
+
+/// A value as it is written into a blank.
+pub fn fill_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "—".into(),
+        Value::Number(n) => n.to_string(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,296 @@
+//! `golive run` on the annotated reference checklist, against a local
+//! stand-in started by the test: an HTTPS service with a test CA, an HTTP
+//! server that redirects to it, a DNS server, and a git repository.
+
+use golive_testkit::{Pki, Server, full};
+use http::{Request, Response};
+use hyper::body::Incoming;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+const TOKEN: &str = "s3cr3t-Token-9f2c";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+struct StandIn {
+    pki: Pki,
+    https: Server,
+    http: Server,
+    dns: Server,
+    repo: PathBuf,
+}
+
+fn service(version: &'static str) -> golive_testkit::Handler {
+    Arc::new(move |req: &Request<Incoming>| {
+        let authed = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            == Some(&format!("Bearer {TOKEN}"));
+        let (status, body) = match req.uri().path() {
+            "/" => (200, "<h1>shop</h1>".to_string()),
+            "/health" => (
+                200,
+                format!(r#"{{"status":"healthy","version":"{version}"}}"#),
+            ),
+            "/ready" => (
+                200,
+                r#"{"status":"ready","dependencies":{"database":"ok","filesystem":"ok"}}"#
+                    .to_string(),
+            ),
+            "/live" => (200, "ok".to_string()),
+            "/version" => (
+                200,
+                format!(r#"{{"version":"{version}","build":"412","commit":"3f2a9c1"}}"#),
+            ),
+            "/api/v1/test" if authed => (200, r#"{"ok":true}"#.to_string()),
+            "/api/v1/db-health" if authed => (
+                200,
+                r#"{"database":"connected","latency_ms":3}"#.to_string(),
+            ),
+            "/api/v1/test" | "/api/v1/db-health" => {
+                (401, r#"{"error":"unauthorized"}"#.to_string())
+            }
+            _ => (
+                404,
+                "<h1>Not found</h1><p>Try the home page.</p>".to_string(),
+            ),
+        };
+        Response::builder()
+            .status(status)
+            .header(
+                "strict-transport-security",
+                "max-age=31536000; includeSubDomains",
+            )
+            .header(
+                "content-type",
+                if body.starts_with('{') {
+                    "application/json"
+                } else {
+                    "text/html"
+                },
+            )
+            .body(full(body))
+            .expect("response")
+    })
+}
+
+async fn stand_in(version: &'static str) -> StandIn {
+    let pki = Pki::new();
+    let (chain, key) = pki.leaf(&["localhost"], -1, 90);
+    let https = golive_testkit::https(chain, key, service(version)).await;
+    let port = https.addr.port();
+    let http = golive_testkit::http(Arc::new(move |req: &Request<Incoming>| {
+        Response::builder()
+            .status(301)
+            .header(
+                "location",
+                format!("https://localhost:{port}{}", req.uri().path()),
+            )
+            .body(full(""))
+            .expect("response")
+    }))
+    .await;
+    let dns = golive_testkit::dns().await;
+    let repo = pki.dir.join("repo");
+    std::fs::create_dir_all(&repo).expect("repo dir");
+    std::fs::write(repo.join("package-lock.json"), "{\"lockfileVersion\":3}\n").expect("lock");
+    std::fs::write(repo.join(".env.production.example"), "DATABASE_URL=\n").expect("env");
+    let git = |args: &[&str]| {
+        let ok = Command::new("git")
+            .args(args)
+            .current_dir(&repo)
+            .env("GIT_AUTHOR_NAME", "Release Bot")
+            .env("GIT_AUTHOR_EMAIL", "release@example.test")
+            .env("GIT_COMMITTER_NAME", "Release Bot")
+            .env("GIT_COMMITTER_EMAIL", "release@example.test")
+            .output()
+            .expect("git")
+            .status
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "release"]);
+    git(&["tag", "v1.1.0"]);
+    StandIn {
+        pki,
+        https,
+        http,
+        dns,
+        repo,
+    }
+}
+
+fn golive(s: &StandIn, version: &str, extra: &[&str]) -> Output {
+    let domain = format!("localhost:{}", s.https.addr.port());
+    let http_url = format!("http://127.0.0.1:{}/", s.http.addr.port());
+    let ns = format!("127.0.0.1:{}", s.dns.addr.port());
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "examples/aiwg-production.md".into(),
+        "--var".into(),
+        format!("DOMAIN={domain}"),
+        "--var".into(),
+        format!("VERSION={version}"),
+        "--var".into(),
+        format!("HTTP_URL={http_url}"),
+        "--var".into(),
+        format!("REPO_DIR={}", s.repo.display()),
+        // a generous budget for /live: the test asserts outcomes, not speed
+        "--var".into(),
+        "LIVE_BUDGET_MS=5000".into(),
+        "--secret".into(),
+        "TEST_TOKEN=env:GOLIVE_TEST_TOKEN".into(),
+        "--ca-file".into(),
+        s.pki.ca_file.to_string_lossy().into_owned(),
+        "--nameserver".into(),
+        ns,
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    Command::new(env!("CARGO_BIN_EXE_golive"))
+        .args(&args)
+        .current_dir(root())
+        .env("GOLIVE_TEST_TOKEN", TOKEN)
+        .output()
+        .expect("golive runs")
+}
+
+fn no_secret(out: &Output) {
+    for stream in [&out.stdout, &out.stderr] {
+        let text = String::from_utf8_lossy(stream);
+        assert!(!text.contains(TOKEN), "the secret leaked: {text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_automated_check_of_the_seed_passes_against_the_stand_in() {
+    let s = stand_in("v1.1.0").await;
+    let out = tokio::task::block_in_place(|| {
+        golive(&s, "1.1.0", &["--allow-commands", "--format", "json"])
+    });
+    no_secret(&out);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let failing: Vec<&Value> = v["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["outcome"] != "passed")
+        .collect();
+    assert!(
+        failing.is_empty(),
+        "{failing:#?}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(v["summary"]["passed"], 15, "items with checks");
+    assert_eq!(v["summary"]["failed"], 0);
+    assert_eq!(v["summary"]["error"], 0);
+    assert_eq!(v["summary"]["manual"], 112, "the rest wait for a person");
+    let ssl = v["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["address"] == "1.2.2"))
+        .expect("ssl check");
+    assert!(
+        ssl["fills"]["Certificate expiry date"]
+            .as_str()
+            .is_some_and(|d| d.ends_with('Z'))
+    );
+    assert_eq!(ssl["fills"]["Certificate matches domain"], "localhost");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commands_are_skipped_unless_allowed() {
+    let s = stand_in("v1.1.0").await;
+    let out = tokio::task::block_in_place(|| golive(&s, "1.1.0", &["--format", "json"]));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let tag = v["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["address"] == "1.1.5"))
+        .expect("tag check");
+    assert_eq!(tag["outcome"], "skipped");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_version_fails_with_actual_values_and_the_line() {
+    let s = stand_in("v1.1.0").await;
+    let out =
+        tokio::task::block_in_place(|| golive(&s, "1.2.0", &["--only", "smoke-testing-checklist"]));
+    no_secret(&out);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("✗ 4.1.2 Test 2: Health Check Passing — failed"),
+        "{text}"
+    );
+    assert!(text.contains("--> examples/aiwg-production.md:"), "{text}");
+    assert!(text.contains(r#"json.version = "v1.1.0""#), "{text}");
+    assert!(
+        text.contains("TOTAL: 6 passed, 2 failed, 0 could not observe"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn junit_has_failures_and_errors_apart() {
+    let s = stand_in("v1.1.0").await;
+    drop(s.dns);
+    let StandIn {
+        pki,
+        https,
+        http,
+        repo,
+        ..
+    } = s;
+    // the DNS server is gone: the dns check cannot observe (error), while a
+    // wrong version fails (failure)
+    let s = StandIn {
+        pki,
+        https,
+        http,
+        dns: golive_testkit::silent().await,
+        repo,
+    };
+    let out = tokio::task::block_in_place(|| golive(&s, "1.2.0", &["--format", "junit"]));
+    no_secret(&out);
+    let xml = String::from_utf8_lossy(&out.stdout);
+    assert!(xml.starts_with("<?xml"), "{xml}");
+    assert!(
+        xml.contains("<failure message=\"expected json.version == &apos;v&apos; + vars.VERSION"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("actual: json.version = &quot;v1.1.0&quot;"),
+        "{xml}"
+    );
+    assert!(xml.contains("type=\"could-not-observe\""), "{xml}");
+    assert!(
+        xml.contains("name=\"1.2.3 DNS records configured — dns localhost A"),
+        "{xml}"
+    );
+}
+
+#[test]
+fn unbound_placeholders_stop_the_run_before_anything_runs() {
+    let out = Command::new(env!("CARGO_BIN_EXE_golive"))
+        .args([
+            "run",
+            "examples/aiwg-production.md",
+            "--var",
+            "VERSION=1.1.0",
+        ])
+        .current_dir(root())
+        .output()
+        .expect("golive runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("placeholder [DOMAIN] is not bound"), "{err}");
+    assert!(err.contains("examples/aiwg-production.md:"), "{err}");
+    assert!(out.stdout.is_empty());
+}
