@@ -27,15 +27,40 @@ pub(crate) async fn resolve(
     if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
         return Ok((vec![SocketAddr::new(ip, port)], Duration::ZERO));
     }
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((bare, port))
+    // Checks of one run often name the same host at once: they share one
+    // lookup (for a second at most, so a long watch still sees DNS changes).
+    let cell = {
+        let mut cache = RESOLVED.lock().unwrap_or_else(|e| e.into_inner());
+        cache.retain(|_, (at, _)| at.elapsed() < Duration::from_secs(1));
+        cache
+            .entry((bare.to_string(), port))
+            .or_insert_with(|| (Instant::now(), Arc::new(tokio::sync::OnceCell::new())))
+            .1
+            .clone()
+    };
+    let addrs = cell
+        .get_or_init(|| async {
+            tokio::net::lookup_host((bare, port))
+                .await
+                .map(|a| a.collect::<Vec<_>>())
+                .map_err(|e| io_reason(&e))
+        })
         .await
-        .map_err(|e| ProbeError::Resolve(format!("{bare}: {}", io_reason(&e))))?
-        .collect();
+        .clone()
+        .map_err(|e| ProbeError::Resolve(format!("{bare}: {e}")))?;
     if addrs.is_empty() {
         return Err(ProbeError::Resolve(format!("{bare}: no addresses")));
     }
     Ok((addrs, t.elapsed()))
 }
+
+type Lookup = Arc<tokio::sync::OnceCell<Result<Vec<SocketAddr>, String>>>;
+
+/// Lookups shared for a second, keyed by (host, port).
+type LookupCache = std::collections::HashMap<(String, u16), (Instant, Lookup)>;
+
+static RESOLVED: std::sync::LazyLock<std::sync::Mutex<LookupCache>> =
+    std::sync::LazyLock::new(Default::default);
 
 /// Connect to the first address that accepts.
 pub(crate) async fn connect(
@@ -94,6 +119,33 @@ pub(crate) fn roots(ca_file: Option<&str>) -> Result<RootCertStore, String> {
 /// A client configuration that verifies against `roots`, or accepts any
 /// certificate when `insecure`.
 pub(crate) fn client_config(
+    ca_file: Option<&str>,
+    insecure: bool,
+    alpn: &[&[u8]],
+) -> Result<Arc<ClientConfig>, String> {
+    // one configuration per trust setting: the CA file is read once and TLS
+    // sessions can be resumed across checks
+    let key = (
+        ca_file.map(str::to_string),
+        insecure,
+        alpn.iter().map(|a| a.to_vec()).collect::<Vec<_>>(),
+    );
+    let mut cache = CONFIGS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(c) = cache.get(&key) {
+        return Ok(c.clone());
+    }
+    let config = build_client_config(ca_file, insecure, alpn)?;
+    cache.insert(key, config.clone());
+    Ok(config)
+}
+
+type ConfigKey = (Option<String>, bool, Vec<Vec<u8>>);
+
+static CONFIGS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<ConfigKey, Arc<ClientConfig>>>,
+> = std::sync::LazyLock::new(Default::default);
+
+fn build_client_config(
     ca_file: Option<&str>,
     insecure: bool,
     alpn: &[&[u8]],

@@ -94,6 +94,8 @@ pub async fn http(handler: Handler) -> Server {
             let Ok((tcp, _)) = listener.accept().await else {
                 continue;
             };
+            // as production servers do: no 40 ms Nagle/delayed-ACK stalls
+            let _ = tcp.set_nodelay(true);
             let h = handler.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
@@ -132,6 +134,8 @@ pub async fn https(
             let Ok((tcp, _)) = listener.accept().await else {
                 continue;
             };
+            // as production servers do: no 40 ms Nagle/delayed-ACK stalls
+            let _ = tcp.set_nodelay(true);
             let h = handler.clone();
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
