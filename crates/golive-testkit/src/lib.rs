@@ -67,6 +67,64 @@ pub fn routes(table: &[(&str, u16, &str)]) -> Handler {
     })
 }
 
+/// The endpoints the reference checklist's smoke tests call, for a service at
+/// `version` whose API wants `Authorization: Bearer {token}`; every answer
+/// carries HSTS.
+pub fn smoke_service(version: &'static str, token: &'static str) -> Handler {
+    Arc::new(move |req: &Request<Incoming>| {
+        let authed = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            == Some(&format!("Bearer {token}"));
+        let (status, body) = match req.uri().path() {
+            "/" => (200, "<h1>shop</h1>".to_string()),
+            "/health" => (
+                200,
+                format!(r#"{{"status":"healthy","version":"{version}"}}"#),
+            ),
+            "/ready" => (
+                200,
+                r#"{"status":"ready","dependencies":{"database":"ok","filesystem":"ok"}}"#
+                    .to_string(),
+            ),
+            "/live" => (200, "ok".to_string()),
+            "/version" => (
+                200,
+                format!(r#"{{"version":"{version}","build":"412","commit":"3f2a9c1"}}"#),
+            ),
+            "/api/v1/test" if authed => (200, r#"{"ok":true}"#.to_string()),
+            "/api/v1/db-health" if authed => (
+                200,
+                r#"{"database":"connected","latency_ms":3}"#.to_string(),
+            ),
+            "/api/v1/test" | "/api/v1/db-health" => {
+                (401, r#"{"error":"unauthorized"}"#.to_string())
+            }
+            _ => (
+                404,
+                "<h1>Not found</h1><p>Try the home page.</p>".to_string(),
+            ),
+        };
+        Response::builder()
+            .status(status)
+            .header(
+                "strict-transport-security",
+                "max-age=31536000; includeSubDomains",
+            )
+            .header(
+                "content-type",
+                if body.starts_with('{') {
+                    "application/json"
+                } else {
+                    "text/html"
+                },
+            )
+            .body(full(body))
+            .unwrap_or_else(|_| Response::new(full("")))
+    })
+}
+
 /// A running server; its tasks stop when it is dropped.
 pub struct Server {
     pub addr: SocketAddr,
