@@ -130,6 +130,70 @@ fn server_addr(given: Option<&str>) -> Result<SocketAddr, ProbeError> {
     }
 }
 
+/// One query to `server`, whatever the answer's rcode.
+pub(crate) async fn query(
+    server: SocketAddr,
+    name: &str,
+    record: RecordType,
+    timeout: Duration,
+) -> Result<hickory_resolver::proto::op::DnsResponse, ProbeError> {
+    let stream = UdpClientStream::builder(server, TokioRuntimeProvider::default())
+        .with_timeout(Some(timeout))
+        .build();
+    let (mut client, bg) = Client::<TokioRuntimeProvider>::from_sender(stream);
+    let _bg = crate::net::AbortOnDrop(tokio::spawn(async move {
+        let _ = bg.await;
+    }));
+    let fqdn = if name.ends_with('.') {
+        name.to_string()
+    } else {
+        format!("{name}.")
+    };
+    let qname = Name::from_str(&fqdn).map_err(|e| ProbeError::Protocol(e.to_string()))?;
+    client
+        .query(qname, DNSClass::IN, record)
+        .await
+        .map_err(|e| {
+            let s = e.to_string();
+            if s.contains("timed out") || s.contains("timeout") {
+                ProbeError::Timeout(timeout)
+            } else {
+                ProbeError::Protocol(format!("no answer from {server}: {s}"))
+            }
+        })
+}
+
+/// The IPv4 and IPv6 addresses of `name` according to `nameserver` (for the
+/// probes that connect: http, tls, tcp).
+pub(crate) async fn lookup_addrs(
+    name: &str,
+    nameserver: &str,
+    timeout: Duration,
+) -> Result<Vec<std::net::IpAddr>, ProbeError> {
+    let server = server_addr(Some(nameserver))?;
+    let mut out = Vec::new();
+    for record in [RecordType::A, RecordType::AAAA] {
+        let resp = query(server, name, record, timeout).await?;
+        match resp.metadata.response_code {
+            ResponseCode::NoError => {}
+            rc => {
+                return Err(ProbeError::Resolve(format!(
+                    "{name}: {} from {server}",
+                    rcode_name(rc)
+                )));
+            }
+        }
+        for r in &resp.answers {
+            match &r.data {
+                RData::A(a) => out.push(std::net::IpAddr::V4(a.0)),
+                RData::AAAA(a) => out.push(std::net::IpAddr::V6(a.0)),
+                _ => {}
+            }
+        }
+    }
+    Ok(out)
+}
+
 impl Probe for Dns {
     fn target(&self) -> String {
         match &self.nameserver {
@@ -141,33 +205,8 @@ impl Probe for Dns {
     fn observe(&self) -> BoxFuture<'_, Result<Observation, ProbeError>> {
         Box::pin(async move {
             let server = server_addr(self.nameserver.as_deref())?;
-            let stream = UdpClientStream::builder(server, TokioRuntimeProvider::default())
-                .with_timeout(Some(self.timeout))
-                .build();
-            let (mut client, bg) = Client::<TokioRuntimeProvider>::from_sender(stream);
-            let bg = crate::net::AbortOnDrop(tokio::spawn(async move {
-                let _ = bg.await;
-            }));
-            let fqdn = if self.name.ends_with('.') {
-                self.name.clone()
-            } else {
-                format!("{}.", self.name)
-            };
-            let name = Name::from_str(&fqdn).map_err(|e| ProbeError::Protocol(e.to_string()))?;
             let t = Instant::now();
-            let resp = client
-                .query(name, DNSClass::IN, self.record)
-                .await
-                .map_err(|e| {
-                    let s = e.to_string();
-                    if s.contains("timed out") || s.contains("timeout") {
-                        ProbeError::Timeout(self.timeout)
-                    } else {
-                        ProbeError::Protocol(format!("no answer from {server}: {s}"))
-                    }
-                })?;
-            let elapsed = t.elapsed();
-            drop(bg);
+            let resp = query(server, &self.name, self.record, self.timeout).await?;
             let records: Vec<Value> = resp
                 .answers
                 .iter()
@@ -194,7 +233,7 @@ impl Probe for Dns {
                 "ttl": matching.iter().map(|r| r.ttl).min(),
                 "authoritative": resp.metadata.authoritative,
                 "server": server.to_string(),
-                "time_ms": millis(elapsed),
+                "time_ms": millis(t.elapsed()),
             }))
         })
     }

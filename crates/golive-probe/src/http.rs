@@ -32,6 +32,7 @@ pub(crate) static KIND: Kind = Kind {
         "ca_file",
         "insecure",
         "max_body",
+        "nameserver",
     ],
     default_expect: "status >= 200 && status < 400",
     build,
@@ -47,6 +48,7 @@ struct Http {
     max_redirects: usize,
     max_body: usize,
     tls: Arc<ClientConfig>,
+    nameserver: Option<String>,
 }
 
 fn invalid(key: &str, msg: impl Into<String>) -> SpecError {
@@ -84,6 +86,7 @@ fn build(spec: &Spec) -> Result<Box<dyn Probe>, SpecError> {
         max_redirects: usize::try_from(spec.int("max_redirects")?.unwrap_or(10)).unwrap_or(10),
         max_body: usize::try_from(max_body).map_err(|_| invalid("max_body", "must be positive"))?,
         tls,
+        nameserver: spec.text("nameserver")?,
     }))
 }
 
@@ -122,7 +125,7 @@ impl Http {
         let host = url.host().unwrap_or_default().to_string();
         let port = url.port_u16().unwrap_or(if https { 443 } else { 80 });
         let start = Instant::now();
-        let (addrs, dns) = resolve(&host, port).await?;
+        let (addrs, dns) = resolve(&host, port, self.nameserver.as_deref()).await?;
         let (tcp, _, conn_t) = connect(&addrs).await?;
         let mut tls_t = None;
         let path = url.path_and_query().map_or("/", |p| p.as_str()).to_string();

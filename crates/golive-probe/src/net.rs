@@ -18,9 +18,12 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
 }
 
 /// Resolve `host:port`; an IP literal costs nothing.
+/// Resolve `host:port` with the system's resolver, or by asking
+/// `nameserver` (`ip[:port]`) when one is given.
 pub(crate) async fn resolve(
     host: &str,
     port: u16,
+    nameserver: Option<&str>,
 ) -> Result<(Vec<SocketAddr>, Duration), ProbeError> {
     let t = Instant::now();
     let bare = host.trim_start_matches('[').trim_end_matches(']');
@@ -33,17 +36,33 @@ pub(crate) async fn resolve(
         let mut cache = RESOLVED.lock().unwrap_or_else(|e| e.into_inner());
         cache.retain(|_, (at, _)| at.elapsed() < Duration::from_secs(1));
         cache
-            .entry((bare.to_string(), port))
+            .entry((bare.to_string(), port, nameserver.map(str::to_string)))
             .or_insert_with(|| (Instant::now(), Arc::new(tokio::sync::OnceCell::new())))
             .1
             .clone()
     };
     let addrs = cell
         .get_or_init(|| async {
-            tokio::net::lookup_host((bare, port))
-                .await
-                .map(|a| a.collect::<Vec<_>>())
-                .map_err(|e| io_reason(&e))
+            match nameserver {
+                Some(ns) => crate::dns::lookup_addrs(bare, ns, Duration::from_secs(5))
+                    .await
+                    .map(|ips| {
+                        ips.into_iter()
+                            .map(|ip| SocketAddr::new(ip, port))
+                            .collect()
+                    })
+                    .map_err(|e| match e {
+                        ProbeError::Resolve(m) => m
+                            .trim_start_matches(bare)
+                            .trim_start_matches(": ")
+                            .to_string(),
+                        other => other.to_string(),
+                    }),
+                None => tokio::net::lookup_host((bare, port))
+                    .await
+                    .map(|a| a.collect::<Vec<_>>())
+                    .map_err(|e| io_reason(&e)),
+            }
         })
         .await
         .clone()
@@ -57,7 +76,7 @@ pub(crate) async fn resolve(
 type Lookup = Arc<tokio::sync::OnceCell<Result<Vec<SocketAddr>, String>>>;
 
 /// Lookups shared for a second, keyed by (host, port).
-type LookupCache = std::collections::HashMap<(String, u16), (Instant, Lookup)>;
+type LookupCache = std::collections::HashMap<(String, u16, Option<String>), (Instant, Lookup)>;
 
 static RESOLVED: std::sync::LazyLock<std::sync::Mutex<LookupCache>> =
     std::sync::LazyLock::new(Default::default);

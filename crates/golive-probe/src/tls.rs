@@ -27,7 +27,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 pub(crate) static KIND: Kind = Kind {
     name: "tls",
     summary: "a server's certificate (dates, chain, names) and accepted TLS versions",
-    options: &["sni", "ca_file", "port", "legacy"],
+    options: &["sni", "ca_file", "port", "legacy", "nameserver"],
     default_expect: "cert.chain_valid && cert.hostname_match && cert.days_left > 0",
     build,
 };
@@ -39,6 +39,7 @@ struct Tls {
     sni: String,
     ca_file: Option<String>,
     legacy: bool,
+    nameserver: Option<String>,
 }
 
 fn build(spec: &Spec) -> Result<Box<dyn Probe>, SpecError> {
@@ -53,6 +54,7 @@ fn build(spec: &Spec) -> Result<Box<dyn Probe>, SpecError> {
         sni,
         ca_file: spec.text("ca_file")?,
         legacy: spec.flag("legacy")?.unwrap_or(true),
+        nameserver: spec.text("nameserver")?,
     }))
 }
 
@@ -74,7 +76,7 @@ impl Tls {
     async fn run(&self) -> Result<Observation, ProbeError> {
         let where_ = format!("{}:{}", self.host, self.port);
         let roots = roots(self.ca_file.as_deref()).map_err(ProbeError::Io)?;
-        let (addrs, _) = resolve(&self.host, self.port).await?;
+        let (addrs, _) = resolve(&self.host, self.port, self.nameserver.as_deref()).await?;
         let (tcp, addr, _) = connect(&addrs).await?;
         let config = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()

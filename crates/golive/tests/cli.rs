@@ -240,3 +240,32 @@ fn items_are_found_by_id_address_and_suffix() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean"));
 }
+
+/// The annotated reference checklist is the seed document plus `golive`
+/// blocks and nothing else: removing the blocks gives the seed back, byte for
+/// byte (its SHA-256 is recorded here, since the seed lives outside the repo).
+#[test]
+fn the_example_is_the_seed_plus_annotation_blocks_only() {
+    use sha2::{Digest, Sha256};
+    let text =
+        std::fs::read_to_string(root().join("examples/aiwg-production.md")).expect("example");
+    let mut kept = Vec::new();
+    let mut inside = false;
+    for line in text.split('\n') {
+        if line.trim() == "```golive" {
+            inside = true;
+            continue;
+        }
+        if inside {
+            inside = line.trim() != "```";
+            continue;
+        }
+        kept.push(line);
+    }
+    let seed = kept.join("\n");
+    assert_eq!(
+        hex::encode(Sha256::digest(seed.as_bytes())),
+        "1bb19f1c56d7a4cba402e7da28029f244ac63ad04544a74885b1bf68e5ddb2bd"
+    );
+    assert!(text.matches("```golive").count() >= 15);
+}

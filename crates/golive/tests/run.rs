@@ -186,25 +186,18 @@ async fn a_wrong_version_fails_with_actual_values_and_the_line() {
 #[tokio::test(flavor = "multi_thread")]
 async fn junit_has_failures_and_errors_apart() {
     let s = stand_in("v1.1.0").await;
-    drop(s.dns);
-    let StandIn {
-        pki,
-        https,
-        http,
-        repo,
-        ..
-    } = s;
-    // the DNS server is gone: the dns check cannot observe (error), while a
-    // wrong version fails (failure)
-    let s = StandIn {
-        pki,
-        https,
-        http,
-        dns: golive_testkit::silent().await,
-        repo,
-    };
-    let out = tokio::task::block_in_place(|| golive(&s, "1.2.0", &["--format", "junit"]));
+    // nothing listens on this port: the redirect check cannot observe
+    // (error), while a wrong version fails (failure)
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let http_url = format!("HTTP_URL=http://127.0.0.1:{closed}/");
+    let out = tokio::task::block_in_place(|| {
+        golive(&s, "1.2.0", &["--var", &http_url, "--format", "junit"])
+    });
     no_secret(&out);
+    assert_eq!(out.status.code(), Some(1));
     let xml = String::from_utf8_lossy(&out.stdout);
     assert!(xml.starts_with("<?xml"), "{xml}");
     assert!(
@@ -215,9 +208,11 @@ async fn junit_has_failures_and_errors_apart() {
         xml.contains("actual: json.version = &quot;v1.1.0&quot;"),
         "{xml}"
     );
-    assert!(xml.contains("type=\"could-not-observe\""), "{xml}");
+    assert!(xml.contains("failures=\"2\" errors=\"1\""), "{xml}");
+    let error_case = format!("name=\"1.3.5 HTTPS enforced — http GET http://127.0.0.1:{closed}/\"");
+    let at = xml.find(&error_case).unwrap_or_else(|| panic!("{xml}"));
     assert!(
-        xml.contains("name=\"1.2.3 DNS records configured — dns localhost A"),
+        xml[at..].contains("<error message=\"connection refused by 127.0.0.1:"),
         "{xml}"
     );
 }
