@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 findings (lint) or failed checks, 2 bad input.
 
 mod checks;
+mod record;
 mod show;
 mod vars;
 
@@ -73,6 +74,16 @@ impl VarArgs {
 }
 
 #[derive(Subcommand)]
+enum AuditAction {
+    /// Verify a deployment's event chain (the newest deployment by default).
+    Verify {
+        deployment: Option<String>,
+        #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
+        store: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Check a runbook for faults: declared counts, duplicate ids, annotations,
     /// unbound placeholders, unclosed fences, skipped heading levels.
@@ -115,6 +126,18 @@ enum Command {
         allow_commands: bool,
         #[arg(long, value_enum, default_value_t = RunFormat::Text)]
         format: RunFormat,
+        /// Where the deployment is recorded: a SQLite path, `sqlite://PATH`
+        /// or `postgres://…`.
+        #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
+        store: String,
+    },
+    /// The tamper-evident record: `golive audit verify [DEPLOYMENT]` walks a
+    /// deployment's event chain and names the first row that was edited,
+    /// deleted or reordered. Exit 0 intact, 1 tampered, 2 no such store or
+    /// deployment.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
     },
     /// Run one probe ad hoc and print what it observed, as curl, dig or
     /// `openssl s_client` would: `golive probe tls shop.example.test:443`.
@@ -230,6 +253,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             concurrency,
             allow_commands,
             format,
+            store,
         } => {
             let (rb, plan, redact) = prepare(&file, &vars, &only)?;
             if !plan.problems.is_empty() {
@@ -244,7 +268,15 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 concurrency,
                 allow_commands,
             };
-            let results = runtime()?.block_on(run_with_progress(&rb, &plan, &opts, &redact));
+            let rt = runtime()?;
+            let results = rt.block_on(async {
+                let recorder = record::Recorder::start(&store, &rb, &plan, &only, &redact).await?;
+                let results = run_with_progress(&rb, &plan, &opts, &redact).await;
+                recorder
+                    .finish(&rb, &results, &plan.manual, &redact)
+                    .await?;
+                Ok::<_, String>(results)
+            })?;
             match format {
                 RunFormat::Text => {
                     print!("{}", checks::run_text(&rb, &results, &plan.manual, &redact))
@@ -267,6 +299,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 ExitCode::SUCCESS
             })
         }
+        Command::Audit {
+            action: AuditAction::Verify { deployment, store },
+        } => runtime()?.block_on(record::verify(&store, deployment.as_deref())),
         Command::Probe {
             kind,
             target,

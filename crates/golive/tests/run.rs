@@ -103,8 +103,13 @@ fn golive(s: &StandIn, version: &str, extra: &[&str]) -> Output {
         .args(&args)
         .current_dir(root())
         .env("GOLIVE_TEST_TOKEN", TOKEN)
+        .env("GOLIVE_STORE", store_of(s))
         .output()
         .expect("golive runs")
+}
+
+fn store_of(s: &StandIn) -> String {
+    format!("sqlite://{}", s.pki.dir.join("golive.db").display())
 }
 
 fn no_secret(out: &Output) {
@@ -148,6 +153,55 @@ async fn every_automated_check_of_the_seed_passes_against_the_stand_in() {
             .is_some_and(|d| d.ends_with('Z'))
     );
     assert_eq!(ssl["fills"]["Certificate matches domain"], "localhost");
+}
+
+/// A run is recorded as a deployment whose event chain `golive audit verify`
+/// checks; an edit made with sqlite3 is found and named; no secret is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_are_recorded_and_the_record_is_tamper_evident() {
+    let s = stand_in("v1.1.0").await;
+    let out =
+        tokio::task::block_in_place(|| golive(&s, "1.1.0", &["--only", "smoke-testing-checklist"]));
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("recorded as deployment d-"), "{err}");
+    let audit = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_golive"))
+            .args(["audit", "verify"])
+            .args(args)
+            .env("GOLIVE_STORE", store_of(&s))
+            .output()
+            .expect("golive audit")
+    };
+    let ok = audit(&[]);
+    assert_eq!(ok.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        text.contains(": 10 events, chain intact"),
+        "started + 8 checks + finished: {text}"
+    );
+    let db = s.pki.dir.join("golive.db");
+    let dump = Command::new("sqlite3")
+        .arg(&db)
+        .arg("SELECT data FROM events")
+        .output()
+        .expect("sqlite3");
+    assert!(
+        !String::from_utf8_lossy(&dump.stdout).contains(TOKEN),
+        "a secret reached the store"
+    );
+    let edit = Command::new("sqlite3")
+        .arg(&db)
+        .arg("UPDATE events SET actor = 'someone else' WHERE seq = 5")
+        .output()
+        .expect("sqlite3");
+    assert!(edit.status.success());
+    let bad = audit(&[]);
+    assert_eq!(bad.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&bad.stdout);
+    assert!(text.contains("TAMPERED: event 5 was edited"), "{text}");
+    let missing = audit(&["d-nope"]);
+    assert_eq!(missing.status.code(), Some(2));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,0 +1,212 @@
+//! One test suite, run on SQLite and on PostgreSQL: appends, the chain, and
+//! tamper evidence against edits made with the databases' own tools
+//! (`sqlite3`, `psql`), as an insider would make them.
+
+use golive_store::{NewDeployment, NewEvent, Store, ViolationKind};
+use serde_json::json;
+use std::process::Command;
+
+/// The PostgreSQL the tests use: `GOLIVE_TEST_PG`, or the local server that
+/// `.ci/run` makes sure is running.
+fn pg_url() -> String {
+    std::env::var("GOLIVE_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn sqlite_path(tag: &str) -> String {
+    let dir = std::env::temp_dir().join(format!(
+        "golive-store-{}-{tag}-{}",
+        std::process::id(),
+        jiff::Timestamp::now().as_nanosecond()
+    ));
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir.join("golive.db").to_string_lossy().into_owned()
+}
+
+async fn backends(tag: &str) -> Vec<(&'static str, Store, String)> {
+    let path = sqlite_path(tag);
+    vec![
+        (
+            "sqlite",
+            Store::open(&format!("sqlite://{path}"))
+                .await
+                .expect("sqlite store"),
+            path,
+        ),
+        (
+            "postgres",
+            Store::open(&pg_url())
+                .await
+                .expect("postgres store (is it running? .ci/run starts it)"),
+            pg_url(),
+        ),
+    ]
+}
+
+async fn deployment(store: &Store) -> String {
+    store
+        .create_deployment(&NewDeployment {
+            runbook_path: "examples/aiwg-production.md".into(),
+            runbook_sha256: "ab".repeat(32),
+            started_by: "release-manager".into(),
+            vars: json!({ "DOMAIN": "shop.example.test" }),
+        })
+        .await
+        .expect("deployment")
+}
+
+fn events(n: usize) -> Vec<NewEvent> {
+    (0..n)
+        .map(|i| {
+            NewEvent::new("check", json!({ "n": i, "passed": i % 3 != 0 }))
+                .item(&format!("1.1.{i}"))
+                .actor("golive")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn appends_chain_and_verify_on_both_backends() {
+    for (name, store, _) in backends("append").await {
+        let id = deployment(&store).await;
+        let first = store.append(&id, &events(3)).await.expect("append");
+        assert_eq!(
+            first.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [1, 2, 3],
+            "{name}"
+        );
+        store.append(&id, &events(2)).await.expect("append");
+        let all = store.events(&id).await.expect("events");
+        assert_eq!(all.len(), 5, "{name}");
+        assert_eq!(all[3].prev_hash, all[2].hash, "{name}: linked");
+        assert_eq!(all[0].data["n"], 0);
+        assert_eq!(store.verify(&id).await.expect("verify"), Ok(5), "{name}");
+        let d = store.deployment(None).await.expect("newest");
+        assert_eq!(
+            (d.head_seq, d.head_hash.clone()),
+            (5, all[4].hash.clone()),
+            "{name}"
+        );
+        assert!(store.deployment(Some("d-nope")).await.is_err());
+    }
+}
+
+#[tokio::test]
+async fn concurrent_appenders_are_serialised_without_lock_errors() {
+    for (name, _, location) in backends("concurrent").await {
+        let location = if name == "sqlite" {
+            format!("sqlite://{location}")
+        } else {
+            location
+        };
+        let store = Store::open(&location).await.expect("store");
+        let id = deployment(&store).await;
+        // 20 writers, each with its own connection pool, at once
+        let mut tasks = Vec::new();
+        for w in 0..20 {
+            let (location, id) = (location.clone(), id.clone());
+            tasks.push(tokio::spawn(async move {
+                let s = Store::open(&location).await.expect("store");
+                for k in 0..5 {
+                    s.append(
+                        &id,
+                        &[NewEvent::new("sign", json!({ "writer": w, "k": k }))],
+                    )
+                    .await
+                    .expect("no lock error");
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("writer");
+        }
+        assert_eq!(store.verify(&id).await.expect("verify"), Ok(100), "{name}");
+    }
+}
+
+/// A tiny deterministic generator (the trials must be reproducible).
+struct Lcg(u64);
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+fn sql_tool(backend: &str, location: &str, sql: &str) {
+    let out = match backend {
+        "sqlite" => Command::new("sqlite3").arg(location).arg(sql).output(),
+        _ => Command::new("psql")
+            .args([location, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+            .output(),
+    }
+    .expect("sqlite3 and psql are installed (.ci/run installs them)");
+    assert!(
+        out.status.success(),
+        "{backend}: {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Edit, delete or swap one random event row with the database's own tool:
+/// verify fails and names that row, in 100 of 100 trials on each backend.
+#[tokio::test]
+async fn any_edit_delete_or_swap_is_found_and_named() {
+    for (name, store, location) in backends("tamper").await {
+        let mut rng = Lcg(0x5eed ^ name.len() as u64);
+        let mut found = 0;
+        for trial in 0..100 {
+            let id = deployment(&store).await;
+            let n = 8;
+            store.append(&id, &events(n)).await.expect("append");
+            let k = rng.below(n as u64) as i64 + 1;
+            let (sql, expect_seq) = match trial % 3 {
+                0 => (
+                    format!(
+                        "UPDATE events SET data = '{{\"n\":99,\"passed\":true}}' WHERE deployment_id = '{id}' AND seq = {k}"
+                    ),
+                    k,
+                ),
+                1 => (
+                    format!("DELETE FROM events WHERE deployment_id = '{id}' AND seq = {k}"),
+                    k,
+                ),
+                _ => {
+                    // swap the contents of rows k and k+1 (or k-1), keeping
+                    // their sequence numbers
+                    let j = if k < n as i64 { k + 1 } else { k - 1 };
+                    let (a, b) = (k.min(j), k.max(j));
+                    (
+                        format!(
+                            "UPDATE events SET kind = CASE seq WHEN {a} THEN (SELECT kind FROM events WHERE deployment_id = '{id}' AND seq = {b}) ELSE (SELECT kind FROM events WHERE deployment_id = '{id}' AND seq = {a}) END, \
+                             data = CASE seq WHEN {a} THEN (SELECT data FROM events WHERE deployment_id = '{id}' AND seq = {b}) ELSE (SELECT data FROM events WHERE deployment_id = '{id}' AND seq = {a}) END, \
+                             item = CASE seq WHEN {a} THEN (SELECT item FROM events WHERE deployment_id = '{id}' AND seq = {b}) ELSE (SELECT item FROM events WHERE deployment_id = '{id}' AND seq = {a}) END, \
+                             hash = CASE seq WHEN {a} THEN (SELECT hash FROM events WHERE deployment_id = '{id}' AND seq = {b}) ELSE (SELECT hash FROM events WHERE deployment_id = '{id}' AND seq = {a}) END, \
+                             prev_hash = CASE seq WHEN {a} THEN (SELECT prev_hash FROM events WHERE deployment_id = '{id}' AND seq = {b}) ELSE (SELECT prev_hash FROM events WHERE deployment_id = '{id}' AND seq = {a}) END \
+                             WHERE deployment_id = '{id}' AND seq IN ({a}, {b})"
+                        ),
+                        a,
+                    )
+                }
+            };
+            sql_tool(name, &location, &sql);
+            let v = store
+                .verify(&id)
+                .await
+                .expect("verify runs")
+                .expect_err("tampering is found");
+            assert_eq!(v.seq, expect_seq, "{name} trial {trial}: {v}");
+            match trial % 3 {
+                0 => assert_eq!(v.kind, ViolationKind::Edited),
+                1 if k == n as i64 => assert_eq!(v.kind, ViolationKind::Truncated, "{v}"),
+                1 => assert_eq!(v.kind, ViolationKind::Deleted, "{v}"),
+                _ => assert_eq!(v.kind, ViolationKind::Edited, "{v}"),
+            }
+            found += 1;
+        }
+        assert_eq!(found, 100, "{name}");
+    }
+}
