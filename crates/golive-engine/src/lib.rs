@@ -9,6 +9,7 @@
 pub mod condition;
 pub mod lint;
 pub mod plan;
+pub mod roster;
 pub mod run;
 
 pub use condition::{Condition, ConditionError};

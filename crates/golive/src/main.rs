@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 findings (lint) or failed checks, 2 bad input.
 
 mod checks;
+mod deploy;
 mod record;
 mod show;
 mod vars;
@@ -128,6 +129,38 @@ enum Command {
         format: RunFormat,
         /// Where the deployment is recorded: a SQLite path, `sqlite://PATH`
         /// or `postgres://…`.
+        #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
+        store: String,
+    },
+    /// Sign an item of a deployment as a person holding its Responsible role:
+    /// `golive sign [DEPLOYMENT] ITEM --as NAME --role ROLE`. Exit 0 recorded,
+    /// 1 refused (nothing recorded), 2 bad input.
+    Sign {
+        /// `DEPLOYMENT ITEM`, or `ITEM` alone for the newest deployment.
+        #[arg(num_args = 1..=2, value_name = "[DEPLOYMENT] ITEM")]
+        names: Vec<String>,
+        #[arg(long = "as", value_name = "NAME")]
+        name: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        comment: Option<String>,
+        /// A file kept as evidence (its SHA-256 and size are recorded).
+        #[arg(long)]
+        evidence: Vec<PathBuf>,
+        /// People and roles (TOML); default: roster.toml beside the runbook,
+        /// else the document's Contact Information.
+        #[arg(long)]
+        roster: Option<PathBuf>,
+        #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
+        store: String,
+    },
+    /// The state of a deployment (the newest by default): items complete per
+    /// group as the Checklist Summary counts them, pending sign-offs, checks.
+    Status {
+        deployment: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
     },
@@ -302,6 +335,40 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Audit {
             action: AuditAction::Verify { deployment, store },
         } => runtime()?.block_on(record::verify(&store, deployment.as_deref())),
+        Command::Sign {
+            names,
+            name,
+            role,
+            comment,
+            evidence,
+            roster,
+            store,
+        } => {
+            let (deployment, item) = match names.as_slice() {
+                [item] => (None, item.as_str()),
+                [d, item] => (Some(d.as_str()), item.as_str()),
+                _ => return Err("sign takes [DEPLOYMENT] ITEM".into()),
+            };
+            runtime()?.block_on(deploy::sign(deploy::Sign {
+                store: &store,
+                deployment,
+                item,
+                name: &name,
+                role: &role,
+                comment: comment.as_deref(),
+                evidence: &evidence,
+                roster: roster.as_deref(),
+            }))
+        }
+        Command::Status {
+            deployment,
+            format,
+            store,
+        } => runtime()?.block_on(deploy::status(
+            &store,
+            deployment.as_deref(),
+            format == Format::Json,
+        )),
         Command::Probe {
             kind,
             target,
@@ -536,7 +603,7 @@ fn pretty(v: &serde_json::Value) -> String {
 }
 
 /// Read and import a runbook; a missing or non-UTF-8 file is a one-line error.
-fn load(path: &Path) -> Result<Runbook, String> {
+pub(crate) fn load(path: &Path) -> Result<Runbook, String> {
     let shown = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| {
         let why = match e.kind() {

@@ -1,0 +1,176 @@
+//! Who may sign: people and the roles they hold, from a `roster.toml` or from
+//! the document's own Contact Information section once its names are filled.
+
+use golive_runbook::Runbook;
+use std::collections::BTreeMap;
+
+/// A person and the roles they hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Person {
+    pub name: String,
+    pub roles: Vec<String>,
+    pub contact: Option<String>,
+}
+
+/// Everyone who may sign, by name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Roster {
+    pub people: BTreeMap<String, Person>,
+    /// Where it came from, for messages.
+    pub source: String,
+}
+
+impl Roster {
+    /// A roster file:
+    ///
+    /// ```toml
+    /// [[person]]
+    /// name = "Release Manager on duty"
+    /// roles = ["Deployment Lead", "DevOps Engineer"]
+    /// contact = "release@example.test"
+    /// ```
+    pub fn from_toml(text: &str, source: &str) -> Result<Roster, String> {
+        let table: toml::Table =
+            toml::from_str(text).map_err(|e| format!("{source}: {}", e.message()))?;
+        let mut out = Roster {
+            people: BTreeMap::new(),
+            source: source.to_string(),
+        };
+        let list = match table.get("person") {
+            Some(toml::Value::Array(a)) => a.clone(),
+            _ => {
+                return Err(format!(
+                    "{source}: expected [[person]] entries with name and roles"
+                ));
+            }
+        };
+        for (i, p) in list.iter().enumerate() {
+            let name = p
+                .get("name")
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| format!("{source}: person {} has no name", i + 1))?;
+            let roles: Vec<String> = p
+                .get("roles")
+                .and_then(|v| v.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|r| r.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if roles.is_empty() {
+                return Err(format!("{source}: {name} holds no role"));
+            }
+            let contact = p
+                .get("contact")
+                .and_then(|v| v.as_str())
+                .map(str::to_string);
+            out.add(name, &roles, contact);
+        }
+        Ok(out)
+    }
+
+    /// The people named in the document's Contact Information section:
+    /// `- Role: Name (contact)` lines whose name is filled in.
+    pub fn from_document(rb: &Runbook) -> Roster {
+        let mut out = Roster {
+            people: BTreeMap::new(),
+            source: format!("{} (Contact Information)", rb.path),
+        };
+        let Some(group) = rb
+            .groups()
+            .map(|(_, g)| g)
+            .find(|g| g.title().to_lowercase().contains("contact information"))
+        else {
+            return out;
+        };
+        let start = group.heading.loc.start;
+        let end = rb
+            .headings
+            .iter()
+            .find(|h| h.loc.start > start && h.level <= 3)
+            .map_or(rb.source.len(), |h| h.loc.start);
+        for line in rb.source[start..end].lines() {
+            let t = line.trim_start();
+            let Some(rest) = t.strip_prefix("- ").or_else(|| t.strip_prefix("* ")) else {
+                continue;
+            };
+            let Some((role, who)) = rest.split_once(':') else {
+                continue;
+            };
+            let (name, contact) = match who.split_once('(') {
+                Some((n, c)) => (n.trim(), Some(c.trim_end_matches(')').trim().to_string())),
+                None => (who.trim(), None),
+            };
+            let role = golive_runbook::text::plain(role);
+            if name.is_empty()
+                || name.contains("____")
+                || (name.starts_with('[') && name.ends_with(']'))
+            {
+                continue;
+            }
+            out.add(name, &[role], contact.filter(|c| !c.contains('[')));
+        }
+        out
+    }
+
+    fn add(&mut self, name: &str, roles: &[String], contact: Option<String>) {
+        let p = self
+            .people
+            .entry(name.to_string())
+            .or_insert_with(|| Person {
+                name: name.to_string(),
+                roles: Vec::new(),
+                contact: None,
+            });
+        for r in roles {
+            if !p.roles.iter().any(|x| x.eq_ignore_ascii_case(r)) {
+                p.roles.push(r.clone());
+            }
+        }
+        if p.contact.is_none() {
+            p.contact = contact;
+        }
+    }
+
+    /// The person named `name` (case-insensitive).
+    pub fn person(&self, name: &str) -> Option<&Person> {
+        self.people
+            .values()
+            .find(|p| p.name.eq_ignore_ascii_case(name.trim()))
+    }
+}
+
+impl Person {
+    pub fn holds(&self, role: &str) -> bool {
+        self.roles
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(role.trim()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roster_file_and_document() {
+        let r = Roster::from_toml(
+            "[[person]]\nname = \"Kim Ito\"\nroles = [\"DevOps Engineer\", \"Deployment Lead\"]\n",
+            "roster.toml",
+        )
+        .expect("parses");
+        let p = r.person("kim ito").expect("found");
+        assert!(p.holds("devops engineer") && !p.holds("Product Manager"));
+        assert!(Roster::from_toml("[[person]]\nname = \"X\"\n", "r.toml").is_err());
+
+        let doc = "## Appendices\n\n### A. Contact Information\n\n- Deployment Lead: Kim Ito (kim@example.test)\n- DevOps Engineer: ________________ ([EMAIL])\n\n### B. Links\n- Other: Not A Person\n";
+        let rb = golive_runbook::parse_runbook("d.md", doc);
+        let r = Roster::from_document(&rb);
+        assert_eq!(r.people.len(), 1);
+        assert_eq!(
+            r.person("Kim Ito").map(|p| p.roles.clone()),
+            Some(vec!["Deployment Lead".to_string()])
+        );
+    }
+}

@@ -1,0 +1,346 @@
+//! Deployments after a run: `golive sign` records a person's sign-off on an
+//! item, `golive status` shows the Checklist Summary from the record.
+
+use golive_engine::roster::Roster;
+use golive_runbook::{ItemKind, Runbook, StageKind, Target};
+use golive_store::{Deployment, NewEvent, Store};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// A refusal: a rule of the runbook says no. Nothing is recorded.
+pub struct Refused(pub String);
+
+/// The deployment, its store and its runbook, checked unchanged.
+async fn open(location: &str, id: Option<&str>) -> Result<(Store, Deployment, Runbook), String> {
+    let store = Store::open(location).await.map_err(|e| e.to_string())?;
+    let d = store
+        .deployment(id)
+        .await
+        .map_err(|e| format!("{e} ({})", store.location))?;
+    let rb = crate::load(Path::new(&d.runbook_path))?;
+    let sha = hex::encode(Sha256::digest(rb.source.as_bytes()));
+    if sha != d.runbook_sha256 {
+        return Err(format!(
+            "{} changed since deployment {} started (sha256 {} then, {} now): sign-offs and status refer to the document as it was",
+            d.runbook_path,
+            d.id,
+            &d.runbook_sha256[..12.min(d.runbook_sha256.len())],
+            &sha[..12]
+        ));
+    }
+    Ok((store, d, rb))
+}
+
+fn roster_for(rb: &Runbook, given: Option<&Path>) -> Result<Roster, String> {
+    let beside = Path::new(&rb.path).with_file_name("roster.toml");
+    let file: Option<PathBuf> = given
+        .map(Path::to_path_buf)
+        .or_else(|| beside.exists().then_some(beside));
+    match file {
+        Some(f) => {
+            let text = std::fs::read_to_string(&f)
+                .map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+            Roster::from_toml(&text, &f.display().to_string())
+        }
+        None => Ok(Roster::from_document(rb)),
+    }
+}
+
+/// Arguments of `golive sign`.
+pub struct Sign<'a> {
+    pub store: &'a str,
+    pub deployment: Option<&'a str>,
+    pub item: &'a str,
+    pub name: &'a str,
+    pub role: &'a str,
+    pub comment: Option<&'a str>,
+    pub evidence: &'a [PathBuf],
+    pub roster: Option<&'a Path>,
+}
+
+pub async fn sign(a: Sign<'_>) -> Result<ExitCode, String> {
+    let (store, d, rb) = open(a.store, a.deployment).await?;
+    match check_sign(&a, &rb, &store, &d).await? {
+        Err(Refused(why)) => {
+            eprintln!("golive: refused: {why}; nothing was recorded");
+            Ok(ExitCode::from(1))
+        }
+        Ok((item, evidence)) => {
+            let it = &rb.items[item];
+            let event = NewEvent::new(
+                "signoff",
+                json!({
+                    "role": a.role, "comment": a.comment, "evidence": evidence,
+                    "address": it.address, "title": it.title,
+                }),
+            )
+            .item(&it.id)
+            .actor(a.name);
+            store
+                .append(&d.id, &[event])
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{} {} signed by {} as {} in deployment {}",
+                it.address, it.title, a.name, a.role, d.id
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+type Signed = (usize, Vec<Value>);
+
+async fn check_sign(
+    a: &Sign<'_>,
+    rb: &Runbook,
+    store: &Store,
+    d: &Deployment,
+) -> Result<Result<Signed, Refused>, String> {
+    let item = match rb.resolve(a.item) {
+        Ok(Target::Item(i)) => i,
+        Ok(Target::SubCheck(i, _)) => {
+            return Ok(Err(Refused(format!(
+                "`{}` is a sub-check of {}; sign the item",
+                a.item, rb.items[i].address
+            ))));
+        }
+        Err(e) => return Ok(Err(Refused(e.to_string()))),
+    };
+    let it = &rb.items[item];
+    if it.kind == ItemKind::Step {
+        return Ok(Err(Refused(format!(
+            "{} is a procedure step: it is marked done, not signed",
+            it.address
+        ))));
+    }
+    let roster = roster_for(rb, a.roster)?;
+    let Some(person) = roster.person(a.name) else {
+        let names: Vec<&str> = roster.people.keys().map(String::as_str).collect();
+        return Ok(Err(Refused(format!(
+            "{} is not in the roster ({}){}",
+            a.name,
+            roster.source,
+            if names.is_empty() {
+                ": it names nobody yet".to_string()
+            } else {
+                format!(": {}", names.join(", "))
+            }
+        ))));
+    };
+    if !person.holds(a.role) {
+        return Ok(Err(Refused(format!(
+            "{} does not hold the role {} (holds: {})",
+            person.name,
+            a.role,
+            person.roles.join(", ")
+        ))));
+    }
+    if let Some(resp) = it.field("Responsible")
+        && !resp.value.trim().eq_ignore_ascii_case(a.role.trim())
+    {
+        return Ok(Err(Refused(format!(
+            "{} {} is for the {} to sign, not the {}",
+            it.address, it.title, resp.value, a.role
+        ))));
+    }
+    let events = store.events(&d.id).await.map_err(|e| e.to_string())?;
+    if let Some(prev) = events.iter().find(|e| {
+        e.kind == "signoff"
+            && e.item.as_deref() == Some(it.id.as_str())
+            && e.actor
+                .as_deref()
+                .is_some_and(|x| x.eq_ignore_ascii_case(&person.name))
+    }) {
+        return Ok(Err(Refused(format!(
+            "{} already signed {} at {}",
+            person.name, it.address, prev.at
+        ))));
+    }
+    let mut evidence = Vec::new();
+    for f in a.evidence {
+        let bytes = std::fs::read(f).map_err(|e| format!("evidence {}: {e}", f.display()))?;
+        evidence.push(json!({
+            "file": f.display().to_string(),
+            "sha256": hex::encode(Sha256::digest(&bytes)),
+            "bytes": bytes.len(),
+        }));
+    }
+    Ok(Ok((item, evidence)))
+}
+
+/// What the record says of each item.
+#[derive(Default)]
+struct ItemState {
+    checks: Vec<String>,
+    signed_by: Vec<String>,
+}
+
+fn states(rb: &Runbook, events: &[golive_store::Event]) -> BTreeMap<String, ItemState> {
+    let mut out: BTreeMap<String, ItemState> = BTreeMap::new();
+    for e in events {
+        match e.kind.as_str() {
+            // a new run replaces the previous run's check results
+            "run.started" => out.values_mut().for_each(|s| s.checks.clear()),
+            "check" => {
+                if let Some(item) = &e.item {
+                    let outcome = e.data["outcome"].as_str().unwrap_or("error").to_string();
+                    out.entry(item.clone()).or_default().checks.push(outcome);
+                }
+            }
+            "signoff" => {
+                if let (Some(item), Some(actor)) = (&e.item, &e.actor) {
+                    out.entry(item.clone())
+                        .or_default()
+                        .signed_by
+                        .push(actor.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    let _ = rb;
+    out
+}
+
+/// An item is complete when a person signed it, or when its checks passed
+/// and the runbook lets a passing check sign (`auto_sign = true`).
+fn complete(rb: &Runbook, i: usize, st: Option<&ItemState>) -> bool {
+    let Some(st) = st else { return false };
+    if !st.signed_by.is_empty() {
+        return true;
+    }
+    let auto = rb.items[i].annotations.iter().any(|a| {
+        a.table
+            .as_ref()
+            .and_then(|t| t.get("auto_sign"))
+            .and_then(|v| v.as_bool())
+            == Some(true)
+    });
+    auto && !st.checks.is_empty() && st.checks.iter().all(|c| c == "passed")
+}
+
+pub async fn status(location: &str, id: Option<&str>, json_out: bool) -> Result<ExitCode, String> {
+    let (store, d, rb) = open(location, id).await?;
+    let events = store.events(&d.id).await.map_err(|e| e.to_string())?;
+    let st = states(&rb, &events);
+    let mut stages = Vec::new();
+    let mut pending = Vec::new();
+    for s in &rb.stages {
+        let items: Vec<usize> = s
+            .all_items()
+            .filter(|&i| rb.items[i].kind != ItemKind::Step)
+            .collect();
+        if items.is_empty() {
+            continue;
+        }
+        let done = |list: &[usize]| {
+            list.iter()
+                .filter(|&&i| complete(&rb, i, st.get(&rb.items[i].id)))
+                .count()
+        };
+        let groups: Vec<Value> = s
+            .groups
+            .iter()
+            .filter(|g| !g.items.is_empty())
+            .map(|g| {
+                let list: Vec<usize> = g.items.iter().copied().filter(|&i| rb.items[i].kind != ItemKind::Step).collect();
+                json!({ "title": golive_runbook::text::strip_trailing_parens(g.title()), "complete": done(&list), "total": list.len() })
+            })
+            .collect();
+        stages.push(json!({
+            "title": golive_runbook::text::strip_trailing_parens(s.title()),
+            "kind": s.kind.as_str(),
+            "complete": done(&items),
+            "total": items.len(),
+            "groups": groups,
+        }));
+        if s.kind == StageKind::PreDeployment {
+            for &i in &items {
+                if !complete(&rb, i, st.get(&rb.items[i].id)) {
+                    let it = &rb.items[i];
+                    pending.push(json!({
+                        "item": it.id, "address": it.address, "title": it.title,
+                        "role": it.field("Responsible").map(|f| f.value.clone()),
+                    }));
+                }
+            }
+        }
+    }
+    let mut checks: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in st.values() {
+        for c in &s.checks {
+            *checks.entry(c.as_str()).or_default() += 1;
+        }
+    }
+    let signed: BTreeSet<&str> = st
+        .iter()
+        .filter(|(_, s)| !s.signed_by.is_empty())
+        .map(|(k, _)| k.as_str())
+        .collect();
+    if json_out {
+        let v = json!({
+            "deployment": d.id, "runbook": d.runbook_path, "started_at": d.created_at, "started_by": d.started_by,
+            "events": events.len(), "stages": stages, "pending_signoffs": pending, "checks": checks,
+            "signed_items": signed.len(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "Deployment {} ({}), started {} by {}, {} events",
+        d.id,
+        d.runbook_path,
+        d.created_at,
+        d.started_by,
+        events.len()
+    );
+    for s in &stages {
+        println!("\n{}", s["title"].as_str().unwrap_or(""));
+        for g in s["groups"].as_array().into_iter().flatten() {
+            println!(
+                "- {}: {}/{} items complete",
+                g["title"].as_str().unwrap_or(""),
+                g["complete"],
+                g["total"]
+            );
+        }
+        let target = if s["kind"] == "pre-deployment" {
+            format!(" (Target: {0}/{0} = 100%)", s["total"])
+        } else {
+            String::new()
+        };
+        println!(
+            "TOTAL: {}/{} items complete{target}",
+            s["complete"], s["total"]
+        );
+    }
+    let counts: Vec<String> = checks.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    println!(
+        "\nChecks of the last run: {}",
+        if counts.is_empty() {
+            "none".into()
+        } else {
+            counts.join(", ")
+        }
+    );
+    println!("Pending sign-offs ({}):", pending.len());
+    for p in pending.iter().take(20) {
+        println!(
+            "  {:<8} {} — {}",
+            p["address"].as_str().unwrap_or(""),
+            p["title"].as_str().unwrap_or(""),
+            p["role"].as_str().unwrap_or("anyone on the roster")
+        );
+    }
+    if pending.len() > 20 {
+        println!(
+            "  … and {} more (--format json lists all)",
+            pending.len() - 20
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

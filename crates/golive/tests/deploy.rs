@@ -1,0 +1,257 @@
+//! Sign-offs and status on a recorded deployment: who may sign what, refusals
+//! that change nothing, and many signers at once on one SQLite store.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+struct Env {
+    dir: PathBuf,
+}
+
+impl Env {
+    fn new(tag: &str) -> Env {
+        let dir = std::env::temp_dir().join(format!("golive-deploy-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("package-lock.json"), "{}\n").expect("lock");
+        Env { dir }
+    }
+
+    fn store(&self) -> String {
+        format!("sqlite://{}", self.dir.join("golive.db").display())
+    }
+
+    fn golive(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_golive"))
+            .args(args)
+            .current_dir(root())
+            .env("GOLIVE_STORE", self.store())
+            .output()
+            .expect("golive runs")
+    }
+
+    /// A deployment of the reference checklist, started by a run of one check.
+    fn start(&self) {
+        let repo = format!("REPO_DIR={}", self.dir.display());
+        let out = self.golive(&[
+            "run",
+            "examples/aiwg-production.md",
+            "--only",
+            "1.1.7",
+            "--var",
+            &repo,
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn roster(&self, people: &[(&str, &[&str])]) -> String {
+        let mut text = String::new();
+        for (name, roles) in people {
+            let roles: Vec<String> = roles.iter().map(|r| format!("\"{r}\"")).collect();
+            text.push_str(&format!(
+                "[[person]]\nname = \"{name}\"\nroles = [{}]\n\n",
+                roles.join(", ")
+            ));
+        }
+        let path = self.dir.join("roster.toml");
+        std::fs::write(&path, text).expect("roster");
+        path.display().to_string()
+    }
+
+    fn events(&self) -> usize {
+        let out = self.golive(&["status", "--format", "json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).expect("status json");
+        v["events"].as_u64().unwrap_or(0) as usize
+    }
+}
+
+#[test]
+fn sign_then_status_counts_it_and_refusals_change_nothing() {
+    let env = Env::new("sign");
+    env.start();
+    let roster = env.roster(&[
+        ("Mara Quist", &["Test Engineer"]),
+        ("Olu Bankole", &["DevOps Engineer"]),
+    ]);
+    let before = env.events();
+
+    let sign = |item: &str, name: &str, role: &str| {
+        env.golive(&[
+            "sign", item, "--as", name, "--role", role, "--roster", &roster,
+        ])
+    };
+    // the wrong role for the item
+    let out = sign("1.1.1", "Olu Bankole", "DevOps Engineer");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is for the Test Engineer to sign, not the DevOps Engineer")
+            && err.contains("nothing was recorded"),
+        "{err}"
+    );
+    // a role the person does not hold
+    let out = sign("1.1.1", "Olu Bankole", "Test Engineer");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not hold the role Test Engineer"));
+    // an unknown item, an unknown person
+    assert_eq!(
+        sign("9.9.9", "Mara Quist", "Test Engineer").status.code(),
+        Some(1)
+    );
+    let out = sign("1.1.1", "Nobody Here", "Test Engineer");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Mara Quist, Olu Bankole"));
+    assert_eq!(env.events(), before, "refusals record nothing");
+
+    // the right person and role, with evidence
+    let evidence = env.dir.join("report.txt");
+    std::fs::write(&evidence, "2019/2019 tests passing\n").expect("evidence");
+    let out = env.golive(&[
+        "sign",
+        "all-pr-gate-criteria-met",
+        "--as",
+        "Mara Quist",
+        "--role",
+        "Test Engineer",
+        "--roster",
+        &roster,
+        "--evidence",
+        evidence.to_str().expect("path"),
+        "--comment",
+        "report attached",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(env.events(), before + 1);
+    // signing twice is refused
+    assert_eq!(
+        sign("1.1.1", "Mara Quist", "Test Engineer").status.code(),
+        Some(1)
+    );
+
+    let out = env.golive(&["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("- Code Readiness: 1/8 items complete"),
+        "{text}"
+    );
+    assert!(
+        text.contains("TOTAL: 1/48 items complete (Target: 48/48 = 100%)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1.1.2    UAT sign-off complete — QA Team Lead"),
+        "{text}"
+    );
+    assert!(text.contains("Checks of the last run: 1 passed"), "{text}");
+    let audit = env.golive(&["audit", "verify"]);
+    assert_eq!(
+        audit.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&audit.stdout)
+    );
+}
+
+/// 50 `golive sign` processes at once on one SQLite store: all succeed, none
+/// reports "database is locked", each is recorded once, the chain holds.
+#[test]
+fn fifty_signers_at_once() {
+    let env = Env::new("fifty");
+    env.start();
+    let roles = [
+        "Test Engineer",
+        "QA Team Lead",
+        "DevOps Engineer",
+        "Technical Writer",
+        "Security Engineer",
+        "Operations Team",
+        "Database Administrator",
+        "Network Engineer",
+        "Network Security Engineer",
+        "Reliability Engineer",
+        "Software Engineer",
+        "Performance Engineer",
+        "Engineering Manager",
+        "Operations Manager",
+        "Product Manager",
+        "Project Manager",
+        "Deployment Lead",
+    ];
+    let roster = env.roster(&[("Release Crew", &roles)]);
+    let out = env.golive(&["show", "examples/aiwg-production.md", "--format", "json"]);
+    let show: Value = serde_json::from_slice(&out.stdout).expect("show");
+    let mut items: Vec<(String, String)> = Vec::new();
+    for stage in show["stages"].as_array().expect("stages") {
+        for list in std::iter::once(&stage["items"]).chain(
+            stage["groups"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|g| &g["items"]),
+        ) {
+            for it in list.as_array().into_iter().flatten() {
+                if it["kind"] != "task" {
+                    continue;
+                }
+                let role = it["fields"]
+                    .as_array()
+                    .and_then(|f| f.iter().find(|f| f["label"] == "Responsible"))
+                    .and_then(|f| f["value"].as_str())
+                    .unwrap_or("Deployment Lead")
+                    .to_string();
+                items.push((it["id"].as_str().unwrap_or("").to_string(), role));
+            }
+        }
+    }
+    items.truncate(50);
+    assert_eq!(items.len(), 50);
+    let before = env.events();
+    let children: Vec<_> = items
+        .iter()
+        .map(|(id, role)| {
+            Command::new(env!("CARGO_BIN_EXE_golive"))
+                .args([
+                    "sign",
+                    id,
+                    "--as",
+                    "Release Crew",
+                    "--role",
+                    role,
+                    "--roster",
+                    &roster,
+                ])
+                .current_dir(root())
+                .env("GOLIVE_STORE", env.store())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().expect("signer");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        assert!(!err.contains("locked"), "{err}");
+    }
+    assert_eq!(env.events(), before + 50);
+    let out = env.golive(&["status", "--format", "json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["signed_items"], 50, "each recorded once");
+    assert_eq!(env.golive(&["audit", "verify"]).status.code(), Some(0));
+}
