@@ -286,6 +286,7 @@ pub async fn status(location: &str, id: Option<&str>, json_out: bool) -> Result<
             "deployment": d.id, "runbook": d.runbook_path, "started_at": d.created_at, "started_by": d.started_by,
             "events": events.len(), "stages": stages, "pending_signoffs": pending, "checks": checks,
             "signed_items": signed.len(),
+            "decision": events.iter().find(|e| e.kind == "decision").map(|e| e.data.clone()),
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(ExitCode::SUCCESS);
@@ -318,9 +319,39 @@ pub async fn status(location: &str, id: Option<&str>, json_out: bool) -> Result<
             s["complete"], s["total"]
         );
     }
+    match events.iter().find(|e| e.kind == "decision") {
+        Some(e) => println!(
+            "\nDecision: {} at {}",
+            e.data["verdict"].as_str().unwrap_or("?"),
+            e.at
+        ),
+        None => {
+            let sigs: Vec<String> = events
+                .iter()
+                .filter(|e| e.kind == "decision.signature")
+                .map(|e| {
+                    format!(
+                        "{} by {} ({})",
+                        e.data["verdict"].as_str().unwrap_or("?"),
+                        e.actor.as_deref().unwrap_or("?"),
+                        e.data["role"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect();
+            println!(
+                "\nDecision: pending ({} to sign{})",
+                decision_signers(&rb).join(", "),
+                if sigs.is_empty() {
+                    String::new()
+                } else {
+                    format!("; signed: {}", sigs.join(", "))
+                }
+            );
+        }
+    }
     let counts: Vec<String> = checks.iter().map(|(k, v)| format!("{v} {k}")).collect();
     println!(
-        "\nChecks of the last run: {}",
+        "Checks of the last run: {}",
         if counts.is_empty() {
             "none".into()
         } else {
@@ -340,6 +371,202 @@ pub async fn status(location: &str, id: Option<&str>, json_out: bool) -> Result<
         println!(
             "  … and {} more (--format json lists all)",
             pending.len() - 20
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The roles whose distinct holders must sign the go/no-go decision: the
+/// `- Role: ____` lines under the decision stage's `**Sign-offs:**` label
+/// (Deployment Lead, Engineering Manager, Product Manager in the reference).
+pub fn decision_signers(rb: &Runbook) -> Vec<String> {
+    let Some(stage) = rb.stages.iter().find(|s| s.kind == StageKind::Decision) else {
+        return vec!["Deployment Lead".into()];
+    };
+    let start = stage.heading.loc.start;
+    let end = rb
+        .stages
+        .iter()
+        .map(|s| s.heading.loc.start)
+        .find(|&x| x > start)
+        .unwrap_or(rb.source.len());
+    let text = &rb.source[start..end];
+    let mut roles = Vec::new();
+    let mut inside = false;
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with("**") {
+            inside = t.to_lowercase().starts_with("**sign-off");
+            continue;
+        }
+        if inside
+            && let Some(rest) = t.strip_prefix("- ").or_else(|| t.strip_prefix("* "))
+            && let Some((role, _)) = rest.split_once(':')
+        {
+            roles.push(golive_runbook::text::plain(role));
+        }
+    }
+    if roles.is_empty() {
+        roles.push("Deployment Lead".into());
+    }
+    roles
+}
+
+/// Arguments of `golive decide`.
+pub struct Decide<'a> {
+    pub store: &'a str,
+    pub deployment: Option<&'a str>,
+    pub go: bool,
+    pub name: &'a str,
+    pub role: &'a str,
+    pub reason: Option<&'a str>,
+    pub roster: Option<&'a Path>,
+}
+
+/// Record one signature of the go/no-go decision. GO needs every
+/// pre-deployment item complete; the decision needs the distinct people the
+/// document names, each signing the same verdict; it takes effect with the
+/// last of them.
+pub async fn decide(a: Decide<'_>) -> Result<ExitCode, String> {
+    let (store, d, rb) = open(a.store, a.deployment).await?;
+    let refuse = |why: String| {
+        eprintln!("golive: refused: {why}; nothing was recorded");
+        Ok(ExitCode::from(1))
+    };
+    let verdict = if a.go { "GO" } else { "NO-GO" };
+    let required = decision_signers(&rb);
+    if !required.iter().any(|r| r.eq_ignore_ascii_case(a.role)) {
+        return refuse(format!(
+            "the decision is signed by the {}; not by the {}",
+            required.join(", "),
+            a.role
+        ));
+    }
+    let roster = roster_for(&rb, a.roster)?;
+    let Some(person) = roster.person(a.name) else {
+        return refuse(format!(
+            "{} is not in the roster ({})",
+            a.name, roster.source
+        ));
+    };
+    if !person.holds(a.role) {
+        return refuse(format!(
+            "{} does not hold the role {} (holds: {})",
+            person.name,
+            a.role,
+            person.roles.join(", ")
+        ));
+    }
+    if !a.go && a.reason.is_none_or(|r| r.trim().is_empty()) {
+        return refuse("a NO-GO needs its reason (--reason)".into());
+    }
+    let events = store.events(&d.id).await.map_err(|e| e.to_string())?;
+    if let Some(done) = events.iter().find(|e| e.kind == "decision") {
+        return refuse(format!(
+            "the decision was taken already: {} at {}",
+            done.data["verdict"].as_str().unwrap_or("?"),
+            done.at
+        ));
+    }
+    if a.go {
+        let st = states(&rb, &events);
+        let pre: Vec<usize> = rb
+            .stages
+            .iter()
+            .filter(|s| s.kind == StageKind::PreDeployment)
+            .flat_map(|s| s.all_items())
+            .collect();
+        let open_items: Vec<&str> = pre
+            .iter()
+            .filter(|&&i| !complete(&rb, i, st.get(&rb.items[i].id)))
+            .map(|&i| rb.items[i].address.as_str())
+            .collect();
+        if !open_items.is_empty() {
+            let shown: Vec<&str> = open_items.iter().take(8).copied().collect();
+            return refuse(format!(
+                "GO needs {n}/{n} pre-deployment items complete, {} are: still open {}{}",
+                pre.len() - open_items.len(),
+                shown.join(", "),
+                if open_items.len() > 8 { " …" } else { "" },
+                n = pre.len()
+            ));
+        }
+    }
+    // signatures of this decision so far
+    let sigs: Vec<&golive_store::Event> = events
+        .iter()
+        .filter(|e| e.kind == "decision.signature")
+        .collect();
+    for sig in &sigs {
+        let role = sig.data["role"].as_str().unwrap_or("");
+        let who = sig.actor.as_deref().unwrap_or("");
+        if who.eq_ignore_ascii_case(&person.name) {
+            return refuse(format!(
+                "the decision needs distinct people: {} signed already as {}",
+                person.name, role
+            ));
+        }
+        if role.eq_ignore_ascii_case(a.role) {
+            return refuse(format!("the {} signed already ({})", role, who));
+        }
+        if sig.data["verdict"].as_str() != Some(verdict) {
+            return refuse(format!(
+                "{} signed {} as {}: the signers must agree",
+                who,
+                sig.data["verdict"].as_str().unwrap_or("?"),
+                role
+            ));
+        }
+    }
+    let mut new = vec![
+        NewEvent::new(
+            "decision.signature",
+            json!({ "verdict": verdict, "role": a.role, "reason": a.reason }),
+        )
+        .actor(&person.name),
+    ];
+    let signed_roles: BTreeSet<String> = sigs
+        .iter()
+        .filter_map(|e| e.data["role"].as_str().map(str::to_lowercase))
+        .chain(std::iter::once(a.role.to_lowercase()))
+        .collect();
+    let complete_now = required
+        .iter()
+        .all(|r| signed_roles.contains(&r.to_lowercase()));
+    if complete_now {
+        let signers: Vec<Value> = sigs
+            .iter()
+            .map(|e| json!({ "name": e.actor, "role": e.data["role"] }))
+            .chain(std::iter::once(
+                json!({ "name": person.name, "role": a.role }),
+            ))
+            .collect();
+        new.push(NewEvent::new(
+            "decision",
+            json!({ "verdict": verdict, "signers": signers, "reason": a.reason }),
+        ));
+    }
+    store.append(&d.id, &new).await.map_err(|e| e.to_string())?;
+    if complete_now {
+        println!(
+            "{verdict}: decided by {} in deployment {}",
+            required.join(", "),
+            d.id
+        );
+    } else {
+        let missing: Vec<&String> = required
+            .iter()
+            .filter(|r| !signed_roles.contains(&r.to_lowercase()))
+            .collect();
+        println!(
+            "{verdict} signed by {} as {}; waiting for: {}",
+            person.name,
+            a.role,
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     Ok(ExitCode::SUCCESS)

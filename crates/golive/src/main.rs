@@ -155,6 +155,24 @@ enum Command {
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
     },
+    /// Sign the go/no-go decision: `golive decide [DEPLOYMENT] go|no-go --as
+    /// NAME --role ROLE [--reason …]`. GO needs every pre-deployment item
+    /// complete; the decision needs the distinct people the document names.
+    Decide {
+        /// `[DEPLOYMENT] go|no-go`.
+        #[arg(num_args = 1..=2, value_name = "[DEPLOYMENT] go|no-go")]
+        names: Vec<String>,
+        #[arg(long = "as", value_name = "NAME")]
+        name: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        roster: Option<PathBuf>,
+        #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
+        store: String,
+    },
     /// The state of a deployment (the newest by default): items complete per
     /// group as the Checklist Summary counts them, pending sign-offs, checks.
     Status {
@@ -344,11 +362,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             roster,
             store,
         } => {
-            let (deployment, item) = match names.as_slice() {
-                [item] => (None, item.as_str()),
-                [d, item] => (Some(d.as_str()), item.as_str()),
-                _ => return Err("sign takes [DEPLOYMENT] ITEM".into()),
-            };
+            let (deployment, item) = deployment_and(&names, "sign takes [DEPLOYMENT] ITEM")?;
             runtime()?.block_on(deploy::sign(deploy::Sign {
                 store: &store,
                 deployment,
@@ -357,6 +371,31 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 role: &role,
                 comment: comment.as_deref(),
                 evidence: &evidence,
+                roster: roster.as_deref(),
+            }))
+        }
+        Command::Decide {
+            names,
+            name,
+            role,
+            reason,
+            roster,
+            store,
+        } => {
+            let (deployment, verdict) =
+                deployment_and(&names, "decide takes [DEPLOYMENT] go|no-go")?;
+            let go = match verdict.to_lowercase().as_str() {
+                "go" => true,
+                "no-go" | "nogo" => false,
+                other => return Err(format!("decide: `{other}` is neither go nor no-go")),
+            };
+            runtime()?.block_on(deploy::decide(deploy::Decide {
+                store: &store,
+                deployment,
+                go,
+                name: &name,
+                role: &role,
+                reason: reason.as_deref(),
                 roster: roster.as_deref(),
             }))
         }
@@ -401,6 +440,18 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `[DEPLOYMENT] X` positionals: the deployment is optional (newest).
+fn deployment_and<'a>(
+    names: &'a [String],
+    usage: &str,
+) -> Result<(Option<&'a str>, &'a str), String> {
+    match names {
+        [x] => Ok((None, x.as_str())),
+        [d, x] => Ok((Some(d.as_str()), x.as_str())),
+        _ => Err(usage.to_string()),
     }
 }
 

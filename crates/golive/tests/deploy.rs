@@ -173,51 +173,8 @@ fn sign_then_status_counts_it_and_refusals_change_nothing() {
 fn fifty_signers_at_once() {
     let env = Env::new("fifty");
     env.start();
-    let roles = [
-        "Test Engineer",
-        "QA Team Lead",
-        "DevOps Engineer",
-        "Technical Writer",
-        "Security Engineer",
-        "Operations Team",
-        "Database Administrator",
-        "Network Engineer",
-        "Network Security Engineer",
-        "Reliability Engineer",
-        "Software Engineer",
-        "Performance Engineer",
-        "Engineering Manager",
-        "Operations Manager",
-        "Product Manager",
-        "Project Manager",
-        "Deployment Lead",
-    ];
-    let roster = env.roster(&[("Release Crew", &roles)]);
-    let out = env.golive(&["show", "examples/aiwg-production.md", "--format", "json"]);
-    let show: Value = serde_json::from_slice(&out.stdout).expect("show");
-    let mut items: Vec<(String, String)> = Vec::new();
-    for stage in show["stages"].as_array().expect("stages") {
-        for list in std::iter::once(&stage["items"]).chain(
-            stage["groups"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|g| &g["items"]),
-        ) {
-            for it in list.as_array().into_iter().flatten() {
-                if it["kind"] != "task" {
-                    continue;
-                }
-                let role = it["fields"]
-                    .as_array()
-                    .and_then(|f| f.iter().find(|f| f["label"] == "Responsible"))
-                    .and_then(|f| f["value"].as_str())
-                    .unwrap_or("Deployment Lead")
-                    .to_string();
-                items.push((it["id"].as_str().unwrap_or("").to_string(), role));
-            }
-        }
-    }
+    let roster = env.roster(&[("Release Crew", ITEM_ROLES)]);
+    let mut items = task_items(&env);
     items.truncate(50);
     assert_eq!(items.len(), 50);
     let before = env.events();
@@ -253,5 +210,183 @@ fn fifty_signers_at_once() {
     let out = env.golive(&["status", "--format", "json"]);
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["signed_items"], 50, "each recorded once");
+    assert_eq!(env.golive(&["audit", "verify"]).status.code(), Some(0));
+}
+
+const ITEM_ROLES: &[&str] = &[
+    "Test Engineer",
+    "QA Team Lead",
+    "DevOps Engineer",
+    "Technical Writer",
+    "Security Engineer",
+    "Operations Team",
+    "Database Administrator",
+    "Network Engineer",
+    "Network Security Engineer",
+    "Reliability Engineer",
+    "Software Engineer",
+    "Performance Engineer",
+    "Engineering Manager",
+    "Operations Manager",
+    "Product Manager",
+    "Project Manager",
+    "Deployment Lead",
+];
+
+/// (id, Responsible role) of every task item of the reference, in order
+/// (the first 48 are the pre-deployment items); items naming no role are the
+/// Deployment Lead's.
+fn task_items(env: &Env) -> Vec<(String, String)> {
+    let out = env.golive(&["show", "examples/aiwg-production.md", "--format", "json"]);
+    let show: Value = serde_json::from_slice(&out.stdout).expect("show");
+    let mut items = Vec::new();
+    for stage in show["stages"].as_array().expect("stages") {
+        let lists = std::iter::once(&stage["items"]).chain(
+            stage["groups"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|g| &g["items"]),
+        );
+        for it in lists.flat_map(|l| l.as_array().cloned().unwrap_or_default()) {
+            if it["kind"] != "task" {
+                continue;
+            }
+            let role = it["fields"]
+                .as_array()
+                .and_then(|f| f.iter().find(|f| f["label"] == "Responsible"))
+                .and_then(|f| f["value"].as_str())
+                .unwrap_or("Deployment Lead")
+                .to_string();
+            items.push((it["id"].as_str().unwrap_or("").to_string(), role));
+        }
+    }
+    items
+}
+
+#[test]
+fn go_needs_48_of_48_and_three_distinct_people() {
+    let env = Env::new("decide");
+    env.start();
+    let roster = env.roster(&[
+        ("Release Crew", ITEM_ROLES),
+        ("Ada Lind", &["Deployment Lead", "Engineering Manager"]),
+        ("Ben Ode", &["Engineering Manager"]),
+        ("Cy Park", &["Product Manager"]),
+    ]);
+    let decide = |verdict: &str, name: &str, role: &str, reason: Option<&str>| {
+        let mut args = vec![
+            "decide",
+            verdict,
+            "--as",
+            name,
+            "--role",
+            role,
+            "--roster",
+            roster.as_str(),
+        ];
+        if let Some(r) = reason {
+            args.extend(["--reason", r]);
+        }
+        env.golive(&args)
+    };
+    let mut items = task_items(&env);
+    items.truncate(48);
+    for (id, role) in &items[..47] {
+        let out = env.golive(&[
+            "sign",
+            id,
+            "--as",
+            "Release Crew",
+            "--role",
+            role,
+            "--roster",
+            &roster,
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let before = env.events();
+    // 47/48: GO is refused, naming what is open
+    let out = decide("go", "Ada Lind", "Deployment Lead", None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("GO needs 48/48 pre-deployment items complete, 47 are: still open 1.5.8"),
+        "{err}"
+    );
+    // a NO-GO needs its reason
+    assert_eq!(
+        decide("no-go", "Ada Lind", "Deployment Lead", None)
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(env.events(), before, "refusals record nothing");
+
+    let (id, role) = &items[47];
+    assert_eq!(
+        env.golive(&[
+            "sign",
+            id,
+            "--as",
+            "Release Crew",
+            "--role",
+            role,
+            "--roster",
+            &roster
+        ])
+        .status
+        .code(),
+        Some(0)
+    );
+    assert_eq!(
+        decide("go", "Ada Lind", "Deployment Lead", None)
+            .status
+            .code(),
+        Some(0)
+    );
+    // one person cannot hold two of the required signatures
+    let out = decide("go", "Ada Lind", "Engineering Manager", None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("needs distinct people: Ada Lind signed already as Deployment Lead")
+    );
+    // a role the decision does not name
+    assert_eq!(
+        decide("go", "Release Crew", "DevOps Engineer", None)
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        decide("go", "Ben Ode", "Engineering Manager", None)
+            .status
+            .code(),
+        Some(0)
+    );
+    let out = decide("go", "Cy Park", "Product Manager", None);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("GO: decided by Deployment Lead, Engineering Manager, Product Manager")
+    );
+    let status = String::from_utf8_lossy(&env.golive(&["status"]).stdout).into_owned();
+    assert!(
+        status.contains("TOTAL: 48/48 items complete") && status.contains("Decision: GO"),
+        "{status}"
+    );
+    // taken once
+    assert_eq!(
+        decide("no-go", "Cy Park", "Product Manager", Some("late"))
+            .status
+            .code(),
+        Some(1)
+    );
     assert_eq!(env.golive(&["audit", "verify"]).status.code(), Some(0));
 }
