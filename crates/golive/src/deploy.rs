@@ -571,3 +571,54 @@ pub async fn decide(a: Decide<'_>) -> Result<ExitCode, String> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Items complete per group of `stage` (title without remarks, count), as
+/// the record says.
+pub fn group_completion(
+    rb: &Runbook,
+    events: &[golive_store::Event],
+    stage: &golive_runbook::Stage,
+) -> Vec<(String, usize)> {
+    let st = states(rb, events);
+    stage
+        .groups
+        .iter()
+        .map(|g| {
+            let done = g
+                .items
+                .iter()
+                .filter(|&&i| complete(rb, i, st.get(&rb.items[i].id)))
+                .count();
+            (
+                golive_runbook::text::strip_trailing_parens(g.title()).to_string(),
+                done,
+            )
+        })
+        .collect()
+}
+
+/// `golive report`.
+pub async fn report(location: &str, id: Option<&str>, format: &str) -> Result<ExitCode, String> {
+    let (store, d, rb) = open(location, id).await?;
+    let events = store.events(&d.id).await.map_err(|e| e.to_string())?;
+    match format {
+        "md" => print!("{}", crate::report::render_markdown(&rb, &events)?),
+        "json" => {
+            let v = json!({
+                "deployment": d.id, "runbook": d.runbook_path, "runbook_sha256": d.runbook_sha256,
+                "started_at": d.created_at, "started_by": d.started_by, "vars": d.vars,
+                "events": events.iter().map(|e| json!({
+                    "seq": e.seq, "at": e.at, "kind": e.kind, "item": e.item, "actor": e.actor,
+                    "data": e.data, "hash": e.hash,
+                })).collect::<Vec<_>>(),
+            });
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        }
+        other => {
+            return Err(format!(
+                "report: format `{other}` is not available yet (md, json)"
+            ));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

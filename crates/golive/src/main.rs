@@ -6,6 +6,7 @@
 mod checks;
 mod deploy;
 mod record;
+mod report;
 mod show;
 mod vars;
 
@@ -170,6 +171,16 @@ enum Command {
         reason: Option<String>,
         #[arg(long)]
         roster: Option<PathBuf>,
+        #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
+        store: String,
+    },
+    /// A recorded deployment as a document: `md` is the runbook filled in
+    /// (boxes ticked, measured values, signers and dates, the Checklist
+    /// Summary); `json` the deployment and its events.
+    Report {
+        deployment: Option<String>,
+        #[arg(long, default_value = "md", value_parser = ["md", "json"])]
+        format: String,
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
     },
@@ -399,6 +410,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 roster: roster.as_deref(),
             }))
         }
+        Command::Report {
+            deployment,
+            format,
+            store,
+        } => runtime()?.block_on(deploy::report(&store, deployment.as_deref(), &format)),
         Command::Status {
             deployment,
             format,
