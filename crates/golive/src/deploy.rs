@@ -319,6 +319,13 @@ pub async fn status(location: &str, id: Option<&str>, json_out: bool) -> Result<
             s["complete"], s["total"]
         );
     }
+    let phases = phase_lines(&rb, &events);
+    if !phases.is_empty() {
+        println!("\nProcedure");
+        for p in &phases {
+            println!("{p}");
+        }
+    }
     match events.iter().find(|e| e.kind == "decision") {
         Some(e) => println!(
             "\nDecision: {} at {}",
@@ -621,4 +628,211 @@ pub async fn report(location: &str, id: Option<&str>, format: &str) -> Result<Ex
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Arguments of `golive done`.
+pub struct Done<'a> {
+    pub store: &'a str,
+    pub deployment: Option<&'a str>,
+    pub step: &'a str,
+    pub name: &'a str,
+    pub skipped: bool,
+    pub comment: Option<&'a str>,
+    pub roster: Option<&'a Path>,
+}
+
+/// The procedure's steps in document order.
+fn procedure_steps(rb: &Runbook) -> Vec<usize> {
+    rb.stages
+        .iter()
+        .filter(|s| s.kind == StageKind::Procedure)
+        .flat_map(|s| s.all_items())
+        .filter(|&i| rb.items[i].kind == ItemKind::Step)
+        .collect()
+}
+
+/// Mark a procedure step done (or skipped, when it or its phase is optional).
+/// Steps follow the GO decision and each other, in document order.
+pub async fn done(a: Done<'_>) -> Result<ExitCode, String> {
+    let (store, d, rb) = open(a.store, a.deployment).await?;
+    let refuse = |why: String| {
+        eprintln!("golive: refused: {why}; nothing was recorded");
+        Ok(ExitCode::from(1))
+    };
+    let step = match rb.resolve(a.step) {
+        Ok(Target::Item(i)) => i,
+        Ok(Target::SubCheck(i, _)) => {
+            return refuse(format!(
+                "`{}` is a sub-check of {}",
+                a.step, rb.items[i].address
+            ));
+        }
+        Err(e) => return refuse(e.to_string()),
+    };
+    let it = &rb.items[step];
+    if it.kind != ItemKind::Step {
+        return refuse(format!(
+            "{} {} is not a procedure step: sign it instead",
+            it.address, it.title
+        ));
+    }
+    let roster = roster_for(&rb, a.roster)?;
+    let Some(person) = roster.person(a.name) else {
+        return refuse(format!(
+            "{} is not in the roster ({})",
+            a.name, roster.source
+        ));
+    };
+    let events = store.events(&d.id).await.map_err(|e| e.to_string())?;
+    match events.iter().find(|e| e.kind == "decision") {
+        Some(e) if e.data["verdict"] == "GO" => {}
+        Some(_) => return refuse("the decision was NO-GO: the procedure does not run".into()),
+        None => return refuse("the procedure starts after the GO decision".into()),
+    }
+    let done: BTreeSet<&str> = events
+        .iter()
+        .filter(|e| e.kind == "step.done")
+        .filter_map(|e| e.item.as_deref())
+        .collect();
+    if done.contains(it.id.as_str()) {
+        return refuse(format!("{} is done already", it.address));
+    }
+    let steps = procedure_steps(&rb);
+    if let Some(prev) = steps
+        .iter()
+        .take_while(|&&i| i != step)
+        .find(|&&i| !done.contains(rb.items[i].id.as_str()))
+    {
+        let p = &rb.items[*prev];
+        return refuse(format!(
+            "steps run in document order: {} {} is not done yet",
+            p.address, p.title
+        ));
+    }
+    if a.skipped {
+        let phase_optional = it
+            .group
+            .is_some_and(|g| rb.stages[it.stage].groups[g].heading.declared.optional);
+        if !(it.declared.optional || phase_optional || it.title.to_lowercase().contains("optional"))
+        {
+            return refuse(format!(
+                "{} is not optional: it cannot be skipped",
+                it.address
+            ));
+        }
+    }
+    let event = NewEvent::new(
+        "step.done",
+        json!({ "address": it.address, "title": it.title, "skipped": a.skipped, "comment": a.comment }),
+    )
+    .item(&it.id)
+    .actor(&person.name);
+    store
+        .append(&d.id, &[event])
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "{} {} {} by {}",
+        it.address,
+        it.title,
+        if a.skipped { "skipped" } else { "done" },
+        person.name
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn seconds_between(a: &str, b: &str) -> Option<i64> {
+    let a: jiff::Timestamp = a.parse().ok()?;
+    let b: jiff::Timestamp = b.parse().ok()?;
+    Some(b.as_second() - a.as_second())
+}
+
+fn minutes_text(secs: i64) -> String {
+    if secs < 60 {
+        format!("{secs}s")
+    } else {
+        format!("{}m{:02}s", secs / 60, secs % 60)
+    }
+}
+
+/// Each phase of the procedure: steps done, time taken against its budget.
+/// A phase starts when the one before it ends (the first at the GO decision)
+/// and ends with its last step; an unfinished phase is timed until now.
+pub fn phase_lines(rb: &Runbook, events: &[golive_store::Event]) -> Vec<String> {
+    let Some(go) = events
+        .iter()
+        .find(|e| e.kind == "decision" && e.data["verdict"] == "GO")
+    else {
+        return Vec::new();
+    };
+    let now = jiff::Timestamp::now().to_string();
+    let done: BTreeMap<&str, &str> = events
+        .iter()
+        .filter(|e| e.kind == "step.done")
+        .filter_map(|e| Some((e.item.as_deref()?, e.at.as_str())))
+        .collect();
+    let mut start = go.at.clone();
+    let mut waiting = false;
+    let mut out = Vec::new();
+    for s in rb.stages.iter().filter(|s| s.kind == StageKind::Procedure) {
+        for g in &s.groups {
+            let steps: Vec<&golive_runbook::Item> = g
+                .items
+                .iter()
+                .map(|&i| &rb.items[i])
+                .filter(|i| i.kind == ItemKind::Step)
+                .collect();
+            if steps.is_empty() {
+                continue;
+            }
+            let finished = steps
+                .iter()
+                .filter(|i| done.contains_key(i.id.as_str()))
+                .count();
+            if waiting {
+                // steps run in order: this phase has not started
+                out.push(format!(
+                    "- {}: 0/{} steps",
+                    golive_runbook::text::strip_trailing_parens(g.title()),
+                    steps.len()
+                ));
+                continue;
+            }
+            let end = steps
+                .iter()
+                .filter_map(|i| done.get(i.id.as_str()))
+                .max()
+                .map(|s| s.to_string());
+            let complete = finished == steps.len();
+            let until = if complete {
+                end.clone().unwrap_or_else(|| now.clone())
+            } else {
+                now.clone()
+            };
+            let took = seconds_between(&start, &until).unwrap_or(0).max(0);
+            let budget = g.heading.declared.budget.as_ref();
+            let verdict = match budget {
+                Some(b) if (took as u64) > b.seconds || (b.strict && took as u64 == b.seconds) => {
+                    " OVER BUDGET"
+                }
+                _ => "",
+            };
+            out.push(format!(
+                "- {}: {finished}/{} steps{}, {}{}{verdict}",
+                golive_runbook::text::strip_trailing_parens(g.title()),
+                steps.len(),
+                if complete { " complete" } else { "" },
+                minutes_text(took),
+                budget
+                    .map(|b| format!(" of {}", minutes_text(b.seconds as i64)))
+                    .unwrap_or_default(),
+            ));
+            if complete {
+                start = until;
+            } else {
+                waiting = true;
+            }
+        }
+    }
+    out
 }

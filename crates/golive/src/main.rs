@@ -174,6 +174,24 @@ enum Command {
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
     },
+    /// Mark a procedure step done (after GO, in document order):
+    /// `golive done [DEPLOYMENT] STEP --as NAME [--skipped] [--comment …]`.
+    Done {
+        /// `[DEPLOYMENT] STEP`.
+        #[arg(num_args = 1..=2, value_name = "[DEPLOYMENT] STEP")]
+        names: Vec<String>,
+        #[arg(long = "as", value_name = "NAME")]
+        name: String,
+        /// Record an optional step (or a step of an optional phase) as skipped.
+        #[arg(long)]
+        skipped: bool,
+        #[arg(long)]
+        comment: Option<String>,
+        #[arg(long)]
+        roster: Option<PathBuf>,
+        #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
+        store: String,
+    },
     /// A recorded deployment as a document: `md` is the runbook filled in
     /// (boxes ticked, measured values, signers and dates, the Checklist
     /// Summary); `json` the deployment and its events.
@@ -415,6 +433,25 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             format,
             store,
         } => runtime()?.block_on(deploy::report(&store, deployment.as_deref(), &format)),
+        Command::Done {
+            names,
+            name,
+            skipped,
+            comment,
+            roster,
+            store,
+        } => {
+            let (deployment, step) = deployment_and(&names, "done takes [DEPLOYMENT] STEP")?;
+            runtime()?.block_on(deploy::done(deploy::Done {
+                store: &store,
+                deployment,
+                step,
+                name: &name,
+                skipped,
+                comment: comment.as_deref(),
+                roster: roster.as_deref(),
+            }))
+        }
         Command::Status {
             deployment,
             format,
