@@ -436,6 +436,21 @@ mod tests {
         assert_eq!(handle.join().expect("no overflow"), Ok(true));
     }
 
+    /// Regression: the command kind's default condition used `has()` on a
+    /// bare name, which CEL rejects, so no command check without `expect`
+    /// could be planned.
+    #[test]
+    fn every_kinds_default_condition_compiles() {
+        for k in golive_probe::KINDS {
+            assert!(
+                Condition::compile(k.default_expect).is_ok(),
+                "{}: {}",
+                k.name,
+                k.default_expect
+            );
+        }
+    }
+
     #[test]
     fn fills_give_values() {
         let c = Condition::compile("cert.not_after").expect("compiles");

@@ -7,9 +7,9 @@
 //! stream (the rest is drained, not kept).
 //!
 //! Observes `exit_code`, `stdout`, `stderr`, `duration_ms`, `json` (stdout
-//! parsed, when it is JSON), and with a `# Expected:` line `expected` and
+//! parsed, when it is JSON), `expected` (the `# Expected:` line, or null) and
 //! `expected_match` (trimmed stdout equals it; when both parse as JSON, the
-//! expected value must be a subset of the actual one).
+//! expected value must be a subset of the actual one; true with no line).
 
 use crate::shell::substitute_shell;
 use crate::{BoxFuture, Kind, Observation, Probe, ProbeError, Spec, SpecError, millis};
@@ -22,7 +22,7 @@ pub(crate) static KIND: Kind = Kind {
     name: "command",
     summary: "run a shell command: exit code, stdout, stderr, expected output",
     options: &["command", "shell", "env", "cwd"],
-    default_expect: "exit_code == 0 && (!has(expected_match) || expected_match)",
+    default_expect: "exit_code == 0 && expected_match",
     build,
 };
 
@@ -176,10 +176,13 @@ impl Probe for CommandProbe {
                 "duration_ms": millis(t.elapsed()),
                 "json": serde_json::from_str::<Value>(stdout.trim()).ok(),
             });
-            if let Some(e) = &self.expected {
-                obs["expected"] = json!(e);
-                obs["expected_match"] = json!(expected_matches(e, &stdout));
-            }
+            // with no `# Expected:` line there is nothing to contradict
+            obs["expected"] = json!(self.expected);
+            obs["expected_match"] = json!(
+                self.expected
+                    .as_ref()
+                    .is_none_or(|e| expected_matches(e, &stdout))
+            );
             Ok(obs)
         })
     }

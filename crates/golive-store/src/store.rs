@@ -291,6 +291,21 @@ impl Store {
         })
     }
 
+    /// The newest deployment of the runbook at `path`, if any.
+    pub async fn deployment_for(&self, path: &str) -> Result<Option<Deployment>, StoreError> {
+        let sql = "SELECT id FROM deployments WHERE runbook_path = $1 ORDER BY created_at DESC, id DESC LIMIT 1";
+        let id: Option<String> = on_both!(self, |pool| {
+            sqlx::query_scalar(sql)
+                .bind(path)
+                .fetch_optional(pool)
+                .await?
+        });
+        match id {
+            Some(id) => self.deployment(Some(&id)).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Append events in one transaction, each linked to its predecessor.
     /// Concurrent appenders to one deployment are serialised by the database
     /// (SQLite: an immediate transaction; PostgreSQL: a row lock).

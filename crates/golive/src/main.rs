@@ -132,6 +132,12 @@ enum Command {
         /// or `postgres://…`.
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
+        /// Start a new deployment even when one of this runbook is open.
+        #[arg(long)]
+        new: bool,
+        /// Run again the commands an interrupted run had started.
+        #[arg(long)]
+        confirm_rerun: bool,
     },
     /// Sign an item of a deployment as a person holding its Responsible role:
     /// `golive sign [DEPLOYMENT] ITEM --as NAME --role ROLE`. Exit 0 recorded,
@@ -334,6 +340,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             allow_commands,
             format,
             store,
+            new,
+            confirm_rerun,
         } => {
             let (rb, plan, redact) = prepare(&file, &vars, &only)?;
             if !plan.problems.is_empty() {
@@ -349,12 +357,52 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 allow_commands,
             };
             let rt = runtime()?;
+            let manual = plan.manual.clone();
             let results = rt.block_on(async {
-                let recorder = record::Recorder::start(&store, &rb, &plan, &only, &redact).await?;
-                let results = run_with_progress(&rb, &plan, &opts, &redact).await;
-                recorder
-                    .finish(&rb, &results, &plan.manual, &redact)
-                    .await?;
+                let recorder = record::Recorder::start(&store, &rb, &plan, &only, &redact, new).await?;
+                // a command an interrupted run started is not run again unasked
+                let interrupted = recorder.interrupted().await?;
+                let mut plan = golive_engine::Plan {
+                    checks: plan.checks.clone(),
+                    manual: Vec::new(),
+                    problems: Vec::new(),
+                };
+                let mut held = Vec::new();
+                if !confirm_rerun {
+                    let (keep, hold): (Vec<_>, Vec<_>) = std::mem::take(&mut plan.checks).into_iter().partition(|c| {
+                        !(c.probe.side_effects()
+                            && interrupted.contains(&(rb.items[c.item].id.clone(), u64::from(c.loc.line))))
+                    });
+                    plan.checks = keep;
+                    held = hold;
+                }
+                if opts.allow_commands {
+                    let side: Vec<&golive_engine::Check> =
+                        plan.checks.iter().filter(|c| c.probe.side_effects()).map(|c| c.as_ref()).collect();
+                    recorder.starting(&rb, &side).await?;
+                }
+                let (sink, drain) = recorder.sink();
+                let mut results = run_with_progress(&rb, &plan, &opts, &redact, Some(sink)).await;
+                drain.await.map_err(|e| e.to_string())??;
+                for check in held {
+                    let res = golive_engine::CheckResult {
+                        check,
+                        outcome: golive_engine::Outcome::Skipped(
+                            "an earlier run started this command and was interrupted: pass --confirm-rerun to run it again"
+                                .into(),
+                        ),
+                        observation: None,
+                        actual: Vec::new(),
+                        fills: Vec::new(),
+                        attempts: 0,
+                        duration: std::time::Duration::ZERO,
+                    };
+                    if let golive_engine::Outcome::Skipped(why) = &res.outcome {
+                        eprintln!("{}: {why}", checks::progress_line(&rb, &res, &redact));
+                    }
+                    results.push(res);
+                }
+                recorder.finish(&rb, &results, &manual).await?;
                 Ok::<_, String>(results)
             })?;
             match format {
@@ -539,13 +587,15 @@ async fn run_with_progress(
     plan: &golive_engine::Plan,
     opts: &golive_engine::RunOptions,
     redact: &vars::Redactor,
+    sink: Option<tokio::sync::mpsc::UnboundedSender<golive_store::NewEvent>>,
 ) -> Vec<golive_engine::CheckResult> {
     use std::io::IsTerminal;
     use std::sync::Arc;
     let total = plan.checks.len() as u64;
     let rb2 = Arc::new(rb.clone());
     let redact2 = redact.clone();
-    let progress: Arc<dyn Fn(&golive_engine::CheckResult) + Send + Sync> =
+    let (rb3, redact3) = (rb2.clone(), redact.clone());
+    let show: Arc<dyn Fn(&golive_engine::CheckResult) + Send + Sync> =
         if std::io::stderr().is_terminal() {
             let bar = indicatif::ProgressBar::new(total);
             bar.set_style(
@@ -566,6 +616,13 @@ async fn run_with_progress(
                 eprintln!("{}", checks::progress_line(&rb2, r, &redact2));
             })
         };
+    let progress: Arc<dyn Fn(&golive_engine::CheckResult) + Send + Sync> =
+        Arc::new(move |r: &golive_engine::CheckResult| {
+            if let Some(tx) = &sink {
+                let _ = tx.send(record::check_event(&rb3, r, &redact3));
+            }
+            show(r);
+        });
     golive_engine::run_plan(plan, opts, progress).await
 }
 

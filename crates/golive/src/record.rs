@@ -11,25 +11,58 @@ use std::process::ExitCode;
 /// The store used when none is named: a file under the working directory.
 pub const DEFAULT_STORE: &str = "sqlite://.golive/golive.db";
 
-/// A run being recorded as a deployment.
-pub struct Recorder {
-    store: Store,
-    pub deployment: String,
-}
-
 /// Event data as stored: secret values replaced, like every other output.
 fn clean(r: &Redactor, v: Value) -> Value {
     serde_json::from_str(&r.clean(&v.to_string())).unwrap_or(Value::Null)
 }
 
+/// A run being recorded as a deployment.
+pub struct Recorder {
+    store: Store,
+    pub deployment: String,
+    /// The run continues an open deployment of the same runbook.
+    pub continued: bool,
+}
+
+/// One check's result as an event.
+pub fn check_event(rb: &Runbook, res: &CheckResult, r: &Redactor) -> NewEvent {
+    let item = &rb.items[res.check.item];
+    NewEvent::new(
+        "check",
+        clean(
+            r,
+            json!({
+                "outcome": res.outcome.as_str(),
+                "message": match &res.outcome {
+                    golive_engine::Outcome::Error(e) | golive_engine::Outcome::Skipped(e) => Some(e.clone()),
+                    _ => None,
+                },
+                "kind": res.check.kind,
+                "target": res.check.probe.target(),
+                "expect": res.check.expect.source,
+                "actual": res.actual.iter().cloned().collect::<serde_json::Map<_, _>>(),
+                "fills": res.fills.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+                "attempts": res.attempts,
+                "duration_ms": res.duration.as_secs_f64() * 1e3,
+                "line": res.check.loc.line,
+            }),
+        ),
+    )
+    .item(&item.id)
+    .actor("golive")
+}
+
 impl Recorder {
-    /// Create the deployment and record that the run started.
+    /// Continue the open deployment of this runbook (the newest deployment of
+    /// the same document, unless it ended), or create one when there is none
+    /// or `new` is asked; then record that the run started.
     pub async fn start(
         location: &str,
         rb: &Runbook,
         plan: &Plan,
         only: &[String],
         r: &Redactor,
+        new: bool,
     ) -> Result<Recorder, String> {
         let store = Store::open(location).await.map_err(|e| e.to_string())?;
         let vars = plan
@@ -40,15 +73,25 @@ impl Recorder {
         let started_by = std::env::var("USER")
             .or_else(|_| std::env::var("LOGNAME"))
             .unwrap_or_else(|_| "unknown".into());
-        let deployment = store
-            .create_deployment(&NewDeployment {
-                runbook_path: rb.path.clone(),
-                runbook_sha256: hex::encode(Sha256::digest(rb.source.as_bytes())),
-                started_by: started_by.clone(),
-                vars: clean(r, vars),
-            })
-            .await
-            .map_err(|e| e.to_string())?;
+        let sha = hex::encode(Sha256::digest(rb.source.as_bytes()));
+        let open = if new {
+            None
+        } else {
+            open_deployment(&store, &rb.path, &sha).await?
+        };
+        let continued = open.is_some();
+        let deployment = match open {
+            Some(id) => id,
+            None => store
+                .create_deployment(&NewDeployment {
+                    runbook_path: rb.path.clone(),
+                    runbook_sha256: sha,
+                    started_by: started_by.clone(),
+                    vars: clean(r, vars),
+                })
+                .await
+                .map_err(|e| e.to_string())?,
+        };
         store
             .append(
                 &deployment,
@@ -60,61 +103,125 @@ impl Recorder {
             )
             .await
             .map_err(|e| e.to_string())?;
-        Ok(Recorder { store, deployment })
+        Ok(Recorder {
+            store,
+            deployment,
+            continued,
+        })
     }
 
-    /// Record every result and the run's end, in one transaction.
+    /// Side-effecting checks (item id, annotation line) recorded as started
+    /// in an earlier run with no result after: a kill interrupted them.
+    pub async fn interrupted(&self) -> Result<Vec<(String, u64)>, String> {
+        let events = self
+            .store
+            .events(&self.deployment)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut open: Vec<(String, u64)> = Vec::new();
+        for e in &events {
+            let key = (
+                e.item.clone().unwrap_or_default(),
+                e.data["line"].as_u64().unwrap_or(0),
+            );
+            match e.kind.as_str() {
+                "check.started" => open.push(key),
+                "check" => open.retain(|k| *k != key),
+                _ => {}
+            }
+        }
+        Ok(open)
+    }
+
+    /// Record, before they run, the side-effecting checks about to run.
+    pub async fn starting(
+        &self,
+        rb: &Runbook,
+        checks: &[&golive_engine::Check],
+    ) -> Result<(), String> {
+        let events: Vec<NewEvent> = checks
+            .iter()
+            .map(|c| {
+                NewEvent::new(
+                    "check.started",
+                    json!({ "kind": c.kind, "line": c.loc.line }),
+                )
+                .item(&rb.items[c.item].id)
+                .actor("golive")
+            })
+            .collect();
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.store
+            .append(&self.deployment, &events)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// A sink that records each result as it comes (a kill loses none that
+    /// finished), and the task draining it.
+    pub fn sink(
+        &self,
+    ) -> (
+        tokio::sync::mpsc::UnboundedSender<NewEvent>,
+        tokio::task::JoinHandle<Result<(), String>>,
+    ) {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<NewEvent>();
+        let store = self.store.clone();
+        let id = self.deployment.clone();
+        let task = tokio::spawn(async move {
+            while let Some(e) = rx.recv().await {
+                store.append(&id, &[e]).await.map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        });
+        (tx, task)
+    }
+
+    /// Record the run's end.
     pub async fn finish(
         &self,
         rb: &Runbook,
         results: &[CheckResult],
         manual: &[usize],
-        r: &Redactor,
     ) -> Result<(), String> {
-        let mut events: Vec<NewEvent> = results
-            .iter()
-            .map(|res| {
-                let item = &rb.items[res.check.item];
-                NewEvent::new(
-                    "check",
-                    clean(
-                        r,
-                        json!({
-                            "outcome": res.outcome.as_str(),
-                            "message": match &res.outcome {
-                                golive_engine::Outcome::Error(e) | golive_engine::Outcome::Skipped(e) => Some(e.clone()),
-                                _ => None,
-                            },
-                            "kind": res.check.kind,
-                            "target": res.check.probe.target(),
-                            "expect": res.check.expect.source,
-                            "actual": res.actual.iter().cloned().collect::<serde_json::Map<_, _>>(),
-                            "fills": res.fills.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
-                            "attempts": res.attempts,
-                            "duration_ms": res.duration.as_secs_f64() * 1e3,
-                            "line": res.check.loc.line,
-                        }),
-                    ),
-                )
-                .item(&item.id)
-                .actor("golive")
-            })
-            .collect();
         let (total, _) = crate::checks::totals(rb, results, manual);
-        events.push(NewEvent::new(
+        let end = NewEvent::new(
             "run.finished",
             json!({ "passed": total.passed, "failed": total.failed, "error": total.error, "skipped": total.skipped, "manual": total.manual }),
-        ));
+        );
         self.store
-            .append(&self.deployment, &events)
+            .append(&self.deployment, &[end])
             .await
             .map_err(|e| e.to_string())?;
         eprintln!(
-            "golive: recorded as deployment {} in {}",
-            self.deployment, self.store.location
+            "golive: recorded {} deployment {} in {}",
+            if self.continued { "in the open" } else { "as" },
+            self.deployment,
+            self.store.location
         );
         Ok(())
     }
+}
+
+/// The newest deployment of this runbook (same path and content) that has
+/// not ended: no NO-GO decision and no `deployment.ended` event.
+async fn open_deployment(store: &Store, path: &str, sha: &str) -> Result<Option<String>, String> {
+    let newest = match store.deployment_for(path).await {
+        Ok(Some(d)) => d,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    if newest.runbook_sha256 != sha {
+        return Ok(None);
+    }
+    let events = store.events(&newest.id).await.map_err(|e| e.to_string())?;
+    let ended = events.iter().any(|e| {
+        e.kind == "deployment.ended" || (e.kind == "decision" && e.data["verdict"] == "NO-GO")
+    });
+    Ok((!ended).then_some(newest.id))
 }
 
 /// `golive audit verify`.

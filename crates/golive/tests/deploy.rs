@@ -402,12 +402,32 @@ fn reach_go(env: &Env) -> String {
     let mut items = task_items(env);
     items.truncate(48);
     for (id, role) in &items {
-        let out = env.golive(&["sign", id, "--as", "Release Crew", "--role", role, "--roster", &roster]);
+        let out = env.golive(&[
+            "sign",
+            id,
+            "--as",
+            "Release Crew",
+            "--role",
+            role,
+            "--roster",
+            &roster,
+        ]);
         assert_eq!(out.status.code(), Some(0), "{id}");
     }
-    for (name, role) in [("Ada Lind", "Deployment Lead"), ("Ben Ode", "Engineering Manager"), ("Cy Park", "Product Manager")] {
-        let out = env.golive(&["decide", "go", "--as", name, "--role", role, "--roster", &roster]);
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    for (name, role) in [
+        ("Ada Lind", "Deployment Lead"),
+        ("Ben Ode", "Engineering Manager"),
+        ("Cy Park", "Product Manager"),
+    ] {
+        let out = env.golive(&[
+            "decide", "go", "--as", name, "--role", role, "--roster", &roster,
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     roster
 }
@@ -423,26 +443,59 @@ fn procedure_steps_run_in_order_after_go_and_are_timed_against_budgets() {
 
     let roster = reach_go(&env);
     let done = |step: &str, extra: &[&str]| {
-        let mut args = vec!["done", step, "--as", "Ada Lind", "--roster", roster.as_str()];
+        let mut args = vec![
+            "done",
+            step,
+            "--as",
+            "Ada Lind",
+            "--roster",
+            roster.as_str(),
+        ];
         args.extend_from_slice(extra);
         env.golive(&args)
     };
     let out = done("3.1.2", &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("steps run in document order: 3.1.1 Step 1.1: Activate War Room is not done yet"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(
+        "steps run in document order: 3.1.1 Step 1.1: Activate War Room is not done yet"
+    ));
     let out = done("1.1.1", &[]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a procedure step: sign it instead"));
-    for step in ["3.1.1", "3.1.2", "3.1.3", "step-1-4-enable-maintenance-mode"] {
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not a procedure step: sign it instead")
+    );
+    for step in [
+        "3.1.1",
+        "3.1.2",
+        "3.1.3",
+        "step-1-4-enable-maintenance-mode",
+    ] {
         assert_eq!(done(step, &[]).status.code(), Some(0), "{step}");
     }
     assert_eq!(done("3.1.1", &[]).status.code(), Some(1), "done once");
     // phase 2 is "(10 minutes, if applicable)": its steps may be skipped
-    assert_eq!(done("3.2.1", &["--skipped", "--comment", "no migration in this release"]).status.code(), Some(0));
+    assert_eq!(
+        done(
+            "3.2.1",
+            &["--skipped", "--comment", "no migration in this release"]
+        )
+        .status
+        .code(),
+        Some(0)
+    );
     let status = String::from_utf8_lossy(&env.golive(&["status"]).stdout).into_owned();
-    assert!(status.contains("- Phase 1: Deployment Preparation: 4/4 steps complete, "), "{status}");
+    assert!(
+        status.contains("- Phase 1: Deployment Preparation: 4/4 steps complete, "),
+        "{status}"
+    );
     assert!(status.contains("of 15m00s"), "{status}");
-    assert!(status.contains("- Phase 2: Database Migration: 1/3 steps, "), "{status}");
-    assert!(status.contains("- Phase 3: Application Deployment: 0/4 steps"), "{status}");
+    assert!(
+        status.contains("- Phase 2: Database Migration: 1/3 steps, "),
+        "{status}"
+    );
+    assert!(
+        status.contains("- Phase 3: Application Deployment: 0/4 steps"),
+        "{status}"
+    );
     assert!(!status.contains("OVER BUDGET"), "{status}");
     // phase 3 is not optional
     assert_eq!(done("3.2.2", &[]).status.code(), Some(0));
