@@ -49,6 +49,25 @@ fn roster_for(rb: &Runbook, given: Option<&Path>) -> Result<Roster, String> {
     }
 }
 
+/// Print a refusal: a rule of the runbook says no, and nothing is recorded.
+fn refuse(why: String) -> Result<ExitCode, String> {
+    eprintln!("golive: refused: {why}; nothing was recorded");
+    Ok(ExitCode::from(1))
+}
+
+/// The person named `name` on the deployment's roster, or why not.
+fn on_roster(
+    rb: &Runbook,
+    roster_file: Option<&Path>,
+    name: &str,
+) -> Result<Result<golive_engine::roster::Person, String>, String> {
+    let roster = roster_for(rb, roster_file)?;
+    Ok(roster
+        .person(name)
+        .cloned()
+        .ok_or_else(|| format!("{name} is not in the roster ({})", roster.source)))
+}
+
 /// Arguments of `golive sign`.
 pub struct Sign<'a> {
     pub store: &'a str,
@@ -319,6 +338,50 @@ pub async fn status(location: &str, id: Option<&str>, json_out: bool) -> Result<
             s["complete"], s["total"]
         );
     }
+    println!("State: {}", crate::lifecycle::state(&events));
+    for g in events.iter().filter(|e| e.kind == "gate") {
+        println!(
+            "Gate {}: {}/{} passed (target {}): {}",
+            g.data["stage"].as_str().unwrap_or("?"),
+            g.data["passed"],
+            g.data["total"],
+            g.data["target"],
+            g.data["result"].as_str().unwrap_or("?").to_uppercase()
+        );
+    }
+    if let Some(e) = events.iter().rev().find(|e| e.kind == "deployment.ended") {
+        match e.data["outcome"].as_str() {
+            Some("ROLLED BACK") => {
+                println!(
+                    "Rolled back in {}{}",
+                    minutes_text(e.data["rollback_seconds"].as_i64().unwrap_or(0)),
+                    e.data["target_seconds"]
+                        .as_u64()
+                        .map(|t| format!(" (target < {})", minutes_text(t as i64)))
+                        .unwrap_or_default()
+                );
+                let open: Vec<String> = rb
+                    .stages
+                    .iter()
+                    .filter(|s| s.kind == StageKind::Rollback)
+                    .flat_map(|s| s.groups.iter())
+                    .filter(|g| g.title().to_lowercase().contains("post-rollback"))
+                    .flat_map(|g| g.items.iter())
+                    .filter(|&&i| !complete(&rb, i, st.get(&rb.items[i].id)))
+                    .map(|&i| format!("  {:<8} {}", rb.items[i].address, rb.items[i].title))
+                    .collect();
+                if !open.is_empty() {
+                    println!("Open post-rollback actions:\n{}", open.join("\n"));
+                }
+            }
+            _ => println!(
+                "Took {} (target < {}), production {}",
+                minutes_text(e.data["duration_seconds"].as_i64().unwrap_or(0)),
+                minutes_text(e.data["target_seconds"].as_i64().unwrap_or(3600)),
+                e.data["health"].as_str().unwrap_or("?")
+            ),
+        }
+    }
     let phases = phase_lines(&rb, &events);
     if !phases.is_empty() {
         println!("\nProcedure");
@@ -436,10 +499,6 @@ pub struct Decide<'a> {
 /// last of them.
 pub async fn decide(a: Decide<'_>) -> Result<ExitCode, String> {
     let (store, d, rb) = open(a.store, a.deployment).await?;
-    let refuse = |why: String| {
-        eprintln!("golive: refused: {why}; nothing was recorded");
-        Ok(ExitCode::from(1))
-    };
     let verdict = if a.go { "GO" } else { "NO-GO" };
     let required = decision_signers(&rb);
     if !required.iter().any(|r| r.eq_ignore_ascii_case(a.role)) {
@@ -449,12 +508,9 @@ pub async fn decide(a: Decide<'_>) -> Result<ExitCode, String> {
             a.role
         ));
     }
-    let roster = roster_for(&rb, a.roster)?;
-    let Some(person) = roster.person(a.name) else {
-        return refuse(format!(
-            "{} is not in the roster ({})",
-            a.name, roster.source
-        ));
+    let person = match on_roster(&rb, a.roster, a.name)? {
+        Ok(p) => p,
+        Err(why) => return refuse(why),
     };
     if !person.holds(a.role) {
         return refuse(format!(
@@ -655,10 +711,6 @@ fn procedure_steps(rb: &Runbook) -> Vec<usize> {
 /// Steps follow the GO decision and each other, in document order.
 pub async fn done(a: Done<'_>) -> Result<ExitCode, String> {
     let (store, d, rb) = open(a.store, a.deployment).await?;
-    let refuse = |why: String| {
-        eprintln!("golive: refused: {why}; nothing was recorded");
-        Ok(ExitCode::from(1))
-    };
     let step = match rb.resolve(a.step) {
         Ok(Target::Item(i)) => i,
         Ok(Target::SubCheck(i, _)) => {
@@ -676,12 +728,9 @@ pub async fn done(a: Done<'_>) -> Result<ExitCode, String> {
             it.address, it.title
         ));
     }
-    let roster = roster_for(&rb, a.roster)?;
-    let Some(person) = roster.person(a.name) else {
-        return refuse(format!(
-            "{} is not in the roster ({})",
-            a.name, roster.source
-        ));
+    let person = match on_roster(&rb, a.roster, a.name)? {
+        Ok(p) => p,
+        Err(why) => return refuse(why),
     };
     let events = store.events(&d.id).await.map_err(|e| e.to_string())?;
     match events.iter().find(|e| e.kind == "decision") {
@@ -697,7 +746,22 @@ pub async fn done(a: Done<'_>) -> Result<ExitCode, String> {
     if done.contains(it.id.as_str()) {
         return refuse(format!("{} is done already", it.address));
     }
-    let steps = procedure_steps(&rb);
+    let (rollback, _) = crate::lifecycle::rollback_steps(&rb);
+    let rolling_back = events.iter().any(|e| e.kind == "rollback.started");
+    if rollback.contains(&step) && !rolling_back {
+        return refuse(format!(
+            "{} is a rollback step: a rollback has not been started (golive rollback)",
+            it.address
+        ));
+    }
+    if !rollback.contains(&step) && rolling_back {
+        return refuse("the deployment is rolling back: only the Rollback Steps run now".into());
+    }
+    let steps = if rollback.contains(&step) {
+        rollback.clone()
+    } else {
+        procedure_steps(&rb)
+    };
     if let Some(prev) = steps
         .iter()
         .take_while(|&&i| i != step)
@@ -727,16 +791,338 @@ pub async fn done(a: Done<'_>) -> Result<ExitCode, String> {
     )
     .item(&it.id)
     .actor(&person.name);
-    store
-        .append(&d.id, &[event])
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut new = vec![event];
+    // the last rollback step ends the deployment, timed against its target
+    let last_rollback = rollback.contains(&step)
+        && rollback
+            .iter()
+            .filter(|&&i| i != step)
+            .all(|&i| done.contains(rb.items[i].id.as_str()));
+    if last_rollback && let Some(started) = events.iter().find(|e| e.kind == "rollback.started") {
+        let took = seconds_between(&started.at, &jiff::Timestamp::now().to_string()).unwrap_or(0);
+        let (_, target) = crate::lifecycle::rollback_steps(&rb);
+        new.push(NewEvent::new(
+            "deployment.ended",
+            json!({
+                "outcome": "ROLLED BACK",
+                "rollback_seconds": took,
+                "target_seconds": target,
+                "within_target": target.is_none_or(|t| (took as u64) < t),
+            }),
+        ));
+    }
+    store.append(&d.id, &new).await.map_err(|e| e.to_string())?;
     println!(
         "{} {} {} by {}",
         it.address,
         it.title,
         if a.skipped { "skipped" } else { "done" },
         person.name
+    );
+    if new.len() > 1 {
+        println!("ROLLED BACK: the rollback steps are done");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `golive gate [DEPLOYMENT] smoke|verification --as NAME`: evaluate a gate
+/// from the record. A failed smoke gate raises the rollback decision with
+/// automatic authority; a failed verification gate raises it for the named
+/// people to decide.
+pub async fn gate(
+    location: &str,
+    id: Option<&str>,
+    which: &str,
+    name: &str,
+    roster_file: Option<&Path>,
+) -> Result<ExitCode, String> {
+    let (store, d, rb) = open(location, id).await?;
+    let person = match on_roster(&rb, roster_file, name)? {
+        Ok(p) => p,
+        Err(why) => return refuse(why),
+    };
+    let events = store.events(&d.id).await.map_err(|e| e.to_string())?;
+    if !events
+        .iter()
+        .any(|e| e.kind == "decision" && e.data["verdict"] == "GO")
+    {
+        eprintln!("golive: refused: gates follow the GO decision; nothing was recorded");
+        return Ok(ExitCode::from(1));
+    }
+    let (kind, label) = match which {
+        "smoke" => (StageKind::Smoke, "smoke tests"),
+        "verification" => (StageKind::Verification, "post-deployment checks"),
+        other => return Err(format!("gate: `{other}` is neither smoke nor verification")),
+    };
+    let (passed, total) = crate::lifecycle::stage_passed(&rb, &events, kind);
+    let target = if kind == StageKind::Smoke {
+        crate::lifecycle::smoke_target(&rb, total)
+    } else {
+        total
+    };
+    let mut new = vec![
+        NewEvent::new(
+            "gate",
+            crate::lifecycle::gate_event(which, passed, total, target),
+        )
+        .actor(&person.name),
+    ];
+    let ok = passed >= target;
+    if !ok {
+        let (auto, manual) = crate::lifecycle::rollback_authority(&rb);
+        let automatic = kind == StageKind::Smoke;
+        new.push(NewEvent::new(
+            "rollback.raised",
+            json!({
+                "reason": format!("{label} {passed}/{total}, below the target of {target}/{total}"),
+                "authority": if automatic { "automatic" } else { "manual" },
+                "by": if automatic { vec![auto] } else { manual },
+            }),
+        ));
+    }
+    store.append(&d.id, &new).await.map_err(|e| e.to_string())?;
+    println!(
+        "{} gate: {passed}/{total} passed (target {target}/{total}): {}",
+        which,
+        if ok {
+            "PASS"
+        } else {
+            "FAIL: the rollback decision is raised"
+        }
+    );
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `golive rollback [DEPLOYMENT] --as NAME --role ROLE --reason TEXT`: start
+/// the Rollback Steps with the authority the document names: the automatic
+/// role alone when a gate raised the decision automatically, otherwise every
+/// manual role, signed by distinct people.
+pub async fn rollback(
+    location: &str,
+    id: Option<&str>,
+    name: &str,
+    role: &str,
+    reason: &str,
+    roster_file: Option<&Path>,
+) -> Result<ExitCode, String> {
+    let (store, d, rb) = open(location, id).await?;
+    let person = match on_roster(&rb, roster_file, name)? {
+        Ok(p) => p,
+        Err(why) => return refuse(why),
+    };
+    if !person.holds(role) {
+        return refuse(format!(
+            "{} does not hold the role {role} (holds: {})",
+            person.name,
+            person.roles.join(", ")
+        ));
+    }
+    let events = store.events(&d.id).await.map_err(|e| e.to_string())?;
+    if events.iter().any(|e| e.kind == "rollback.started") {
+        return refuse("the rollback has started already".into());
+    }
+    if events.iter().any(|e| e.kind == "deployment.ended") {
+        return refuse("the deployment has ended".into());
+    }
+    let (auto, manual) = crate::lifecycle::rollback_authority(&rb);
+    let raised = events.iter().rev().find(|e| e.kind == "rollback.raised");
+    let automatic = raised.is_some_and(|e| e.data["authority"] == "automatic");
+    let start = |signers: Vec<serde_json::Value>| {
+        NewEvent::new(
+            "rollback.started",
+            json!({ "reason": reason, "authority": if automatic { "automatic" } else { "manual" }, "signers": signers }),
+        )
+    };
+    if automatic && role.eq_ignore_ascii_case(&auto) {
+        store
+            .append(
+                &d.id,
+                &[start(vec![json!({ "name": person.name, "role": role })]).actor(&person.name)],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        println!(
+            "ROLLBACK INITIATED by {} ({role}, automatic authority): run the Rollback Steps with golive done",
+            person.name
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !manual.iter().any(|r| r.eq_ignore_ascii_case(role)) {
+        return refuse(format!(
+            "a rollback is decided by {}{}",
+            manual.join(" + "),
+            if automatic {
+                format!(", or by the {auto} alone")
+            } else {
+                format!(" (the {auto} alone only when a gate raised it)")
+            }
+        ));
+    }
+    let sigs: Vec<&golive_store::Event> = events
+        .iter()
+        .filter(|e| e.kind == "rollback.signature")
+        .collect();
+    for sig in &sigs {
+        if sig
+            .actor
+            .as_deref()
+            .is_some_and(|a| a.eq_ignore_ascii_case(&person.name))
+        {
+            return refuse(format!(
+                "a rollback needs distinct people: {} signed already as {}",
+                person.name,
+                sig.data["role"].as_str().unwrap_or("?")
+            ));
+        }
+        if sig.data["role"]
+            .as_str()
+            .is_some_and(|r| r.eq_ignore_ascii_case(role))
+        {
+            return refuse(format!("the {role} signed already"));
+        }
+    }
+    let mut new = vec![
+        NewEvent::new(
+            "rollback.signature",
+            json!({ "role": role, "reason": reason }),
+        )
+        .actor(&person.name),
+    ];
+    let roles: BTreeSet<String> = sigs
+        .iter()
+        .filter_map(|e| e.data["role"].as_str().map(str::to_lowercase))
+        .chain(std::iter::once(role.to_lowercase()))
+        .collect();
+    let complete = manual.iter().all(|r| roles.contains(&r.to_lowercase()));
+    if complete {
+        let signers = sigs
+            .iter()
+            .map(|e| json!({ "name": e.actor, "role": e.data["role"] }))
+            .chain(std::iter::once(
+                json!({ "name": person.name, "role": role }),
+            ))
+            .collect();
+        new.push(start(signers));
+    }
+    store.append(&d.id, &new).await.map_err(|e| e.to_string())?;
+    if complete {
+        println!(
+            "ROLLBACK INITIATED by {}: run the Rollback Steps with golive done",
+            manual.join(" + ")
+        );
+    } else {
+        println!(
+            "rollback signed by {} as {role}; waiting for the rest of: {}",
+            person.name,
+            manual.join(" + ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `golive finish [DEPLOYMENT] --as NAME`: end a deployment as SUCCESS once
+/// every procedure step is done or skipped and both gates passed; records
+/// its duration (from the GO decision) against the document's target and the
+/// production health of the last run.
+pub async fn finish(
+    location: &str,
+    id: Option<&str>,
+    name: &str,
+    roster_file: Option<&Path>,
+) -> Result<ExitCode, String> {
+    let (store, d, rb) = open(location, id).await?;
+    let person = match on_roster(&rb, roster_file, name)? {
+        Ok(p) => p,
+        Err(why) => return refuse(why),
+    };
+    let events = store.events(&d.id).await.map_err(|e| e.to_string())?;
+    let Some(go) = events
+        .iter()
+        .find(|e| e.kind == "decision" && e.data["verdict"] == "GO")
+    else {
+        return refuse("no GO decision".into());
+    };
+    if events
+        .iter()
+        .any(|e| e.kind == "deployment.ended" || e.kind == "rollback.started")
+    {
+        return refuse("the deployment has ended or is rolling back".into());
+    }
+    let done: BTreeSet<&str> = events
+        .iter()
+        .filter(|e| e.kind == "step.done")
+        .filter_map(|e| e.item.as_deref())
+        .collect();
+    if let Some(&open_step) = procedure_steps(&rb)
+        .iter()
+        .find(|&&i| !done.contains(rb.items[i].id.as_str()))
+    {
+        return refuse(format!(
+            "procedure step {} is not done",
+            rb.items[open_step].address
+        ));
+    }
+    for which in ["smoke", "verification"] {
+        let last = events
+            .iter()
+            .rev()
+            .find(|e| e.kind == "gate" && e.data["stage"] == which);
+        match last {
+            Some(g) if g.data["result"] == "pass" => {}
+            Some(g) => {
+                return refuse(format!(
+                    "the {which} gate failed ({}/{})",
+                    g.data["passed"], g.data["total"]
+                ));
+            }
+            None => {
+                return refuse(format!(
+                    "the {which} gate has not been evaluated (golive gate {which})"
+                ));
+            }
+        }
+    }
+    let took = seconds_between(&go.at, &jiff::Timestamp::now().to_string()).unwrap_or(0);
+    let target =
+        rb.stages
+            .iter()
+            .filter(|s| s.kind == StageKind::SignOff)
+            .flat_map(|s| s.loose.fields.iter())
+            .find(|f| f.label.eq_ignore_ascii_case("Deployment Duration"))
+            .and_then(|f| {
+                f.value.split("Target:").nth(1).and_then(|t| {
+                    golive_runbook::text::parse_budget(t.trim_end_matches(')').trim())
+                })
+            })
+            .map_or(3600, |b| b.seconds);
+    let st = states(&rb, &events);
+    let health = if st
+        .values()
+        .flat_map(|s| s.checks.iter())
+        .all(|c| c == "passed")
+    {
+        "HEALTHY"
+    } else {
+        "DEGRADED"
+    };
+    let end = NewEvent::new(
+        "deployment.ended",
+        json!({ "outcome": "SUCCESS", "duration_seconds": took, "target_seconds": target, "within_target": (took as u64) < target, "health": health }),
+    )
+    .actor(&person.name);
+    store
+        .append(&d.id, &[end])
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "SUCCESS: deployment {} took {} (target < {}), production {health}",
+        d.id,
+        minutes_text(took),
+        minutes_text(target as i64)
     );
     Ok(ExitCode::SUCCESS)
 }

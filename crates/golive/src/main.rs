@@ -5,6 +5,7 @@
 
 mod checks;
 mod deploy;
+mod lifecycle;
 mod record;
 mod report;
 mod show;
@@ -193,6 +194,43 @@ enum Command {
         skipped: bool,
         #[arg(long)]
         comment: Option<String>,
+        #[arg(long)]
+        roster: Option<PathBuf>,
+        #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
+        store: String,
+    },
+    /// Evaluate a gate from the record: `golive gate [DEPLOYMENT]
+    /// smoke|verification --as NAME`. Exit 0 pass, 1 fail (the rollback
+    /// decision is raised).
+    Gate {
+        #[arg(num_args = 1..=2, value_name = "[DEPLOYMENT] smoke|verification")]
+        names: Vec<String>,
+        #[arg(long = "as", value_name = "NAME")]
+        name: String,
+        #[arg(long)]
+        roster: Option<PathBuf>,
+        #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
+        store: String,
+    },
+    /// Start the rollback with the authority the document names.
+    Rollback {
+        deployment: Option<String>,
+        #[arg(long = "as", value_name = "NAME")]
+        name: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        roster: Option<PathBuf>,
+        #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
+        store: String,
+    },
+    /// End a deployment as SUCCESS: every step done, both gates passed.
+    Finish {
+        deployment: Option<String>,
+        #[arg(long = "as", value_name = "NAME")]
+        name: String,
         #[arg(long)]
         roster: Option<PathBuf>,
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
@@ -500,6 +538,48 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 roster: roster.as_deref(),
             }))
         }
+        Command::Gate {
+            names,
+            name,
+            roster,
+            store,
+        } => {
+            let (deployment, which) =
+                deployment_and(&names, "gate takes [DEPLOYMENT] smoke|verification")?;
+            runtime()?.block_on(deploy::gate(
+                &store,
+                deployment,
+                which,
+                &name,
+                roster.as_deref(),
+            ))
+        }
+        Command::Rollback {
+            deployment,
+            name,
+            role,
+            reason,
+            roster,
+            store,
+        } => runtime()?.block_on(deploy::rollback(
+            &store,
+            deployment.as_deref(),
+            &name,
+            &role,
+            &reason,
+            roster.as_deref(),
+        )),
+        Command::Finish {
+            deployment,
+            name,
+            roster,
+            store,
+        } => runtime()?.block_on(deploy::finish(
+            &store,
+            deployment.as_deref(),
+            &name,
+            roster.as_deref(),
+        )),
         Command::Status {
             deployment,
             format,

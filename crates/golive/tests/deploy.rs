@@ -505,3 +505,207 @@ fn procedure_steps_run_in_order_after_go_and_are_timed_against_budgets() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not optional"));
     assert_eq!(env.golive(&["audit", "verify"]).status.code(), Some(0));
 }
+
+/// Ids of the items of the stage whose title starts with `title`.
+fn stage_items(env: &Env, title: &str) -> Vec<String> {
+    let out = env.golive(&["show", "examples/aiwg-production.md", "--format", "json"]);
+    let show: Value = serde_json::from_slice(&out.stdout).expect("show");
+    let stage = show["stages"]
+        .as_array()
+        .and_then(|s| {
+            s.iter()
+                .find(|s| s["title"].as_str().is_some_and(|t| t.starts_with(title)))
+        })
+        .cloned()
+        .expect("stage");
+    std::iter::once(&stage["items"])
+        .chain(
+            stage["groups"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|g| &g["items"]),
+        )
+        .flat_map(|l| l.as_array().cloned().unwrap_or_default())
+        .map(|it| it["id"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+fn all_procedure_steps_done(env: &Env, roster: &str) {
+    for step in stage_items(env, "Deployment Procedure") {
+        let out = env.golive(&["done", &step, "--as", "Ada Lind", "--roster", roster]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{step}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn sign_all(env: &Env, roster: &str, ids: &[String]) {
+    for id in ids {
+        let out = env.golive(&[
+            "sign",
+            id,
+            "--as",
+            "Release Crew",
+            "--role",
+            "Deployment Lead",
+            "--roster",
+            roster,
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The whole lifecycle to SUCCESS: GO, the 20 procedure steps, 20/20 smoke,
+/// 10/10 verification, the final outcome with its duration and health.
+#[test]
+fn a_scripted_deployment_ends_success() {
+    let env = Env::new("success");
+    env.start();
+    let roster = reach_go(&env);
+    all_procedure_steps_done(&env, &roster);
+    // finishing before the gates is refused
+    let out = env.golive(&["finish", "--as", "Ada Lind", "--roster", &roster]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the smoke gate has not been evaluated"));
+    sign_all(&env, &roster, &stage_items(&env, "Smoke Testing Checklist"));
+    let out = env.golive(&["gate", "smoke", "--as", "Ada Lind", "--roster", &roster]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("smoke gate: 20/20 passed (target 19/20): PASS")
+    );
+    sign_all(
+        &env,
+        &roster,
+        &stage_items(&env, "Post-Deployment Verification"),
+    );
+    assert_eq!(
+        env.golive(&[
+            "gate",
+            "verification",
+            "--as",
+            "Ada Lind",
+            "--roster",
+            &roster
+        ])
+        .status
+        .code(),
+        Some(0)
+    );
+    let out = env.golive(&["finish", "--as", "Ada Lind", "--roster", &roster]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(target < 60m00s), production HEALTHY"));
+    let status = String::from_utf8_lossy(&env.golive(&["status"]).stdout).into_owned();
+    assert!(status.contains("State: SUCCEEDED"), "{status}");
+    assert!(
+        status.contains("Gate verification: 10/10 passed (target 10): PASS"),
+        "{status}"
+    );
+    assert_eq!(env.golive(&["audit", "verify"]).status.code(), Some(0));
+}
+
+/// Smoke at 18/20: the gate fails and raises the rollback with automatic
+/// authority; only the DevOps Engineer may start it alone; R1–R5 run and are
+/// timed; the deployment ends ROLLED BACK with the post-rollback actions open.
+#[test]
+fn a_scripted_deployment_fails_smoke_at_18_of_20_and_rolls_back() {
+    let env = Env::new("rollback");
+    env.start();
+    let roster = reach_go(&env);
+    all_procedure_steps_done(&env, &roster);
+    // no gate has raised it: the DevOps Engineer alone may not roll back
+    let rollback = |name: &str, role: &str| {
+        env.golive(&[
+            "rollback",
+            "--as",
+            name,
+            "--role",
+            role,
+            "--reason",
+            "smoke below target",
+            "--roster",
+            &roster,
+        ])
+    };
+    let out = rollback("Release Crew", "DevOps Engineer");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("a rollback is decided by Deployment Lead + Engineering Manager")
+    );
+    let smoke = stage_items(&env, "Smoke Testing Checklist");
+    sign_all(&env, &roster, &smoke[..18]);
+    let out = env.golive(&["gate", "smoke", "--as", "Ada Lind", "--roster", &roster]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("smoke gate: 18/20 passed (target 19/20): FAIL")
+    );
+    assert!(
+        String::from_utf8_lossy(&env.golive(&["status"]).stdout)
+            .contains("State: ROLLBACK DECISION RAISED")
+    );
+    assert_eq!(
+        rollback("Release Crew", "DevOps Engineer").status.code(),
+        Some(0)
+    );
+    // the procedure is over: only the rollback steps run now
+    let out = env.golive(&["finish", "--as", "Ada Lind", "--roster", &roster]);
+    assert_eq!(out.status.code(), Some(1));
+    let steps = [
+        "step-r1-declare-rollback",
+        "7.2.2",
+        "7.2.3",
+        "7.2.4",
+        "7.2.5",
+    ];
+    assert_eq!(
+        env.golive(&["done", "7.2.2", "--as", "Ada Lind", "--roster", &roster])
+            .status
+            .code(),
+        Some(1),
+        "in order"
+    );
+    for (n, step) in steps.iter().enumerate() {
+        let out = env.golive(&["done", step, "--as", "Ada Lind", "--roster", &roster]);
+        assert_eq!(out.status.code(), Some(0), "{step}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).contains("ROLLED BACK"),
+            n == 4
+        );
+    }
+    let status = String::from_utf8_lossy(&env.golive(&["status"]).stdout).into_owned();
+    assert!(status.contains("State: ROLLED BACK"), "{status}");
+    assert!(
+        status.contains("Rolled back in ") && status.contains("(target < 5m00s)"),
+        "{status}"
+    );
+    assert!(
+        status.contains("Open post-rollback actions:\n  7.3.1    Incident Report Created"),
+        "{status}"
+    );
+    let json = env.golive(&["report", "--format", "json"]);
+    let v: Value = serde_json::from_slice(&json.stdout).expect("json");
+    let ended = v["events"]
+        .as_array()
+        .and_then(|e| e.iter().rev().find(|e| e["kind"] == "deployment.ended"))
+        .cloned()
+        .expect("ended");
+    assert_eq!(ended["data"]["outcome"], "ROLLED BACK");
+    assert_eq!(ended["data"]["within_target"], true);
+    assert_eq!(env.golive(&["audit", "verify"]).status.code(), Some(0));
+}

@@ -1,0 +1,156 @@
+//! The deployment's gates and ends, from the document's own words: the smoke
+//! gate (`**Target:** ≥19/20`), the verification gate (10/10), the rollback
+//! authority (`**Automatic Rollback:** DevOps Engineer`, `**Manual
+//! Rollback:** Deployment Lead + Engineering Manager`), the Rollback Steps and
+//! their `< 5 Minutes` target, and the final outcome.
+
+use golive_runbook::{ItemKind, Runbook, StageKind};
+use golive_store::Event;
+use serde_json::json;
+
+/// A stage's items and how many passed: an item with checks passed when all
+/// its checks of the last run passed; one without, when someone signed it.
+pub fn stage_passed(rb: &Runbook, events: &[Event], kind: StageKind) -> (usize, usize) {
+    let items: Vec<usize> = rb
+        .stages
+        .iter()
+        .filter(|s| s.kind == kind && s.all_items().next().is_some())
+        .take(1)
+        .flat_map(|s| s.all_items())
+        .filter(|&i| rb.items[i].kind != ItemKind::Step)
+        .collect();
+    let mut checks: std::collections::BTreeMap<&str, Vec<bool>> = Default::default();
+    let mut signed: std::collections::BTreeSet<&str> = Default::default();
+    for e in events {
+        match e.kind.as_str() {
+            "run.started" => checks.values_mut().for_each(Vec::clear),
+            "check" => checks
+                .entry(e.item.as_deref().unwrap_or(""))
+                .or_default()
+                .push(e.data["outcome"] == "passed"),
+            "signoff" => {
+                signed.insert(e.item.as_deref().unwrap_or(""));
+            }
+            _ => {}
+        }
+    }
+    let passed = items
+        .iter()
+        .filter(|&&i| {
+            let id = rb.items[i].id.as_str();
+            match checks.get(id) {
+                Some(c) if !c.is_empty() => c.iter().all(|&p| p),
+                _ => signed.contains(id),
+            }
+        })
+        .count();
+    (passed, items.len())
+}
+
+/// The smallest number of passing smoke tests the document accepts: the
+/// `≥N/M` of its Smoke Test Summary, or all of them.
+pub fn smoke_target(rb: &Runbook, total: usize) -> usize {
+    let text = &rb.source;
+    for (i, _) in text.match_indices('≥') {
+        let rest = &text[i + '≥'.len_utf8()..];
+        let n: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let after = &rest[n.len()..];
+        if let (Ok(n), Some(m)) = (n.parse::<usize>(), after.strip_prefix('/')) {
+            let m: String = m.chars().take_while(char::is_ascii_digit).collect();
+            if m.parse::<usize>().ok() == Some(total) && n <= total {
+                return n;
+            }
+        }
+    }
+    total
+}
+
+/// Who may roll back: (automatic: one role, manual: several distinct roles).
+pub fn rollback_authority(rb: &Runbook) -> (String, Vec<String>) {
+    let mut auto = "DevOps Engineer".to_string();
+    let mut manual = vec![
+        "Deployment Lead".to_string(),
+        "Engineering Manager".to_string(),
+    ];
+    for f in rb
+        .stages
+        .iter()
+        .filter(|s| s.kind == StageKind::Rollback)
+        .flat_map(|s| {
+            s.loose
+                .fields
+                .iter()
+                .chain(s.groups.iter().flat_map(|g| g.loose.fields.iter()))
+        })
+    {
+        let who = f.value.split('(').next().unwrap_or("").trim();
+        if f.label.eq_ignore_ascii_case("Automatic Rollback") && !who.is_empty() {
+            auto = who.to_string();
+        } else if f.label.eq_ignore_ascii_case("Manual Rollback") && !who.is_empty() {
+            manual = who
+                .split('+')
+                .map(|r| r.trim().to_string())
+                .filter(|r| !r.is_empty())
+                .collect();
+        }
+    }
+    (auto, manual)
+}
+
+/// The Rollback Steps (R1–R5) and their group's budget, in seconds.
+pub fn rollback_steps(rb: &Runbook) -> (Vec<usize>, Option<u64>) {
+    for s in rb.stages.iter().filter(|s| s.kind == StageKind::Rollback) {
+        for g in &s.groups {
+            let steps: Vec<usize> = g
+                .items
+                .iter()
+                .copied()
+                .filter(|&i| rb.items[i].kind == ItemKind::Step)
+                .collect();
+            if !steps.is_empty() {
+                return (steps, g.heading.declared.budget.as_ref().map(|b| b.seconds));
+            }
+        }
+    }
+    (Vec::new(), None)
+}
+
+/// The deployment's state, from its record.
+pub fn state(events: &[Event]) -> &'static str {
+    if let Some(e) = events.iter().rev().find(|e| e.kind == "deployment.ended") {
+        return match e.data["outcome"].as_str() {
+            Some("SUCCESS") => "SUCCEEDED",
+            Some("ROLLED BACK") => "ROLLED BACK",
+            _ => "ENDED",
+        };
+    }
+    if events.iter().any(|e| e.kind == "rollback.started") {
+        return "ROLLING BACK";
+    }
+    if events.iter().any(|e| e.kind == "rollback.raised") {
+        return "ROLLBACK DECISION RAISED";
+    }
+    match events
+        .iter()
+        .find(|e| e.kind == "decision")
+        .map(|e| e.data["verdict"].as_str().unwrap_or(""))
+    {
+        Some("NO-GO") => "NO-GO",
+        Some(_) => {
+            if events
+                .iter()
+                .any(|e| e.kind == "gate" && e.data["stage"] == "smoke")
+            {
+                "VERIFYING"
+            } else {
+                "DEPLOYING"
+            }
+        }
+        None => "PRE-DEPLOYMENT",
+    }
+}
+
+/// Event data for a gate evaluation.
+pub fn gate_event(stage: &str, passed: usize, total: usize, target: usize) -> serde_json::Value {
+    json!({ "stage": stage, "passed": passed, "total": total, "target": target, "result": if passed >= target { "pass" } else { "fail" } })
+}
