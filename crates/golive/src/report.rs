@@ -12,7 +12,8 @@
 //!
 //! Only checkboxes and blanks change; every other byte is the runbook's.
 
-use golive_runbook::{Blank, Outcomes, Runbook, StageKind, export};
+use golive_runbook::export::{Patch, apply, patches};
+use golive_runbook::{Blank, Outcomes, Runbook, StageKind};
 use golive_store::Event;
 use std::collections::BTreeMap;
 
@@ -85,8 +86,207 @@ pub fn render_markdown(rb: &Runbook, events: &[Event]) -> Result<String, String>
     }
     decision(rb, events, &mut out, &mut fills);
     summary(rb, events, &mut fills);
+    results(rb, events, &mut fills);
     out.fills = fills.into_iter().collect();
-    export(rb, &out).map_err(|e| e.to_string())
+    let mut all = patches(rb, &out).map_err(|e| e.to_string())?;
+    all.extend(status_line(rb, events));
+    all.extend(deployment_log(rb, events));
+    apply(&rb.source, all).map_err(|e| e.to_string())
+}
+
+/// The header's `**Status:** PENDING` becomes the deployment's state.
+fn status_line(rb: &Runbook, events: &[Event]) -> Option<Patch> {
+    let f = rb
+        .header
+        .fields
+        .iter()
+        .find(|f| f.label.eq_ignore_ascii_case("Status"))?;
+    let text = &rb.source[f.loc.start..f.loc.end];
+    let colon = text.find(":**")? + 3;
+    let lead = text[colon..].len() - text[colon..].trim_start().len();
+    let start = f.loc.start + colon + lead;
+    let end = f.loc.start + text.trim_end().len();
+    (start < end).then(|| Patch {
+        start,
+        end,
+        text: crate::lifecycle::state(events).to_string(),
+        line: f.loc.line,
+    })
+}
+
+/// Smoke Test Summary and Final Sign-off blanks: passed, failed, duration.
+fn results(rb: &Runbook, events: &[Event], fills: &mut BTreeMap<String, String>) {
+    let (smoke_passed, smoke_total) = crate::lifecycle::stage_passed(rb, events, StageKind::Smoke);
+    let (verified, _) = crate::lifecycle::stage_passed(rb, events, StageKind::Verification);
+    let gate_ran = |stage: &str| {
+        events
+            .iter()
+            .any(|e| e.kind == "gate" && e.data["stage"] == stage)
+    };
+    let ended = events.iter().rev().find(|e| e.kind == "deployment.ended");
+    for s in &rb.stages {
+        let mut put = |label: &str, value: String| {
+            if let Some(b) = blank_named(&s.loose.blanks, label) {
+                fills.insert(b.id.clone(), value);
+            }
+        };
+        if s.kind == StageKind::Smoke && s.all_items().next().is_none() && gate_ran("smoke") {
+            put("Passed", smoke_passed.to_string());
+            put("Failed", (smoke_total - smoke_passed).to_string());
+            put("Blocked", "0".into());
+        }
+        if s.kind == StageKind::SignOff {
+            if gate_ran("smoke") {
+                put("Smoke Test Results", smoke_passed.to_string());
+            }
+            if gate_ran("verification") {
+                put("Post-Deployment Verification", verified.to_string());
+            }
+            if let Some(secs) = ended.and_then(|e| e.data["duration_seconds"].as_i64()) {
+                put("Deployment Duration", format!("{:.1}", secs as f64 / 60.0));
+            }
+        }
+    }
+}
+
+/// The Deployment Log table of the appendix, its rows generated from the
+/// events (the header row stays).
+fn deployment_log(rb: &Runbook, events: &[Event]) -> Option<Patch> {
+    let heading = rb
+        .headings
+        .iter()
+        .find(|h| h.text.to_lowercase().contains("deployment log"))?;
+    let end = rb
+        .headings
+        .iter()
+        .find(|h| h.loc.start > heading.loc.start)
+        .map_or(rb.source.len(), |h| h.loc.start);
+    let section = &rb.source[heading.loc.start..end];
+    // the table: the first run of lines starting with `|`; its body follows
+    // the header and the separator
+    let mut offset = heading.loc.start;
+    let mut rows: Vec<(usize, usize)> = Vec::new();
+    for line in section.split_inclusive('\n') {
+        let is_row = line.trim_start().starts_with('|');
+        if is_row {
+            rows.push((offset, offset + line.len()));
+        } else if !rows.is_empty() {
+            break;
+        }
+        offset += line.len();
+    }
+    if rows.len() < 3 {
+        return None;
+    }
+    let (start, stop) = (rows[2].0, rows[rows.len() - 1].1);
+    let newline = if rb.source[start..stop].contains("\r\n") {
+        "\r\n"
+    } else {
+        "\n"
+    };
+    let cell = |s: &str| s.replace('|', "\\|").replace(['\n', '\r'], " ");
+    let mut text = String::new();
+    for e in events {
+        let (what, status, notes) = match e.kind.as_str() {
+            "run.started" => (
+                "Checks started".to_string(),
+                "IN PROGRESS".to_string(),
+                format!("{} checks", e.data["checks"]),
+            ),
+            "run.finished" => (
+                "Checks complete".to_string(),
+                if e.data["failed"] == 0 && e.data["error"] == 0 {
+                    "COMPLETE"
+                } else {
+                    "FAILED"
+                }
+                .to_string(),
+                format!(
+                    "{} passed, {} failed, {} could not observe",
+                    e.data["passed"], e.data["failed"], e.data["error"]
+                ),
+            ),
+            "decision" => (
+                "Go/No-Go decision".to_string(),
+                e.data["verdict"].as_str().unwrap_or("").to_string(),
+                e.data["signers"]
+                    .as_array()
+                    .map(|s| {
+                        s.iter()
+                            .filter_map(|p| p["name"].as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default(),
+            ),
+            "step.done" => (
+                e.data["title"].as_str().unwrap_or("").to_string(),
+                if e.data["skipped"] == true {
+                    "SKIPPED"
+                } else {
+                    "COMPLETE"
+                }
+                .to_string(),
+                e.actor.clone().unwrap_or_default(),
+            ),
+            "gate" => (
+                {
+                    let stage = e.data["stage"].as_str().unwrap_or("");
+                    let mut c = stage.chars();
+                    let cap: String = c
+                        .next()
+                        .map(|f| f.to_uppercase().chain(c).collect())
+                        .unwrap_or_default();
+                    format!("{cap} gate")
+                },
+                e.data["result"].as_str().unwrap_or("").to_uppercase(),
+                format!("{}/{} passed", e.data["passed"], e.data["total"]),
+            ),
+            "rollback.raised" => (
+                "Rollback decision raised".to_string(),
+                "ROLLBACK".to_string(),
+                e.data["reason"].as_str().unwrap_or("").to_string(),
+            ),
+            "rollback.started" => (
+                "Rollback initiated".to_string(),
+                "IN PROGRESS".to_string(),
+                e.data["reason"].as_str().unwrap_or("").to_string(),
+            ),
+            "deployment.ended" => {
+                let outcome = e.data["outcome"].as_str().unwrap_or("").to_string();
+                let secs = e.data["duration_seconds"]
+                    .as_i64()
+                    .or_else(|| e.data["rollback_seconds"].as_i64())
+                    .unwrap_or(0);
+                (
+                    "Deployment complete".to_string(),
+                    outcome,
+                    format!("Total duration: {:.1} min", secs as f64 / 60.0),
+                )
+            }
+            _ => continue,
+        };
+        text.push_str(&format!(
+            "| {} | {} | {} | {} |{newline}",
+            short_time(&e.at),
+            cell(&what),
+            cell(&status),
+            cell(&notes)
+        ));
+    }
+    if text.is_empty() {
+        return None;
+    }
+    // keep what followed the last row (its line ending)
+    if !rb.source[start..stop].ends_with('\n') {
+        text.truncate(text.len() - newline.len());
+    }
+    Some(Patch {
+        start,
+        end: stop,
+        text,
+        line: rb.lines.loc(&rb.source, start, start).line,
+    })
 }
 
 /// The decision: its box ticked, its signers and dates written in.

@@ -381,6 +381,50 @@ fn go_needs_48_of_48_and_three_distinct_people() {
         status.contains("TOTAL: 48/48 items complete") && status.contains("Decision: GO"),
         "{status}"
     );
+    // the filled document: boxes ticked, blanks filled, the status line and
+    // the Deployment Log generated; nothing else differs from the runbook
+    let report =
+        String::from_utf8_lossy(&env.golive(&["report", "--format", "md"]).stdout).into_owned();
+    for expected in [
+        "- [x] **All PR gate criteria met**",
+        "  - **Sign-off:** Release Crew (Test Engineer, 20",
+        "- [x] **GO** - Proceed with deployment",
+        "- [ ] **NO-GO**",
+        "- Code Readiness: 8/8 items complete",
+        "**TOTAL: 48/48 items complete**",
+        "- Deployment Lead: Ada Lind Date: 20",
+        "- Product Manager: Cy Park Date: 20",
+        "**Status:** DEPLOYING",
+        "| Go/No-Go decision | GO | Ada Lind, Ben Ode, Cy Park |",
+    ] {
+        assert!(report.contains(expected), "{expected}");
+    }
+    let runbook =
+        std::fs::read_to_string(root().join("examples/aiwg-production.md")).expect("runbook");
+    // the Deployment Log's rows are generated: compare the rest line by line
+    let without_log = |text: &str| -> Vec<String> {
+        let mut out = Vec::new();
+        let mut in_log = false;
+        for line in text.lines() {
+            if line.starts_with("### ") {
+                in_log = line.contains("Deployment Log");
+            }
+            if !(in_log && line.starts_with("| ") && !line.starts_with("| Time ")) {
+                out.push(line.to_string());
+            }
+        }
+        out
+    };
+    let (a, b) = (without_log(&runbook), without_log(&report));
+    assert_eq!(a.len(), b.len());
+    for (a, b) in a.iter().zip(&b) {
+        if a != b {
+            assert!(
+                a.contains("[ ]") || a.contains("____") || a.starts_with("**Status:**"),
+                "only boxes, blanks, the status and the log change:\n{a}\n{b}"
+            );
+        }
+    }
     // taken once
     assert_eq!(
         decide("no-go", "Cy Park", "Product Manager", Some("late"))
@@ -611,6 +655,20 @@ fn a_scripted_deployment_ends_success() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("(target < 60m00s), production HEALTHY"));
     let status = String::from_utf8_lossy(&env.golive(&["status"]).stdout).into_owned();
     assert!(status.contains("State: SUCCEEDED"), "{status}");
+    let report =
+        String::from_utf8_lossy(&env.golive(&["report", "--format", "md"]).stdout).into_owned();
+    for expected in [
+        "**Status:** SUCCEEDED",
+        "**Passed:** 20 (**Target:** ≥19/20, 95%)",
+        "**Failed:** 0",
+        "**Smoke Test Results:** 20/20 passed",
+        "**Post-Deployment Verification:** 10/10 items complete",
+        "**Deployment Duration:** 0.0 minutes (Target: <60 minutes)",
+        "| Smoke gate | PASS | 20/20 passed |",
+        "| Deployment complete | SUCCESS | Total duration: 0.0 min |",
+    ] {
+        assert!(report.contains(expected), "{expected}");
+    }
     assert!(
         status.contains("Gate verification: 10/10 passed (target 10): PASS"),
         "{status}"
