@@ -242,9 +242,20 @@ fn complete(rb: &Runbook, i: usize, st: Option<&ItemState>) -> bool {
     auto && !st.checks.is_empty() && st.checks.iter().all(|c| c == "passed")
 }
 
-pub async fn status(location: &str, id: Option<&str>, json_out: bool) -> Result<ExitCode, String> {
+pub async fn status(
+    location: &str,
+    id: Option<&str>,
+    json_out: bool,
+    message: bool,
+) -> Result<ExitCode, String> {
     let (store, d, rb) = open(location, id).await?;
     let events = store.events(&d.id).await.map_err(|e| e.to_string())?;
+    if message {
+        let text = crate::report::render_message(&rb, &events)
+            .ok_or_else(|| format!("{} has no Status Update Template", rb.path))?;
+        print!("{text}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let st = states(&rb, &events);
     let mut stages = Vec::new();
     let mut pending = Vec::new();
@@ -666,6 +677,8 @@ pub async fn report(location: &str, id: Option<&str>, format: &str) -> Result<Ex
     let events = store.events(&d.id).await.map_err(|e| e.to_string())?;
     match format {
         "md" => print!("{}", crate::report::render_markdown(&rb, &events)?),
+        "junit" => print!("{}", crate::report::render_junit(&rb, &d, &events)),
+        "html" => print!("{}", crate::report::render_html(&rb, &d, &events)),
         "json" => {
             let v = json!({
                 "deployment": d.id, "runbook": d.runbook_path, "runbook_sha256": d.runbook_sha256,
@@ -1145,20 +1158,60 @@ fn minutes_text(secs: i64) -> String {
 /// A phase starts when the one before it ends (the first at the GO decision)
 /// and ends with its last step; an unfinished phase is timed until now.
 pub fn phase_lines(rb: &Runbook, events: &[golive_store::Event]) -> Vec<String> {
-    let Some(go) = events
+    if !events
         .iter()
-        .find(|e| e.kind == "decision" && e.data["verdict"] == "GO")
-    else {
+        .any(|e| e.kind == "decision" && e.data["verdict"] == "GO")
+    {
         return Vec::new();
-    };
+    }
+    let mut waiting = false;
+    phase_timings(rb, events)
+        .into_iter()
+        .map(|p| {
+            if waiting {
+                // steps run in order: this phase has not started
+                return format!("- {}: 0/{} steps", p.title, p.total);
+            }
+            let complete = p.done == p.total;
+            waiting = !complete;
+            let over = p.budget.is_some_and(|b| p.seconds as u64 > b);
+            format!(
+                "- {}: {}/{} steps{}, {}{}{}",
+                p.title,
+                p.done,
+                p.total,
+                if complete { " complete" } else { "" },
+                minutes_text(p.seconds),
+                p.budget
+                    .map(|b| format!(" of {}", minutes_text(b as i64)))
+                    .unwrap_or_default(),
+                if over { " OVER BUDGET" } else { "" }
+            )
+        })
+        .collect()
+}
+
+/// A phase of the procedure as the record shows it.
+pub struct PhaseTiming {
+    pub title: String,
+    pub done: usize,
+    pub total: usize,
+    pub seconds: i64,
+    pub budget: Option<u64>,
+}
+
+/// Each phase's steps done and time taken (the same rule as `status`).
+pub fn phase_timings(rb: &Runbook, events: &[golive_store::Event]) -> Vec<PhaseTiming> {
+    let go = events
+        .iter()
+        .find(|e| e.kind == "decision" && e.data["verdict"] == "GO");
     let now = jiff::Timestamp::now().to_string();
     let done: BTreeMap<&str, &str> = events
         .iter()
         .filter(|e| e.kind == "step.done")
         .filter_map(|e| Some((e.item.as_deref()?, e.at.as_str())))
         .collect();
-    let mut start = go.at.clone();
-    let mut waiting = false;
+    let mut start = go.map(|g| g.at.clone());
     let mut out = Vec::new();
     for s in rb.stages.iter().filter(|s| s.kind == StageKind::Procedure) {
         for g in &s.groups {
@@ -1175,49 +1228,31 @@ pub fn phase_lines(rb: &Runbook, events: &[golive_store::Event]) -> Vec<String> 
                 .iter()
                 .filter(|i| done.contains_key(i.id.as_str()))
                 .count();
-            if waiting {
-                // steps run in order: this phase has not started
-                out.push(format!(
-                    "- {}: 0/{} steps",
-                    golive_runbook::text::strip_trailing_parens(g.title()),
-                    steps.len()
-                ));
-                continue;
-            }
             let end = steps
                 .iter()
                 .filter_map(|i| done.get(i.id.as_str()))
                 .max()
                 .map(|s| s.to_string());
-            let complete = finished == steps.len();
-            let until = if complete {
-                end.clone().unwrap_or_else(|| now.clone())
-            } else {
-                now.clone()
-            };
-            let took = seconds_between(&start, &until).unwrap_or(0).max(0);
-            let budget = g.heading.declared.budget.as_ref();
-            let verdict = match budget {
-                Some(b) if (took as u64) > b.seconds || (b.strict && took as u64 == b.seconds) => {
-                    " OVER BUDGET"
+            let seconds = match &start {
+                Some(st) => {
+                    let until = if finished == steps.len() {
+                        end.clone().unwrap_or_else(|| now.clone())
+                    } else {
+                        now.clone()
+                    };
+                    let secs = seconds_between(st, &until).unwrap_or(0).max(0);
+                    start = (finished == steps.len()).then_some(until);
+                    secs
                 }
-                _ => "",
+                None => 0,
             };
-            out.push(format!(
-                "- {}: {finished}/{} steps{}, {}{}{verdict}",
-                golive_runbook::text::strip_trailing_parens(g.title()),
-                steps.len(),
-                if complete { " complete" } else { "" },
-                minutes_text(took),
-                budget
-                    .map(|b| format!(" of {}", minutes_text(b.seconds as i64)))
-                    .unwrap_or_default(),
-            ));
-            if complete {
-                start = until;
-            } else {
-                waiting = true;
-            }
+            out.push(PhaseTiming {
+                title: golive_runbook::text::strip_trailing_parens(g.title()).to_string(),
+                done: finished,
+                total: steps.len(),
+                seconds,
+                budget: g.heading.declared.budget.as_ref().map(|b| b.seconds),
+            });
         }
     }
     out

@@ -241,7 +241,7 @@ enum Command {
     /// Summary); `json` the deployment and its events.
     Report {
         deployment: Option<String>,
-        #[arg(long, default_value = "md", value_parser = ["md", "json"])]
+        #[arg(long, default_value = "md", value_parser = ["md", "json", "junit", "html"])]
         format: String,
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
@@ -252,6 +252,10 @@ enum Command {
         deployment: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Print the document's Status Update Template, filled from the live
+        /// state (phase, progress, ETA, issues, next).
+        #[arg(long)]
+        message: bool,
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
     },
@@ -583,11 +587,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Status {
             deployment,
             format,
+            message,
             store,
         } => runtime()?.block_on(deploy::status(
             &store,
             deployment.as_deref(),
             format == Format::Json,
+            message,
         )),
         Command::Probe {
             kind,

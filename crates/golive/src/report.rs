@@ -353,3 +353,250 @@ fn summary(rb: &Runbook, events: &[Event], fills: &mut BTreeMap<String, String>)
         fills.insert(b.id.clone(), total.to_string());
     }
 }
+
+fn xml(s: &str) -> String {
+    quick_xml::escape::escape(s).into_owned()
+}
+
+/// JUnit XML of a deployment: one test case per automated check of the last
+/// run, grouped by the runbook's groups; a false condition is `<failure>`, a
+/// check that could not observe `<error>`.
+pub fn render_junit(rb: &Runbook, d: &golive_store::Deployment, events: &[Event]) -> String {
+    let last_run = events
+        .iter()
+        .rposition(|e| e.kind == "run.started")
+        .unwrap_or(0);
+    let checks: Vec<&Event> = events[last_run..]
+        .iter()
+        .filter(|e| e.kind == "check")
+        .collect();
+    let mut suites: Vec<(String, Vec<&Event>)> = Vec::new();
+    for e in &checks {
+        let group = e
+            .item
+            .as_deref()
+            .and_then(|id| rb.items.iter().find(|i| i.id == id))
+            .map(|it| {
+                let s = &rb.stages[it.stage];
+                match it.group {
+                    Some(g) => format!("{} › {}", s.title(), s.groups[g].title()),
+                    None => s.title().to_string(),
+                }
+            })
+            .unwrap_or_default();
+        match suites.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, v)) => v.push(e),
+            None => suites.push((group, vec![e])),
+        }
+    }
+    let count = |v: &[&Event], o: &str| v.iter().filter(|e| e.data["outcome"] == o).count();
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    out.push_str(&format!(
+        "<testsuites name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\">\n",
+        xml(&d.id),
+        checks.len(),
+        count(&checks, "failed"),
+        count(&checks, "error"),
+        count(&checks, "skipped")
+    ));
+    for (group, cases) in &suites {
+        out.push_str(&format!(
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\">\n",
+            xml(group),
+            cases.len(),
+            count(cases, "failed"),
+            count(cases, "error"),
+            count(cases, "skipped")
+        ));
+        for e in cases {
+            let item = e
+                .item
+                .as_deref()
+                .and_then(|id| rb.items.iter().find(|i| i.id == id));
+            let name = item
+                .map(|i| format!("{} {}", i.address, i.title))
+                .unwrap_or_default();
+            let secs = e.data["duration_ms"].as_f64().unwrap_or(0.0) / 1e3;
+            out.push_str(&format!(
+                "    <testcase name=\"{} — {} {}\" classname=\"{}\" file=\"{}\" line=\"{}\" time=\"{secs:.3}\"",
+                xml(&name),
+                xml(e.data["kind"].as_str().unwrap_or("")),
+                xml(e.data["target"].as_str().unwrap_or("")),
+                xml(e.item.as_deref().unwrap_or("")),
+                xml(&d.runbook_path),
+                item.map_or(0, |i| i.loc.line)
+            ));
+            let message = e.data["message"].as_str().unwrap_or("");
+            match e.data["outcome"].as_str() {
+                Some("failed") => {
+                    let actual: Vec<String> = e.data["actual"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, v)| format!("{k} = {v}"))
+                        .collect();
+                    out.push_str(&format!(
+                        ">\n      <failure message=\"expected {}\" type=\"condition\">actual: {}</failure>\n    </testcase>\n",
+                        xml(e.data["expect"].as_str().unwrap_or("")),
+                        xml(&actual.join(", "))
+                    ));
+                }
+                Some("error") => out.push_str(&format!(
+                    ">\n      <error message=\"{}\" type=\"could-not-observe\"/>\n    </testcase>\n",
+                    xml(message)
+                )),
+                Some("skipped") => out.push_str(&format!(">\n      <skipped message=\"{}\"/>\n    </testcase>\n", xml(message))),
+                _ => out.push_str("/>\n"),
+            }
+        }
+        out.push_str("  </testsuite>\n");
+    }
+    out.push_str("</testsuites>\n");
+    out
+}
+
+/// One self-contained HTML page: the outcome, the phases of the procedure
+/// against their budgets (bars), the gates, the decision, and every event.
+pub fn render_html(rb: &Runbook, d: &golive_store::Deployment, events: &[Event]) -> String {
+    let h = |s: &str| xml(s);
+    let state = crate::lifecycle::state(events);
+    let mut body = String::new();
+    body.push_str(&format!(
+        "<h1>{}</h1>\n<p class=\"meta\">Deployment <code>{}</code> of <code>{}</code>, started {} by {}</p>\n<p class=\"state state-{}\">{}</p>\n",
+        h(rb.title.as_ref().map_or("Deployment", |t| t.text.as_str())),
+        h(&d.id),
+        h(&d.runbook_path),
+        h(&short_time(&d.created_at)),
+        h(&d.started_by),
+        h(&state.to_lowercase().replace(' ', "-")),
+        h(state)
+    ));
+    // phases against budgets
+    let phases = crate::deploy::phase_timings(rb, events);
+    if !phases.is_empty() {
+        body.push_str("<h2>Procedure against its budgets</h2>\n<table class=\"timeline\">\n<tr><th>Phase</th><th>Steps</th><th>Time</th><th>Budget</th><th></th></tr>\n");
+        for p in &phases {
+            let width = match p.budget {
+                Some(b) if b > 0 => (p.seconds as f64 / b as f64 * 100.0).clamp(1.0, 100.0),
+                _ => 1.0,
+            };
+            let over = p.budget.is_some_and(|b| p.seconds as u64 > b);
+            body.push_str(&format!(
+                "<tr><td>{}</td><td>{}/{}</td><td>{}s</td><td>{}</td><td><div class=\"bar{}\" style=\"width:{width:.0}%\"></div></td></tr>\n",
+                h(&p.title),
+                p.done,
+                p.total,
+                p.seconds,
+                p.budget.map(|b| format!("{b}s")).unwrap_or_else(|| "—".into()),
+                if over { " over" } else { "" }
+            ));
+        }
+        body.push_str("</table>\n");
+    }
+    let gates: Vec<&Event> = events.iter().filter(|e| e.kind == "gate").collect();
+    if !gates.is_empty() {
+        body.push_str("<h2>Gates</h2>\n<ul>\n");
+        for g in gates {
+            body.push_str(&format!(
+                "<li>{}: {}/{} passed (target {}): <b>{}</b></li>\n",
+                h(g.data["stage"].as_str().unwrap_or("")),
+                g.data["passed"],
+                g.data["total"],
+                g.data["target"],
+                h(&g.data["result"].as_str().unwrap_or("").to_uppercase())
+            ));
+        }
+        body.push_str("</ul>\n");
+    }
+    body.push_str("<h2>Events</h2>\n<table class=\"events\">\n<tr><th>#</th><th>Time</th><th>Event</th><th>Item</th><th>By</th></tr>\n");
+    for e in events {
+        body.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            e.seq,
+            h(&short_time(&e.at)),
+            h(&e.kind),
+            h(e.item.as_deref().unwrap_or("")),
+            h(e.actor.as_deref().unwrap_or(""))
+        ));
+    }
+    body.push_str("</table>\n");
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{} — {}</title>\n<style>\n{}\n</style>\n</head>\n<body>\n{body}</body>\n</html>\n",
+        h(&d.id),
+        h(state),
+        STYLE
+    )
+}
+
+const STYLE: &str = "body{font:15px/1.5 system-ui,sans-serif;margin:2rem auto;max-width:60rem;color:#1d2330;padding:0 1rem}
+h1{font-size:1.6rem;margin-bottom:.2rem}.meta{color:#5b6475}
+.state{display:inline-block;padding:.3rem .8rem;border-radius:.3rem;font-weight:700;background:#e8ecf3}
+.state-succeeded{background:#d4f5dd;color:#145c2b}.state-rolled-back,.state-rollback-decision-raised,.state-rolling-back{background:#fde2e1;color:#8a1c17}
+table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}td,th{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #e3e7ee}
+.timeline td:last-child{width:40%}.bar{height:.8rem;background:#4a7bd0;border-radius:.2rem}.bar.over{background:#d0463f}
+code{background:#f1f3f7;padding:0 .25rem;border-radius:.2rem}";
+
+/// `golive status --message`: the document's Status Update Template filled
+/// from the live state.
+pub fn render_message(rb: &Runbook, events: &[Event]) -> Option<String> {
+    let at = rb.source.find("Status Update Template")?;
+    let rest = &rb.source[at..];
+    let open = rest.find("```")?;
+    let body_start = rest[open..].find('\n')? + open + 1;
+    let body_end = rest[body_start..].find("```")? + body_start;
+    let template = &rest[body_start..body_end];
+    let phases = crate::deploy::phase_timings(rb, events);
+    let steps_total: usize = phases.iter().map(|p| p.total).sum();
+    let steps_done: usize = phases.iter().map(|p| p.done).sum();
+    let current = phases.iter().position(|p| p.done < p.total);
+    let state = crate::lifecycle::state(events);
+    let (phase, next) = match current {
+        _ if state.starts_with("ROLL") => (
+            format!("Rollback ({state})"),
+            "Post-rollback actions".to_string(),
+        ),
+        Some(i) => (
+            phases[i].title.clone(),
+            phases
+                .get(i + 1)
+                .map_or("Smoke testing".to_string(), |p| p.title.clone()),
+        ),
+        None if phases.is_empty() => (state.to_string(), "Procedure".to_string()),
+        None => ("Verification".to_string(), "Final sign-off".to_string()),
+    };
+    let remaining: u64 = phases
+        .iter()
+        .skip(current.unwrap_or(phases.len()))
+        .map(|p| p.budget.unwrap_or(0).saturating_sub(p.seconds as u64))
+        .sum();
+    let issues: Vec<String> = events
+        .iter()
+        .filter(|e| e.kind == "rollback.raised")
+        .filter_map(|e| e.data["reason"].as_str().map(str::to_string))
+        .collect();
+    let mut text = template.to_string();
+    for (k, v) in [
+        (
+            "[TIMESTAMP]",
+            jiff::Timestamp::now()
+                .strftime("%Y-%m-%d %H:%M UTC")
+                .to_string(),
+        ),
+        ("[CURRENT_PHASE]", phase),
+        ("[X]", steps_done.to_string()),
+        ("[Y]", steps_total.to_string()),
+        ("[MINUTES]", (remaining.div_ceil(60)).to_string()),
+        (
+            "[NONE / description]",
+            if issues.is_empty() {
+                "NONE".to_string()
+            } else {
+                issues.join("; ")
+            },
+        ),
+        ("[NEXT_PHASE]", next),
+    ] {
+        text = text.replace(k, &v);
+    }
+    Some(text)
+}

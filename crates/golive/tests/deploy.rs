@@ -1,13 +1,12 @@
 //! Sign-offs and status on a recorded deployment: who may sign what, refusals
 //! that change nothing, and many signers at once on one SQLite store.
 
-use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use common::root;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output};
 
 struct Env {
     dir: PathBuf,
@@ -655,6 +654,7 @@ fn a_scripted_deployment_ends_success() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("(target < 60m00s), production HEALTHY"));
     let status = String::from_utf8_lossy(&env.golive(&["status"]).stdout).into_owned();
     assert!(status.contains("State: SUCCEEDED"), "{status}");
+    check_reports(&env, "deploy-success");
     let report =
         String::from_utf8_lossy(&env.golive(&["report", "--format", "md"]).stdout).into_owned();
     for expected in [
@@ -764,6 +764,74 @@ fn a_scripted_deployment_fails_smoke_at_18_of_20_and_rolls_back() {
         .cloned()
         .expect("ended");
     assert_eq!(ended["data"]["outcome"], "ROLLED BACK");
+    check_reports(&env, "deploy-rollback");
+    let message =
+        String::from_utf8_lossy(&env.golive(&["status", "--message"]).stdout).into_owned();
+    assert!(
+        message.starts_with("DEPLOYMENT STATUS UPDATE - 20"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Progress: 20/20 steps complete"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Issues: smoke tests 18/20, below the target of 19/20"),
+        "{message}"
+    );
     assert_eq!(ended["data"]["within_target"], true);
     assert_eq!(env.golive(&["audit", "verify"]).status.code(), Some(0));
+}
+
+/// Times, ids, hashes and durations vary from run to run: golden files hold
+/// them as placeholders.
+fn normalise(text: &str) -> String {
+    let rules: &[(&str, &str)] = &[
+        (r"d-\d{8}T\d{6}-[0-9a-f]{8}", "d-ID"),
+        (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "TIME"),
+        (r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "TIME"),
+        (r"[0-9a-f]{64}", "HASH"),
+        (
+            r#""(duration_ms|duration_seconds|rollback_seconds)": [0-9.e-]+"#,
+            r#""$1": N"#,
+        ),
+        (r#"time="[0-9.]+""#, r#"time="N""#),
+        (r"Total duration: [0-9.]+ min", "Total duration: N min"),
+        (
+            r"\*\*Deployment Duration:\*\* [0-9.]+ minutes",
+            "**Deployment Duration:** N minutes",
+        ),
+        (r"<td>\d+s</td>", "<td>Ns</td>"),
+        (r"width:\d+%", "width:N%"),
+        (r"/tmp/golive-deploy-[a-z]+-\d+", "DIR"),
+        (r#""started_by": "[^"]*""#, r#""started_by": "USER""#),
+        (r"started TIME by [^<]*<", "started TIME by USER<"),
+    ];
+    let mut out = text.to_string();
+    for (pattern, with) in rules {
+        out = regex::Regex::new(pattern)
+            .expect("pattern")
+            .replace_all(&out, *with)
+            .into_owned();
+    }
+    out
+}
+
+/// The four report formats of a deployment against their golden files.
+fn check_reports(env: &Env, name: &str) {
+    let mut failures = Vec::new();
+    for (format, ext) in [
+        ("md", "md"),
+        ("json", "json"),
+        ("junit", "junit.xml"),
+        ("html", "html"),
+    ] {
+        let out = env.golive(&["report", "--format", format]);
+        assert_eq!(out.status.code(), Some(0), "{format}");
+        let text = normalise(&String::from_utf8_lossy(&out.stdout));
+        if let Err(e) = common::check_golden(&format!("{name}.report.{ext}"), &text) {
+            failures.push(e);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

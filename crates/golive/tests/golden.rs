@@ -2,12 +2,11 @@
 //! fixture, compared with `tests/golden/`. Run with `GOLIVE_BLESS=1` to
 //! rewrite the expected files after an intended change, then review the diff.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use common::{check_golden, root};
+use std::path::Path;
+use std::process::Command;
 
 /// Every fixture: the reference checklist and `tests/fixtures/*.md`.
 fn fixtures() -> Vec<String> {
@@ -38,27 +37,6 @@ fn golive(args: &[&str]) -> (String, i32) {
         String::from_utf8(out.stdout).expect("utf-8 output"),
         out.status.code().unwrap_or(-1),
     )
-}
-
-/// Compare `actual` with the golden file, or rewrite it when blessing.
-fn check_golden(name: &str, actual: &str) -> Result<(), String> {
-    let path = root().join("tests/golden").join(name);
-    if std::env::var_os("GOLIVE_BLESS").is_some() {
-        std::fs::write(&path, actual).expect("write golden file");
-        return Ok(());
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_default();
-    if expected == actual {
-        return Ok(());
-    }
-    let diff = similar::TextDiff::from_lines(expected.as_str(), actual)
-        .unified_diff()
-        .context_radius(2)
-        .header("expected", "actual")
-        .to_string();
-    Err(format!(
-        "{name} differs from tests/golden/{name} (GOLIVE_BLESS=1 rewrites it):\n{diff}"
-    ))
 }
 
 fn stem(fixture: &str) -> String {
