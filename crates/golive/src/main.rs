@@ -134,8 +134,11 @@ enum Command {
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
         /// Start a new deployment even when one of this runbook is open.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "deployment")]
         new: bool,
+        /// Continue this deployment (default: the open one of this runbook).
+        #[arg(long)]
+        deployment: Option<String>,
         /// Run again the commands an interrupted run had started.
         #[arg(long)]
         confirm_rerun: bool,
@@ -383,6 +386,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             format,
             store,
             new,
+            deployment,
             confirm_rerun,
         } => {
             let (rb, plan, redact) = prepare(&file, &vars, &only)?;
@@ -401,7 +405,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let rt = runtime()?;
             let manual = plan.manual.clone();
             let results = rt.block_on(async {
-                let recorder = record::Recorder::start(&store, &rb, &plan, &only, &redact, new).await?;
+                let recorder = record::Recorder::start(&store, &rb, &plan, &only, &redact, new, deployment.as_deref()).await?;
                 // a command an interrupted run started is not run again unasked
                 let interrupted = recorder.interrupted().await?;
                 let mut plan = golive_engine::Plan {

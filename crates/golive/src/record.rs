@@ -63,6 +63,7 @@ impl Recorder {
         only: &[String],
         r: &Redactor,
         new: bool,
+        continue_id: Option<&str>,
     ) -> Result<Recorder, String> {
         let store = Store::open(location).await.map_err(|e| e.to_string())?;
         let vars = plan
@@ -74,10 +75,22 @@ impl Recorder {
             .or_else(|_| std::env::var("LOGNAME"))
             .unwrap_or_else(|_| "unknown".into());
         let sha = hex::encode(Sha256::digest(rb.source.as_bytes()));
-        let open = if new {
-            None
-        } else {
-            open_deployment(&store, &rb.path, &sha).await?
+        let open = match continue_id {
+            Some(id) => {
+                let d = store
+                    .deployment(Some(id))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if d.runbook_sha256 != sha {
+                    return Err(format!(
+                        "{} changed since deployment {id} started: start a new one with --new",
+                        rb.path
+                    ));
+                }
+                Some(d.id)
+            }
+            None if new => None,
+            None => open_deployment(&store, &rb.path, &sha).await?,
         };
         let continued = open.is_some();
         let deployment = match open {
