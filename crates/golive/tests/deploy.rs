@@ -847,19 +847,37 @@ fn runs_continue_the_open_deployment_unless_told_otherwise() {
     let id = first["deployment"].as_str().expect("id").to_string();
     let repo = format!("REPO_DIR={}", env.dir.display());
     let run = |extra: &[&str]| {
-        let mut args = vec!["run", "examples/aiwg-production.md", "--only", "1.1.7", "--var", repo.as_str()];
+        let mut args = vec![
+            "run",
+            "examples/aiwg-production.md",
+            "--only",
+            "1.1.7",
+            "--var",
+            repo.as_str(),
+        ];
         args.extend_from_slice(extra);
         env.golive(&args)
     };
     let out = run(&[]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("recorded in the open deployment {id}")));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains(&format!("recorded in the open deployment {id}"))
+    );
     let out = run(&["--new"]);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(err.contains("recorded as deployment d-") && !err.contains(&id), "{err}");
+    assert!(
+        err.contains("recorded as deployment d-") && !err.contains(&id),
+        "{err}"
+    );
     let out = run(&["--deployment", &id]);
     assert!(String::from_utf8_lossy(&out.stderr).contains(&id));
-    let again: Value = serde_json::from_slice(&env.golive(&["status", &id, "--format", "json"]).stdout).expect("json");
-    assert_eq!(again["events"], 9, "three runs of one check: started, the check, finished");
+    let again: Value =
+        serde_json::from_slice(&env.golive(&["status", &id, "--format", "json"]).stdout)
+            .expect("json");
+    assert_eq!(
+        again["events"], 9,
+        "three runs of one check: started, the check, finished"
+    );
     let out = run(&["--deployment", "d-nope"]);
     assert_eq!(out.status.code(), Some(2));
 }
