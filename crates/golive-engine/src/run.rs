@@ -66,17 +66,20 @@ pub async fn run_plan(
 ) -> Vec<CheckResult> {
     let sem = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let mut tasks = Vec::with_capacity(plan.checks.len());
+    // checks start in plan order: a permit is taken before each task is
+    // spawned (with one at a time, results also come in plan order)
     for check in &plan.checks {
         let check = check.clone();
-        let sem = sem.clone();
         let progress = progress.clone();
-        let allow = opts.allow_commands;
+        let permit = if check.probe.side_effects() && !opts.allow_commands {
+            None
+        } else {
+            sem.clone().acquire_owned().await.ok()
+        };
         tasks.push(tokio::spawn(async move {
-            let r = if check.probe.side_effects() && !allow {
-                skipped(check)
-            } else {
-                let _permit = sem.acquire_owned().await;
-                run_check(check).await
+            let r = match permit {
+                None => skipped(check),
+                Some(_permit) => run_check(check).await,
             };
             progress(&r);
             r

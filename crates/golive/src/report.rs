@@ -80,7 +80,22 @@ pub fn render_markdown(rb: &Runbook, events: &[Event]) -> Result<String, String>
                 fills.insert(b.id.clone(), who);
             }
         }
-        if item.marker.is_some() && !item.checked() && (sign.is_some() || (auto && passed)) {
+        // a smoke test or post-deployment check is done when its checks pass
+        let gate_stage = matches!(
+            rb.stages[item.stage].kind,
+            StageKind::Smoke | StageKind::Verification
+        );
+        if let Some(last) = item_checks.and_then(|c| c.last())
+            && let Some(b) = blank_named(&item.blanks, "Time")
+        {
+            fills
+                .entry(b.id.clone())
+                .or_insert_with(|| short_time(&last.at));
+        }
+        if item.marker.is_some()
+            && !item.checked()
+            && (sign.is_some() || (passed && (auto || gate_stage)))
+        {
             out.ticks.push((rb.items[i].address.clone(), true));
         }
     }

@@ -2,128 +2,23 @@
 //! stand-in started by the test: an HTTPS service with a test CA, an HTTP
 //! server that redirects to it, a DNS server, and a git repository.
 
-use golive_testkit::{Pki, Server, full};
-use http::{Request, Response};
-use hyper::body::Incoming;
+mod common;
+
+use common::root;
+use common::standin::{TOKEN, no_secret, run_seed, stand_in, store_of};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::Arc;
-
-const TOKEN: &str = "s3cr3t-Token-9f2c";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-struct StandIn {
-    pki: Pki,
-    https: Server,
-    http: Server,
-    dns: Server,
-    repo: PathBuf,
-}
-
-async fn stand_in(version: &'static str) -> StandIn {
-    let pki = Pki::new();
-    let (chain, key) = pki.leaf(&["localhost"], -1, 90);
-    let https =
-        golive_testkit::https(chain, key, golive_testkit::smoke_service(version, TOKEN)).await;
-    let port = https.addr.port();
-    let http = golive_testkit::http(Arc::new(move |req: &Request<Incoming>| {
-        Response::builder()
-            .status(301)
-            .header(
-                "location",
-                format!("https://localhost:{port}{}", req.uri().path()),
-            )
-            .body(full(""))
-            .expect("response")
-    }))
-    .await;
-    let dns = golive_testkit::dns().await;
-    let repo = pki.dir.join("repo");
-    std::fs::create_dir_all(&repo).expect("repo dir");
-    std::fs::write(repo.join("package-lock.json"), "{\"lockfileVersion\":3}\n").expect("lock");
-    std::fs::write(repo.join(".env.production.example"), "DATABASE_URL=\n").expect("env");
-    let git = |args: &[&str]| {
-        let ok = Command::new("git")
-            .args(args)
-            .current_dir(&repo)
-            .env("GIT_AUTHOR_NAME", "Release Bot")
-            .env("GIT_AUTHOR_EMAIL", "release@example.test")
-            .env("GIT_COMMITTER_NAME", "Release Bot")
-            .env("GIT_COMMITTER_EMAIL", "release@example.test")
-            .output()
-            .expect("git")
-            .status
-            .success();
-        assert!(ok, "git {args:?}");
-    };
-    git(&["init", "-q"]);
-    git(&["add", "."]);
-    git(&["commit", "-q", "-m", "release"]);
-    git(&["tag", "v1.1.0"]);
-    StandIn {
-        pki,
-        https,
-        http,
-        dns,
-        repo,
-    }
-}
-
-fn golive(s: &StandIn, version: &str, extra: &[&str]) -> Output {
-    let domain = format!("localhost:{}", s.https.addr.port());
-    let http_url = format!("http://127.0.0.1:{}/", s.http.addr.port());
-    let ns = format!("127.0.0.1:{}", s.dns.addr.port());
-    let mut args: Vec<String> = vec![
-        "run".into(),
-        "examples/aiwg-production.md".into(),
-        "--var".into(),
-        format!("DOMAIN={domain}"),
-        "--var".into(),
-        format!("VERSION={version}"),
-        "--var".into(),
-        format!("HTTP_URL={http_url}"),
-        "--var".into(),
-        format!("REPO_DIR={}", s.repo.display()),
-        // a generous budget for /live: the test asserts outcomes, not speed
-        "--var".into(),
-        "LIVE_BUDGET_MS=5000".into(),
-        "--secret".into(),
-        "TEST_TOKEN=env:GOLIVE_TEST_TOKEN".into(),
-        "--ca-file".into(),
-        s.pki.ca_file.to_string_lossy().into_owned(),
-        "--nameserver".into(),
-        ns,
-    ];
-    args.extend(extra.iter().map(|a| a.to_string()));
-    Command::new(env!("CARGO_BIN_EXE_golive"))
-        .args(&args)
-        .current_dir(root())
-        .env("GOLIVE_TEST_TOKEN", TOKEN)
-        .env("GOLIVE_STORE", store_of(s))
-        .output()
-        .expect("golive runs")
-}
-
-fn store_of(s: &StandIn) -> String {
-    format!("sqlite://{}", s.pki.dir.join("golive.db").display())
-}
-
-fn no_secret(out: &Output) {
-    for stream in [&out.stdout, &out.stderr] {
-        let text = String::from_utf8_lossy(stream);
-        assert!(!text.contains(TOKEN), "the secret leaked: {text}");
-    }
-}
+use std::process::Command;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_automated_check_of_the_seed_passes_against_the_stand_in() {
     let s = stand_in("v1.1.0").await;
     let out = tokio::task::block_in_place(|| {
-        golive(&s, "1.1.0", &["--allow-commands", "--format", "json"])
+        run_seed(
+            &s,
+            &store_of(&s),
+            "1.1.0",
+            &["--allow-commands", "--format", "json"],
+        )
     });
     no_secret(&out);
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
@@ -160,8 +55,14 @@ async fn every_automated_check_of_the_seed_passes_against_the_stand_in() {
 #[tokio::test(flavor = "multi_thread")]
 async fn runs_are_recorded_and_the_record_is_tamper_evident() {
     let s = stand_in("v1.1.0").await;
-    let out =
-        tokio::task::block_in_place(|| golive(&s, "1.1.0", &["--only", "smoke-testing-checklist"]));
+    let out = tokio::task::block_in_place(|| {
+        run_seed(
+            &s,
+            &store_of(&s),
+            "1.1.0",
+            &["--only", "smoke-testing-checklist"],
+        )
+    });
     assert_eq!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("recorded as deployment d-"), "{err}");
@@ -207,7 +108,8 @@ async fn runs_are_recorded_and_the_record_is_tamper_evident() {
 #[tokio::test(flavor = "multi_thread")]
 async fn commands_are_skipped_unless_allowed() {
     let s = stand_in("v1.1.0").await;
-    let out = tokio::task::block_in_place(|| golive(&s, "1.1.0", &["--format", "json"]));
+    let out =
+        tokio::task::block_in_place(|| run_seed(&s, &store_of(&s), "1.1.0", &["--format", "json"]));
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     let tag = v["checks"]
         .as_array()
@@ -220,8 +122,14 @@ async fn commands_are_skipped_unless_allowed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wrong_version_fails_with_actual_values_and_the_line() {
     let s = stand_in("v1.1.0").await;
-    let out =
-        tokio::task::block_in_place(|| golive(&s, "1.2.0", &["--only", "smoke-testing-checklist"]));
+    let out = tokio::task::block_in_place(|| {
+        run_seed(
+            &s,
+            &store_of(&s),
+            "1.2.0",
+            &["--only", "smoke-testing-checklist"],
+        )
+    });
     no_secret(&out);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
@@ -248,7 +156,12 @@ async fn junit_has_failures_and_errors_apart() {
         .port();
     let http_url = format!("HTTP_URL=http://127.0.0.1:{closed}/");
     let out = tokio::task::block_in_place(|| {
-        golive(&s, "1.2.0", &["--var", &http_url, "--format", "junit"])
+        run_seed(
+            &s,
+            &store_of(&s),
+            "1.2.0",
+            &["--var", &http_url, "--format", "junit"],
+        )
     });
     no_secret(&out);
     assert_eq!(out.status.code(), Some(1));

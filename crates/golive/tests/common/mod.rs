@@ -2,6 +2,8 @@
 //! golden-file check (`GOLIVE_BLESS=1` rewrites the expected files).
 #![allow(dead_code)]
 
+pub mod standin;
+
 use std::path::{Path, PathBuf};
 
 pub fn root() -> PathBuf {
