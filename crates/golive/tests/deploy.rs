@@ -550,8 +550,8 @@ fn procedure_steps_run_in_order_after_go_and_are_timed_against_budgets() {
     assert_eq!(env.golive(&["audit", "verify"]).status.code(), Some(0));
 }
 
-/// Ids of the items of the stage whose title starts with `title`.
-fn stage_items(env: &Env, title: &str) -> Vec<String> {
+/// The items (as `show` JSON) of the stage whose title starts with `title`.
+fn stage_item_values(env: &Env, title: &str) -> Vec<Value> {
     let out = env.golive(&["show", "examples/aiwg-production.md", "--format", "json"]);
     let show: Value = serde_json::from_slice(&out.stdout).expect("show");
     let stage = show["stages"]
@@ -571,33 +571,24 @@ fn stage_items(env: &Env, title: &str) -> Vec<String> {
                 .map(|g| &g["items"]),
         )
         .flat_map(|l| l.as_array().cloned().unwrap_or_default())
-        .map(|it| it["id"].as_str().unwrap_or("").to_string())
         .collect()
+}
+
+fn id_of(it: &Value) -> String {
+    it["id"].as_str().unwrap_or("").to_string()
+}
+
+/// Ids of the items of the stage whose title starts with `title`.
+fn stage_items(env: &Env, title: &str) -> Vec<String> {
+    stage_item_values(env, title).iter().map(id_of).collect()
 }
 
 /// Ids of the items of a stage that no check automates.
 fn manual_items(env: &Env, title: &str) -> Vec<String> {
-    let out = env.golive(&["show", "examples/aiwg-production.md", "--format", "json"]);
-    let show: Value = serde_json::from_slice(&out.stdout).expect("show");
-    let stage = show["stages"]
-        .as_array()
-        .and_then(|s| {
-            s.iter()
-                .find(|s| s["title"].as_str().is_some_and(|t| t.starts_with(title)))
-        })
-        .cloned()
-        .expect("stage");
-    std::iter::once(&stage["items"])
-        .chain(
-            stage["groups"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|g| &g["items"]),
-        )
-        .flat_map(|l| l.as_array().cloned().unwrap_or_default())
+    stage_item_values(env, title)
+        .iter()
         .filter(|it| it["annotations"].as_array().is_none_or(Vec::is_empty))
-        .map(|it| it["id"].as_str().unwrap_or("").to_string())
+        .map(id_of)
         .collect()
 }
 
