@@ -10,6 +10,7 @@ pub mod condition;
 pub mod lint;
 pub mod plan;
 pub mod roster;
+pub mod rules;
 pub mod run;
 
 pub use condition::{Condition, ConditionError};

@@ -393,6 +393,37 @@ pub async fn status(
             ),
         }
     }
+    let rules = golive_engine::rules::rollback_rules(&rb);
+    if !rules.is_empty() {
+        println!("Rollback criteria:");
+        for r in &rules {
+            let how = match &r.kind {
+                golive_engine::rules::RuleKind::SmokeBelow { min, of } => {
+                    format!("smoke gate below {min}/{of}")
+                }
+                golive_engine::rules::RuleKind::HealthChecksFailing => {
+                    "a health check fails in a run after GO".into()
+                }
+                golive_engine::rules::RuleKind::Sustained {
+                    what,
+                    limit,
+                    window_s,
+                } => {
+                    format!(
+                        "{what} {limit} for {} (to be watched: not evaluated yet)",
+                        minutes_text(*window_s as i64)
+                    )
+                }
+                golive_engine::rules::RuleKind::Judgement => "a person's judgement".into(),
+            };
+            println!(
+                "  {:<8} {} — {how}{}",
+                rb.items[r.item].address,
+                rb.items[r.item].title,
+                if r.automatic { " [automatic]" } else { "" }
+            );
+        }
+    }
     let phases = phase_lines(&rb, &events);
     if !phases.is_empty() {
         println!("\nProcedure");

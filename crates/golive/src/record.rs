@@ -201,6 +201,62 @@ impl Recorder {
         manual: &[usize],
     ) -> Result<(), String> {
         let (total, _) = crate::checks::totals(rb, results, manual);
+        // the document's automatic criterion: failing health checks after GO
+        // raise the rollback decision at once
+        let events = self
+            .store
+            .events(&self.deployment)
+            .await
+            .map_err(|e| e.to_string())?;
+        let deploying = events
+            .iter()
+            .any(|e| e.kind == "decision" && e.data["verdict"] == "GO")
+            && !events.iter().any(|e| {
+                matches!(
+                    e.kind.as_str(),
+                    "rollback.raised" | "rollback.started" | "deployment.ended"
+                )
+            });
+        let health_rule = golive_engine::rules::rollback_rules(rb)
+            .into_iter()
+            .find(|r| r.kind == golive_engine::rules::RuleKind::HealthChecksFailing);
+        if deploying && let Some(rule) = health_rule {
+            let failing: Vec<String> = results
+                .iter()
+                .filter(|r| {
+                    matches!(
+                        r.outcome,
+                        golive_engine::Outcome::Failed | golive_engine::Outcome::Error(_)
+                    )
+                })
+                .map(|r| &rb.items[r.check.item])
+                .filter(|it| it.title.to_lowercase().contains("health"))
+                .map(|it| format!("{} {}", it.address, it.title))
+                .collect();
+            if !failing.is_empty() {
+                let by = crate::lifecycle::rollback_authority(rb).0;
+                self.store
+                    .append(
+                        &self.deployment,
+                        &[NewEvent::new(
+                            "rollback.raised",
+                            json!({
+                                "reason": format!("health checks failing: {}", failing.join(", ")),
+                                "authority": "automatic",
+                                "by": [by],
+                                "rule": rb.items[rule.item].title,
+                            }),
+                        )
+                        .item(&rb.items[rule.item].id)],
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                eprintln!(
+                    "golive: ROLLBACK DECISION RAISED: health checks failing: {}",
+                    failing.join(", ")
+                );
+            }
+        }
         let end = NewEvent::new(
             "run.finished",
             json!({ "passed": total.passed, "failed": total.failed, "error": total.error, "skipped": total.skipped, "manual": total.manual }),

@@ -762,6 +762,25 @@ fn rolls_back(s: &common::standin::StandIn) {
     // the service answers v1.1.0 where v1.2.0 is expected: Tests 2 and 5 fail
     let out = smoke(&env, s, &roster, "1.2.0");
     assert_eq!(out.status.code(), Some(1));
+    // a failing health check after GO is an automatic criterion: raised at once
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "ROLLBACK DECISION RAISED: health checks failing: 4.1.2 Test 2: Health Check Passing"
+        ),
+        "{err}"
+    );
+    let status = String::from_utf8_lossy(&env.golive(&["status"]).stdout).into_owned();
+    assert!(
+        status.contains("State: ROLLBACK DECISION RAISED"),
+        "{status}"
+    );
+    assert!(
+        status.contains(
+            "7.1.3    Error rate >1% sustained for >5 minutes — Error rate >1% for 5m00s"
+        ),
+        "{status}"
+    );
     let out = env.golive(&["gate", "smoke", "--as", "Ada Lind", "--roster", &roster]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -831,7 +850,7 @@ fn rolls_back(s: &common::standin::StandIn) {
         "{message}"
     );
     assert!(
-        message.contains("Issues: smoke tests 18/20, below the target of 19/20"),
+        message.contains("Issues: health checks failing: 4.1.2 Test 2: Health Check Passing; smoke tests 18/20, below the target of 19/20"),
         "{message}"
     );
     assert_eq!(ended["data"]["within_target"], true);
