@@ -314,61 +314,39 @@ impl Store {
         deployment: &str,
         events: &[NewEvent],
     ) -> Result<Vec<Event>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(pool) => {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let head: Option<(i64, String)> =
-                    sqlx::query_as("SELECT head_seq, head_hash FROM deployments WHERE id = $1")
-                        .bind(deployment)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                let (seq, hash) =
-                    head.ok_or_else(|| StoreError::NoDeployment(deployment.into()))?;
-                let out = chain_events(deployment, seq, hash, events);
-                for chunk in out.chunks(INSERT_CHUNK) {
-                    insert_events!(chunk, &mut *tx);
-                }
-                if let Some(last) = out.last() {
-                    sqlx::query(
-                        "UPDATE deployments SET head_seq = $1, head_hash = $2 WHERE id = $3",
-                    )
-                    .bind(last.seq)
-                    .bind(&last.hash)
-                    .bind(deployment)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                tx.commit().await?;
-                Ok(out)
-            }
-            Backend::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let head: Option<(i64, String)> = sqlx::query_as(
-                    "SELECT head_seq, head_hash FROM deployments WHERE id = $1 FOR UPDATE",
-                )
+        // SQLite takes the write lock at BEGIN; PostgreSQL locks the row
+        let (begin, head_sql) = match &self.backend {
+            Backend::Sqlite(_) => (
+                "BEGIN IMMEDIATE",
+                "SELECT head_seq, head_hash FROM deployments WHERE id = $1",
+            ),
+            Backend::Postgres(_) => (
+                "BEGIN",
+                "SELECT head_seq, head_hash FROM deployments WHERE id = $1 FOR UPDATE",
+            ),
+        };
+        on_both!(self, |pool| {
+            let mut tx = pool.begin_with(begin).await?;
+            let head: Option<(i64, String)> = sqlx::query_as(head_sql)
                 .bind(deployment)
                 .fetch_optional(&mut *tx)
                 .await?;
-                let (seq, hash) =
-                    head.ok_or_else(|| StoreError::NoDeployment(deployment.into()))?;
-                let out = chain_events(deployment, seq, hash, events);
-                for chunk in out.chunks(INSERT_CHUNK) {
-                    insert_events!(chunk, &mut *tx);
-                }
-                if let Some(last) = out.last() {
-                    sqlx::query(
-                        "UPDATE deployments SET head_seq = $1, head_hash = $2 WHERE id = $3",
-                    )
+            let (seq, hash) = head.ok_or_else(|| StoreError::NoDeployment(deployment.into()))?;
+            let out = chain_events(deployment, seq, hash, events);
+            for chunk in out.chunks(INSERT_CHUNK) {
+                insert_events!(chunk, &mut *tx);
+            }
+            if let Some(last) = out.last() {
+                sqlx::query("UPDATE deployments SET head_seq = $1, head_hash = $2 WHERE id = $3")
                     .bind(last.seq)
                     .bind(&last.hash)
                     .bind(deployment)
                     .execute(&mut *tx)
                     .await?;
-                }
-                tx.commit().await?;
-                Ok(out)
             }
-        }
+            tx.commit().await?;
+            Ok(out)
+        })
     }
 
     /// Every event of a deployment, in order.
