@@ -46,6 +46,11 @@ impl Vars {
             .map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
+    /// The names of the secrets.
+    pub fn secret_names(&self) -> impl Iterator<Item = &str> {
+        self.secrets.iter().map(String::as_str)
+    }
+
     /// The values of every secret, longest first (for redaction).
     pub fn secret_values(&self) -> Vec<&str> {
         let mut v: Vec<&str> = self

@@ -739,6 +739,12 @@ pub struct Done<'a> {
     pub skipped: bool,
     pub comment: Option<&'a str>,
     pub roster: Option<&'a Path>,
+    /// Run the step's command blocks first (needs `allow_commands`).
+    pub run: bool,
+    pub allow_commands: bool,
+    pub confirm_rerun: bool,
+    /// Variables for the commands, over those recorded with the deployment.
+    pub vars: &'a golive_probe::Vars,
 }
 
 /// The procedure's steps in document order.
@@ -829,9 +835,16 @@ pub async fn done(a: Done<'_>) -> Result<ExitCode, String> {
             ));
         }
     }
+    let mut ran = Value::Null;
+    if a.run {
+        match run_step(&a, &store, &d, &rb, step, &events).await? {
+            Ok(v) => ran = v,
+            Err(Refused(why)) => return refuse(why),
+        }
+    }
     let event = NewEvent::new(
         "step.done",
-        json!({ "address": it.address, "title": it.title, "skipped": a.skipped, "comment": a.comment }),
+        json!({ "address": it.address, "title": it.title, "skipped": a.skipped, "comment": a.comment, "ran": ran }),
     )
     .item(&it.id)
     .actor(&person.name);
@@ -1287,4 +1300,134 @@ pub fn phase_timings(rb: &Runbook, events: &[golive_store::Event]) -> Vec<PhaseT
         }
     }
     out
+}
+
+/// Run a step's command blocks as one script: its start is recorded first (a
+/// run killed before its result is not repeated without `confirm_rerun`),
+/// then what it did. A failing script refuses the step.
+async fn run_step(
+    a: &Done<'_>,
+    store: &Store,
+    d: &Deployment,
+    rb: &Runbook,
+    step: usize,
+    events: &[golive_store::Event],
+) -> Result<Result<Value, Refused>, String> {
+    let it = &rb.items[step];
+    if !a.allow_commands {
+        return Ok(Err(Refused(format!(
+            "running {}'s commands needs --allow-commands",
+            it.address
+        ))));
+    }
+    let commands: Vec<(String, Option<String>)> = it
+        .commands
+        .iter()
+        .flat_map(|b| b.commands.iter())
+        .map(|c| (c.text.clone(), c.expected.clone()))
+        .collect();
+    if commands.is_empty() {
+        return Ok(Err(Refused(format!(
+            "{} has no command block to run",
+            it.address
+        ))));
+    }
+    let started = events
+        .iter()
+        .filter(|e| e.kind == "step.started" && e.item.as_deref() == Some(it.id.as_str()))
+        .count();
+    let finished = events
+        .iter()
+        .filter(|e| e.kind == "step.run" && e.item.as_deref() == Some(it.id.as_str()))
+        .count();
+    if started > finished && !a.confirm_rerun {
+        return Ok(Err(Refused(format!(
+            "{} was started by an earlier run that did not finish: check what it did, then pass --confirm-rerun",
+            it.address
+        ))));
+    }
+    // the deployment's recorded variables, then the ones given now
+    let mut vars = golive_probe::Vars::new();
+    for (k, v) in d.vars.as_object().into_iter().flatten() {
+        if let Some(v) = v.as_str() {
+            vars.set(k, v);
+        }
+    }
+    for (k, v) in a.vars.plain() {
+        vars.set(k, v);
+    }
+    let redact = crate::vars::Redactor::new(a.vars);
+    for secret in a.vars.secret_names() {
+        if let Some(v) = a.vars.get(secret) {
+            vars.set_secret(secret, v);
+        }
+    }
+    let table = toml::Table::new();
+    let spec = golive_probe::Spec {
+        kind: "command",
+        table: &table,
+        vars: &vars,
+        commands,
+        timeout: std::time::Duration::from_secs(600),
+    };
+    let kind = golive_probe::kind("command").ok_or("no command probe")?;
+    let probe = match (kind.build)(&spec) {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(Refused(format!("{}: {e}", it.address)))),
+    };
+    store
+        .append(
+            &d.id,
+            &[
+                NewEvent::new("step.started", json!({ "address": it.address }))
+                    .item(&it.id)
+                    .actor(a.name),
+            ],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let obs = probe.observe().await;
+    let (ok, record) = match &obs {
+        Ok(o) => {
+            let ok = o["exit_code"] == 0 && o["expected_match"] != false;
+            (
+                ok,
+                json!({
+                    "exit_code": o["exit_code"], "expected_match": o["expected_match"],
+                    "stdout": o["stdout"], "stderr": o["stderr"], "duration_ms": o["duration_ms"],
+                }),
+            )
+        }
+        Err(e) => (false, json!({ "error": e.to_string() })),
+    };
+    let record: Value =
+        serde_json::from_str(&redact.clean(&record.to_string())).unwrap_or(Value::Null);
+    store
+        .append(
+            &d.id,
+            &[NewEvent::new("step.run", record.clone())
+                .item(&it.id)
+                .actor(a.name)],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    if ok {
+        Ok(Ok(record))
+    } else {
+        Ok(Err(Refused(format!(
+            "{}'s commands failed (exit {}{}): {}",
+            it.address,
+            record["exit_code"],
+            if record["expected_match"] == false {
+                ", output not as expected"
+            } else {
+                ""
+            },
+            record["stderr"]
+                .as_str()
+                .or(record["error"].as_str())
+                .unwrap_or("")
+                .trim()
+        ))))
+    }
 }

@@ -193,8 +193,19 @@ enum Command {
         #[arg(long = "as", value_name = "NAME")]
         name: String,
         /// Record an optional step (or a step of an optional phase) as skipped.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "run")]
         skipped: bool,
+        /// Run the step's command blocks first; the step is done when they
+        /// succeed (needs --allow-commands).
+        #[arg(long)]
+        run: bool,
+        #[arg(long)]
+        allow_commands: bool,
+        /// Run again a step an interrupted run had started.
+        #[arg(long)]
+        confirm_rerun: bool,
+        #[command(flatten)]
+        vars: VarArgs,
         #[arg(long)]
         comment: Option<String>,
         #[arg(long)]
@@ -531,11 +542,16 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             names,
             name,
             skipped,
+            run,
+            allow_commands,
+            confirm_rerun,
+            vars,
             comment,
             roster,
             store,
         } => {
             let (deployment, step) = deployment_and(&names, "done takes [DEPLOYMENT] STEP")?;
+            let bound = vars::bind(&vars.vars, &vars.vars_files, &vars.secrets)?;
             runtime()?.block_on(deploy::done(deploy::Done {
                 store: &store,
                 deployment,
@@ -544,6 +560,10 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 skipped,
                 comment: comment.as_deref(),
                 roster: roster.as_deref(),
+                run,
+                allow_commands,
+                confirm_rerun,
+                vars: &bound,
             }))
         }
         Command::Gate {

@@ -962,3 +962,98 @@ fn runs_continue_the_open_deployment_unless_told_otherwise() {
     let out = run(&["--deployment", "d-nope"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `golive done STEP --run --allow-commands` runs the step's command blocks
+/// (placeholders quoted), records what they did, and marks the step done only
+/// when they succeed with the expected output.
+#[test]
+fn procedure_steps_can_run_their_commands() {
+    let env = Env::new("steprun");
+    let runbook = env.dir.join("drill.md");
+    std::fs::write(
+        &runbook,
+        "# Cache flush drill\n\n## Go/No-Go Decision\n\n- [ ] **GO** - Proceed\n- [ ] **NO-GO** - Abort\n\n**Sign-offs:**\n- Deployment Lead: ________________ Date: ________\n\n## Deployment Procedure\n\n### Phase 1: Flush (5 minutes)\n\n**Step 1.1: Say hello**\n```bash\necho hello [WHO]\n# Expected: hello world\n```\n- [ ] Greeting printed\n\n**Step 1.2: Fail on purpose**\n```bash\necho broken >&2; exit 3\n```\n- [ ] Failure seen\n",
+    )
+    .expect("runbook");
+    let path = runbook.to_str().expect("path");
+    assert_eq!(env.golive(&["run", path]).status.code(), Some(0));
+    let roster = env.roster(&[("Ada Lind", &["Deployment Lead"])]);
+    let out = env.golive(&[
+        "decide",
+        "go",
+        "--as",
+        "Ada Lind",
+        "--role",
+        "Deployment Lead",
+        "--roster",
+        &roster,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done = |step: &str, extra: &[&str]| {
+        let mut args = vec![
+            "done",
+            step,
+            "--as",
+            "Ada Lind",
+            "--roster",
+            roster.as_str(),
+            "--run",
+        ];
+        args.extend_from_slice(extra);
+        env.golive(&args)
+    };
+    let out = done("2.1.1", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs --allow-commands"));
+    let out = done("2.1.1", &["--allow-commands", "--var", "WHO=world"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = done("2.1.2", &["--allow-commands"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("2.1.2's commands failed (exit 3): broken"),
+        "{err}"
+    );
+    let report: Value =
+        serde_json::from_slice(&env.golive(&["report", "--format", "json"]).stdout).expect("json");
+    let kinds: Vec<&str> = report["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "run.started",
+            "run.finished",
+            "decision.signature",
+            "decision",
+            "step.started",
+            "step.run",
+            "step.done",
+            "step.started",
+            "step.run"
+        ],
+        "the failing step is recorded as run, not done"
+    );
+    let ran = report["events"]
+        .as_array()
+        .and_then(|e| e.iter().find(|e| e["kind"] == "step.run"))
+        .cloned()
+        .expect("run");
+    assert_eq!(ran["data"]["stdout"], "hello world\n");
+    assert_eq!(ran["data"]["expected_match"], true);
+    let status = String::from_utf8_lossy(&env.golive(&["status"]).stdout).into_owned();
+    assert!(status.contains("- Phase 1: Flush: 1/2 steps"), "{status}");
+}
