@@ -487,86 +487,71 @@ pub async fn dns() -> Server {
     use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
     use std::str::FromStr;
     let n = |s: &str| Name::from_str(s).expect("name");
-    let origin = n("example.test.");
-    let mut zone = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
-        origin.clone(),
-        ZoneType::Primary,
-        AxfrPolicy::Deny,
-    );
-    for r in [
-        Record::from_rdata(
-            origin.clone(),
+    // a zone: its SOA (negative answers carry it) and its records
+    let zone = |origin: &str, records: Vec<(&str, u32, RData)>| {
+        let apex = n(origin);
+        let mut z = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
+            apex.clone(),
+            ZoneType::Primary,
+            AxfrPolicy::Deny,
+        );
+        let soa = SOA::new(
+            n(&format!("ns.{origin}")),
+            n(&format!("hostmaster.{origin}")),
+            1,
             3600,
-            RData::SOA(SOA::new(
-                n("ns.example.test."),
-                n("hostmaster.example.test."),
-                1,
-                3600,
-                600,
-                86400,
-                30,
-            )),
-        ),
-        Record::from_rdata(
-            n("www.example.test."),
-            300,
-            RData::A(A(std::net::Ipv4Addr::LOCALHOST)),
-        ),
-        Record::from_rdata(
-            n("www.example.test."),
-            300,
-            RData::AAAA(AAAA(std::net::Ipv6Addr::LOCALHOST)),
-        ),
-        Record::from_rdata(
-            n("alias.example.test."),
-            60,
-            RData::CNAME(CNAME(n("www.example.test."))),
-        ),
-        Record::from_rdata(
-            n("txt.example.test."),
-            120,
-            RData::TXT(TXT::new(vec!["v=spf1 -all".into()])),
-        ),
-        Record::from_rdata(
-            origin.clone(),
-            3600,
-            RData::MX(MX::new(10, n("mail.example.test."))),
-        ),
-    ] {
-        zone.upsert_mut(r, 1);
-    }
+            600,
+            86400,
+            30,
+        );
+        z.upsert_mut(Record::from_rdata(apex.clone(), 3600, RData::SOA(soa)), 1);
+        for (name, ttl, data) in records {
+            z.upsert_mut(Record::from_rdata(n(name), ttl, data), 1);
+        }
+        (LowerName::from(&apex), z)
+    };
     let mut catalog = Catalog::new();
-    catalog.upsert(LowerName::from(&origin), vec![Arc::new(zone)]);
-    // `localhost.` too, so a stand-in reached as localhost can be looked up
-    let local = n("localhost.");
-    let mut lz = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
-        local.clone(),
-        ZoneType::Primary,
-        AxfrPolicy::Deny,
-    );
-    for r in [
-        Record::from_rdata(
-            local.clone(),
-            3600,
-            RData::SOA(SOA::new(
-                n("ns.localhost."),
-                n("hostmaster.localhost."),
-                1,
+    let (name, example) = zone(
+        "example.test.",
+        vec![
+            (
+                "www.example.test.",
+                300,
+                RData::A(A(std::net::Ipv4Addr::LOCALHOST)),
+            ),
+            (
+                "www.example.test.",
+                300,
+                RData::AAAA(AAAA(std::net::Ipv6Addr::LOCALHOST)),
+            ),
+            (
+                "alias.example.test.",
+                60,
+                RData::CNAME(CNAME(n("www.example.test."))),
+            ),
+            (
+                "txt.example.test.",
+                120,
+                RData::TXT(TXT::new(vec!["v=spf1 -all".into()])),
+            ),
+            (
+                "example.test.",
                 3600,
-                600,
-                86400,
-                30,
-            )),
-        ),
-        Record::from_rdata(
-            local.clone(),
+                RData::MX(MX::new(10, n("mail.example.test."))),
+            ),
+        ],
+    );
+    catalog.upsert(name, vec![Arc::new(example)]);
+    // `localhost.` too, so a stand-in reached as localhost can be looked up
+    let (name, local) = zone(
+        "localhost.",
+        vec![(
+            "localhost.",
             300,
             RData::A(A(std::net::Ipv4Addr::LOCALHOST)),
-        ),
-    ] {
-        lz.upsert_mut(r, 1);
-    }
-    catalog.upsert(LowerName::from(&local), vec![Arc::new(lz)]);
+        )],
+    );
+    catalog.upsert(name, vec![Arc::new(local)]);
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await
         .expect("bind udp");

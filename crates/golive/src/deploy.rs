@@ -68,6 +68,18 @@ fn on_roster(
         .ok_or_else(|| format!("{name} is not in the roster ({})", roster.source)))
 }
 
+/// The deployment, its store and runbook, and the person named `name` on
+/// its roster (or why that person is not).
+async fn open_as(
+    location: &str,
+    id: Option<&str>,
+    roster_file: Option<&Path>,
+    name: &str,
+) -> Result<Result<(Store, Deployment, Runbook, golive_engine::roster::Person), String>, String> {
+    let (store, d, rb) = open(location, id).await?;
+    Ok(on_roster(&rb, roster_file, name)?.map(|p| (store, d, rb, p)))
+}
+
 /// Arguments of `golive sign`.
 pub struct Sign<'a> {
     pub store: &'a str,
@@ -893,9 +905,8 @@ pub async fn gate(
     name: &str,
     roster_file: Option<&Path>,
 ) -> Result<ExitCode, String> {
-    let (store, d, rb) = open(location, id).await?;
-    let person = match on_roster(&rb, roster_file, name)? {
-        Ok(p) => p,
+    let (store, d, rb, person) = match open_as(location, id, roster_file, name).await? {
+        Ok(x) => x,
         Err(why) => return refuse(why),
     };
     let events = store.events(&d.id).await.map_err(|e| e.to_string())?;
@@ -966,9 +977,8 @@ pub async fn rollback(
     reason: &str,
     roster_file: Option<&Path>,
 ) -> Result<ExitCode, String> {
-    let (store, d, rb) = open(location, id).await?;
-    let person = match on_roster(&rb, roster_file, name)? {
-        Ok(p) => p,
+    let (store, d, rb, person) = match open_as(location, id, roster_file, name).await? {
+        Ok(x) => x,
         Err(why) => return refuse(why),
     };
     if !person.holds(role) {
@@ -1091,9 +1101,8 @@ pub async fn finish(
     name: &str,
     roster_file: Option<&Path>,
 ) -> Result<ExitCode, String> {
-    let (store, d, rb) = open(location, id).await?;
-    let person = match on_roster(&rb, roster_file, name)? {
-        Ok(p) => p,
+    let (store, d, rb, person) = match open_as(location, id, roster_file, name).await? {
+        Ok(x) => x,
         Err(why) => return refuse(why),
     };
     let events = store.events(&d.id).await.map_err(|e| e.to_string())?;
