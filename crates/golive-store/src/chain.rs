@@ -23,6 +23,23 @@ pub fn event_hash(
     actor: Option<&str>,
     data: &str,
 ) -> String {
+    let hex = event_hash_hex(prev_hash, deployment, seq, at, kind, item, actor, data);
+    String::from_utf8_lossy(&hex).into_owned()
+}
+
+/// [`event_hash`] into a buffer on the stack: verifying a long chain
+/// compares a million of them and allocates none.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn event_hash_hex(
+    prev_hash: &str,
+    deployment: &str,
+    seq: i64,
+    at: &str,
+    kind: &str,
+    item: Option<&str>,
+    actor: Option<&str>,
+    data: &str,
+) -> [u8; 64] {
     // serialised straight into the hasher: the same bytes as the JSON array
     // text, without building it
     let mut h = Sha256::new();
@@ -30,7 +47,10 @@ pub fn event_hash(
         &mut h,
         &(prev_hash, deployment, seq, at, kind, item, actor, data),
     );
-    hex::encode(h.finalize())
+    let mut out = [0u8; 64];
+    // 32 bytes always fit 64 hex digits
+    let _ = hex::encode_to_slice(h.finalize(), &mut out);
+    out
 }
 
 /// What is wrong with a chain, at which row.
