@@ -759,16 +759,6 @@ pub struct Done<'a> {
     pub vars: &'a golive_probe::Vars,
 }
 
-/// The procedure's steps in document order.
-fn procedure_steps(rb: &Runbook) -> Vec<usize> {
-    rb.stages
-        .iter()
-        .filter(|s| s.kind == StageKind::Procedure)
-        .flat_map(|s| s.all_items())
-        .filter(|&i| rb.items[i].kind == ItemKind::Step)
-        .collect()
-}
-
 /// Mark a procedure step done (or skipped, when it or its phase is optional).
 /// Steps follow the GO decision and each other, in document order.
 pub async fn done(a: Done<'_>) -> Result<ExitCode, String> {
@@ -822,7 +812,7 @@ pub async fn done(a: Done<'_>) -> Result<ExitCode, String> {
     let steps = if rollback.contains(&step) {
         rollback.clone()
     } else {
-        procedure_steps(&rb)
+        crate::procedure::procedure_steps(&rb)
     };
     if let Some(prev) = steps
         .iter()
@@ -849,37 +839,24 @@ pub async fn done(a: Done<'_>) -> Result<ExitCode, String> {
     }
     let mut ran = Value::Null;
     if a.run {
-        match run_step(&a, &store, &d, &rb, step, &events).await? {
+        let runner = crate::procedure::Runner {
+            actor: &person.name,
+            allow_commands: a.allow_commands,
+            confirm_rerun: a.confirm_rerun,
+            vars: a.vars,
+        };
+        match crate::procedure::run_step(&store, &d, &rb, step, &events, &runner).await? {
             Ok(v) => ran = v,
             Err(Refused(why)) => return refuse(why),
         }
     }
-    let event = NewEvent::new(
-        "step.done",
-        json!({ "address": it.address, "title": it.title, "skipped": a.skipped, "comment": a.comment, "ran": ran }),
-    )
-    .item(&it.id)
-    .actor(&person.name);
-    let mut new = vec![event];
-    // the last rollback step ends the deployment, timed against its target
-    let last_rollback = rollback.contains(&step)
-        && rollback
-            .iter()
-            .filter(|&&i| i != step)
-            .all(|&i| done.contains(rb.items[i].id.as_str()));
-    if last_rollback && let Some(started) = events.iter().find(|e| e.kind == "rollback.started") {
-        let took = seconds_between(&started.at, &jiff::Timestamp::now().to_string()).unwrap_or(0);
-        let (_, target) = crate::lifecycle::rollback_steps(&rb);
-        new.push(NewEvent::new(
-            "deployment.ended",
-            json!({
-                "outcome": "ROLLED BACK",
-                "rollback_seconds": took,
-                "target_seconds": target,
-                "within_target": target.is_none_or(|t| (took as u64) < t),
-            }),
-        ));
-    }
+    let (new, lines) = crate::procedure::done_events(
+        &rb,
+        &events,
+        step,
+        &person.name,
+        json!({ "skipped": a.skipped, "comment": a.comment, "ran": ran }),
+    );
     store.append(&d.id, &new).await.map_err(|e| e.to_string())?;
     println!(
         "{} {} {} by {}",
@@ -888,8 +865,8 @@ pub async fn done(a: Done<'_>) -> Result<ExitCode, String> {
         if a.skipped { "skipped" } else { "done" },
         person.name
     );
-    if new.len() > 1 {
-        println!("ROLLED BACK: the rollback steps are done");
+    for l in lines {
+        println!("{l}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -936,17 +913,25 @@ pub async fn gate(
         .actor(&person.name),
     ];
     let ok = passed >= target;
-    if !ok {
+    // a rollback already raised (or under way) is not raised twice
+    let raised = events
+        .iter()
+        .any(|e| matches!(e.kind.as_str(), "rollback.raised" | "rollback.started"));
+    if !ok && !raised {
         let (auto, manual) = crate::lifecycle::rollback_authority(&rb);
         let automatic = kind == StageKind::Smoke;
+        let reason = format!("{label} {passed}/{total}, below the target of {target}/{total}");
         new.push(NewEvent::new(
             "rollback.raised",
             json!({
-                "reason": format!("{label} {passed}/{total}, below the target of {target}/{total}"),
+                "reason": reason,
                 "authority": if automatic { "automatic" } else { "manual" },
                 "by": if automatic { vec![auto] } else { manual },
             }),
         ));
+        if automatic {
+            new.push(crate::lifecycle::automatic_start(&rb, &reason));
+        }
     }
     store.append(&d.id, &new).await.map_err(|e| e.to_string())?;
     println!(
@@ -954,6 +939,10 @@ pub async fn gate(
         which,
         if ok {
             "PASS"
+        } else if raised {
+            "FAIL (the rollback is raised already)"
+        } else if kind == StageKind::Smoke {
+            "FAIL: ROLLBACK INITIATED with automatic authority; the Rollback Steps run now"
         } else {
             "FAIL: the rollback decision is raised"
         }
@@ -1123,7 +1112,7 @@ pub async fn finish(
         .filter(|e| e.kind == "step.done")
         .filter_map(|e| e.item.as_deref())
         .collect();
-    if let Some(&open_step) = procedure_steps(&rb)
+    if let Some(&open_step) = crate::procedure::procedure_steps(&rb)
         .iter()
         .find(|&&i| !done.contains(rb.items[i].id.as_str()))
     {
@@ -1193,19 +1182,7 @@ pub async fn finish(
     Ok(ExitCode::SUCCESS)
 }
 
-fn seconds_between(a: &str, b: &str) -> Option<i64> {
-    let a: jiff::Timestamp = a.parse().ok()?;
-    let b: jiff::Timestamp = b.parse().ok()?;
-    Some(b.as_second() - a.as_second())
-}
-
-fn minutes_text(secs: i64) -> String {
-    if secs < 60 {
-        format!("{secs}s")
-    } else {
-        format!("{}m{:02}s", secs / 60, secs % 60)
-    }
-}
+use crate::procedure::{minutes_text, seconds_between};
 
 /// Each phase of the procedure: steps done, time taken against its budget.
 /// A phase starts when the one before it ends (the first at the GO decision)
@@ -1228,7 +1205,7 @@ pub fn phase_lines(rb: &Runbook, events: &[golive_store::Event]) -> Vec<String> 
             let complete = p.done == p.total;
             waiting = !complete;
             let over = p.budget.is_some_and(|b| p.seconds as u64 > b);
-            format!(
+            let mut line = format!(
                 "- {}: {}/{} steps{}, {}{}{}",
                 p.title,
                 p.done,
@@ -1239,7 +1216,12 @@ pub fn phase_lines(rb: &Runbook, events: &[golive_store::Event]) -> Vec<String> 
                     .map(|b| format!(" of {}", minutes_text(b as i64)))
                     .unwrap_or_default(),
                 if over { " OVER BUDGET" } else { "" }
-            )
+            );
+            for o in &p.overruns {
+                line.push_str("\n    ");
+                line.push_str(o);
+            }
+            line
         })
         .collect()
 }
@@ -1251,6 +1233,8 @@ pub struct PhaseTiming {
     pub total: usize,
     pub seconds: i64,
     pub budget: Option<u64>,
+    /// Its steps that took longer than their own budget.
+    pub overruns: Vec<String>,
 }
 
 /// Each phase's steps done and time taken (the same rule as `status`).
@@ -1299,7 +1283,26 @@ pub fn phase_timings(rb: &Runbook, events: &[golive_store::Event]) -> Vec<PhaseT
                 }
                 None => 0,
             };
+            let overruns = steps
+                .iter()
+                .filter_map(|i| {
+                    let e = events.iter().find(|e| {
+                        e.kind == "step.done" && e.item.as_deref() == Some(i.id.as_str())
+                    })?;
+                    let t = &e.data["timing"];
+                    (t["overrun"] == true).then(|| {
+                        format!(
+                            "{} {}: {} of {} OVER BUDGET",
+                            i.address,
+                            golive_runbook::text::strip_trailing_parens(&i.title),
+                            minutes_text(t["seconds"].as_i64().unwrap_or(0)),
+                            minutes_text(t["budget_seconds"].as_i64().unwrap_or(0))
+                        )
+                    })
+                })
+                .collect();
             out.push(PhaseTiming {
+                overruns,
                 title: golive_runbook::text::strip_trailing_parens(g.title()).to_string(),
                 done: finished,
                 total: steps.len(),
@@ -1309,134 +1312,4 @@ pub fn phase_timings(rb: &Runbook, events: &[golive_store::Event]) -> Vec<PhaseT
         }
     }
     out
-}
-
-/// Run a step's command blocks as one script: its start is recorded first (a
-/// run killed before its result is not repeated without `confirm_rerun`),
-/// then what it did. A failing script refuses the step.
-async fn run_step(
-    a: &Done<'_>,
-    store: &Store,
-    d: &Deployment,
-    rb: &Runbook,
-    step: usize,
-    events: &[golive_store::Event],
-) -> Result<Result<Value, Refused>, String> {
-    let it = &rb.items[step];
-    if !a.allow_commands {
-        return Ok(Err(Refused(format!(
-            "running {}'s commands needs --allow-commands",
-            it.address
-        ))));
-    }
-    let commands: Vec<(String, Option<String>)> = it
-        .commands
-        .iter()
-        .flat_map(|b| b.commands.iter())
-        .map(|c| (c.text.clone(), c.expected.clone()))
-        .collect();
-    if commands.is_empty() {
-        return Ok(Err(Refused(format!(
-            "{} has no command block to run",
-            it.address
-        ))));
-    }
-    let started = events
-        .iter()
-        .filter(|e| e.kind == "step.started" && e.item.as_deref() == Some(it.id.as_str()))
-        .count();
-    let finished = events
-        .iter()
-        .filter(|e| e.kind == "step.run" && e.item.as_deref() == Some(it.id.as_str()))
-        .count();
-    if started > finished && !a.confirm_rerun {
-        return Ok(Err(Refused(format!(
-            "{} was started by an earlier run that did not finish: check what it did, then pass --confirm-rerun",
-            it.address
-        ))));
-    }
-    // the deployment's recorded variables, then the ones given now
-    let mut vars = golive_probe::Vars::new();
-    for (k, v) in d.vars.as_object().into_iter().flatten() {
-        if let Some(v) = v.as_str() {
-            vars.set(k, v);
-        }
-    }
-    for (k, v) in a.vars.plain() {
-        vars.set(k, v);
-    }
-    let redact = crate::vars::Redactor::new(a.vars);
-    for secret in a.vars.secret_names() {
-        if let Some(v) = a.vars.get(secret) {
-            vars.set_secret(secret, v);
-        }
-    }
-    let table = toml::Table::new();
-    let spec = golive_probe::Spec {
-        kind: "command",
-        table: &table,
-        vars: &vars,
-        commands,
-        timeout: std::time::Duration::from_secs(600),
-    };
-    let kind = golive_probe::kind("command").ok_or("no command probe")?;
-    let probe = match (kind.build)(&spec) {
-        Ok(p) => p,
-        Err(e) => return Ok(Err(Refused(format!("{}: {e}", it.address)))),
-    };
-    store
-        .append(
-            &d.id,
-            &[
-                NewEvent::new("step.started", json!({ "address": it.address }))
-                    .item(&it.id)
-                    .actor(a.name),
-            ],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    let obs = probe.observe().await;
-    let (ok, record) = match &obs {
-        Ok(o) => {
-            let ok = o["exit_code"] == 0 && o["expected_match"] != false;
-            (
-                ok,
-                json!({
-                    "exit_code": o["exit_code"], "expected_match": o["expected_match"],
-                    "stdout": o["stdout"], "stderr": o["stderr"], "duration_ms": o["duration_ms"],
-                }),
-            )
-        }
-        Err(e) => (false, json!({ "error": e.to_string() })),
-    };
-    let record: Value =
-        serde_json::from_str(&redact.clean(&record.to_string())).unwrap_or(Value::Null);
-    store
-        .append(
-            &d.id,
-            &[NewEvent::new("step.run", record.clone())
-                .item(&it.id)
-                .actor(a.name)],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    if ok {
-        Ok(Ok(record))
-    } else {
-        Ok(Err(Refused(format!(
-            "{}'s commands failed (exit {}{}): {}",
-            it.address,
-            record["exit_code"],
-            if record["expected_match"] == false {
-                ", output not as expected"
-            } else {
-                ""
-            },
-            record["stderr"]
-                .as_str()
-                .or(record["error"].as_str())
-                .unwrap_or("")
-                .trim()
-        ))))
-    }
 }

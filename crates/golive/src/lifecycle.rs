@@ -97,6 +97,17 @@ pub fn rollback_authority(rb: &Runbook) -> (String, Vec<String>) {
     (auto, manual)
 }
 
+/// A rollback raised with automatic authority starts at once, in the name
+/// of the role the document gives that authority: nobody is waited for.
+pub fn automatic_start(rb: &Runbook, reason: &str) -> golive_store::NewEvent {
+    let (auto, _) = rollback_authority(rb);
+    golive_store::NewEvent::new(
+        "rollback.started",
+        json!({ "reason": reason, "authority": "automatic", "signers": [], "by": auto }),
+    )
+    .actor("golive")
+}
+
 /// The Rollback Steps (R1–R5) and their group's budget, in seconds.
 pub fn rollback_steps(rb: &Runbook) -> (Vec<usize>, Option<u64>) {
     for s in rb.stages.iter().filter(|s| s.kind == StageKind::Rollback) {

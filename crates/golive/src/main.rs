@@ -6,6 +6,7 @@
 mod checks;
 mod deploy;
 mod lifecycle;
+mod procedure;
 mod record;
 mod report;
 mod show;
@@ -377,7 +378,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             only,
             format,
         } => {
-            let (rb, plan, redact) = prepare(&file, &vars, &only)?;
+            let (rb, plan, redact, _) = prepare(&file, &vars, &only)?;
             match format {
                 Format::Text => print!("{}", checks::plan_text(&rb, &plan, &redact)),
                 Format::Json => println!("{}", pretty(&checks::plan_json(&rb, &plan, &redact))),
@@ -400,7 +401,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             deployment,
             confirm_rerun,
         } => {
-            let (rb, plan, redact) = prepare(&file, &vars, &only)?;
+            let (rb, plan, redact, bound) = prepare(&file, &vars, &only)?;
             if !plan.problems.is_empty() {
                 eprint!("{}", checks::render_problems(&rb, &plan, &redact));
                 eprintln!(
@@ -460,8 +461,24 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     results.push(res);
                 }
                 recorder.finish(&rb, &results, &manual).await?;
-                Ok::<_, String>(results)
+                // then the procedure (or the Rollback Steps) moves on by itself
+                // as far as machines can take it
+                let runner = procedure::Runner {
+                    actor: "golive",
+                    allow_commands: opts.allow_commands,
+                    confirm_rerun,
+                    vars: &bound,
+                };
+                let (stop, lines) = recorder.advance(&rb, &runner).await?;
+                for l in &lines {
+                    eprintln!("{}", redact.clean(l));
+                }
+                if let Some(l) = procedure::stop_line(&rb, &stop) {
+                    eprintln!("{}", redact.clean(&l));
+                }
+                Ok::<_, String>((results, stop))
             })?;
+            let (results, stop) = results;
             match format {
                 RunFormat::Text => {
                     print!("{}", checks::run_text(&rb, &results, &plan.manual, &redact))
@@ -478,6 +495,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     golive_engine::Outcome::Failed | golive_engine::Outcome::Error(_)
                 )
             });
+            let bad = bad || matches!(stop, procedure::Stop::Failed(..));
             Ok(if bad {
                 ExitCode::from(1)
             } else {
@@ -671,12 +689,20 @@ fn prepare(
     file: &Path,
     args: &VarArgs,
     only: &[String],
-) -> Result<(Runbook, golive_engine::Plan, vars::Redactor), String> {
+) -> Result<
+    (
+        Runbook,
+        golive_engine::Plan,
+        vars::Redactor,
+        golive_probe::Vars,
+    ),
+    String,
+> {
     let rb = load(file)?;
     let vars = vars::bind(&args.vars, &args.vars_files, &args.secrets)?;
     let redact = vars::Redactor::new(&vars);
     let plan = golive_engine::plan(&rb, &vars, only, &args.defaults())?;
-    Ok((rb, plan, redact))
+    Ok((rb, plan, redact, vars))
 }
 
 /// The runtime for probes. Checks wait on the network, not the CPU: one

@@ -193,6 +193,20 @@ impl Recorder {
         (tx, task)
     }
 
+    /// Move the deployment's current sequence on (see [`crate::procedure::advance`]).
+    pub async fn advance(
+        &self,
+        rb: &Runbook,
+        runner: &crate::procedure::Runner<'_>,
+    ) -> Result<(crate::procedure::Stop, Vec<String>), String> {
+        let d = self
+            .store
+            .deployment(Some(&self.deployment))
+            .await
+            .map_err(|e| e.to_string())?;
+        crate::procedure::advance(&self.store, &d, rb, runner).await
+    }
+
     /// Record the run's end.
     pub async fn finish(
         &self,
@@ -235,25 +249,28 @@ impl Recorder {
                 .collect();
             if !failing.is_empty() {
                 let by = crate::lifecycle::rollback_authority(rb).0;
+                let reason = format!("health checks failing: {}", failing.join(", "));
                 self.store
                     .append(
                         &self.deployment,
-                        &[NewEvent::new(
-                            "rollback.raised",
-                            json!({
-                                "reason": format!("health checks failing: {}", failing.join(", ")),
-                                "authority": "automatic",
-                                "by": [by],
-                                "rule": rb.items[rule.item].title,
-                            }),
-                        )
-                        .item(&rb.items[rule.item].id)],
+                        &[
+                            NewEvent::new(
+                                "rollback.raised",
+                                json!({
+                                    "reason": reason,
+                                    "authority": "automatic",
+                                    "by": [by],
+                                    "rule": rb.items[rule.item].title,
+                                }),
+                            )
+                            .item(&rb.items[rule.item].id),
+                            crate::lifecycle::automatic_start(rb, &reason),
+                        ],
                     )
                     .await
                     .map_err(|e| e.to_string())?;
                 eprintln!(
-                    "golive: ROLLBACK DECISION RAISED: health checks failing: {}",
-                    failing.join(", ")
+                    "golive: ROLLBACK INITIATED with automatic authority ({by}): {reason}; the Rollback Steps run now"
                 );
             }
         }

@@ -584,10 +584,21 @@ pub fn render_message(rb: &Runbook, events: &[Event]) -> Option<String> {
         .skip(current.unwrap_or(phases.len()))
         .map(|p| p.budget.unwrap_or(0).saturating_sub(p.seconds as u64))
         .sum();
+    // what raised a rollback, and every gate that failed
     let issues: Vec<String> = events
         .iter()
-        .filter(|e| e.kind == "rollback.raised")
-        .filter_map(|e| e.data["reason"].as_str().map(str::to_string))
+        .filter_map(|e| match e.kind.as_str() {
+            "rollback.raised" => e.data["reason"].as_str().map(str::to_string),
+            "gate" if e.data["result"] == "fail" => Some(format!(
+                "{} gate {}/{}, below the target of {}/{}",
+                e.data["stage"].as_str().unwrap_or("?"),
+                e.data["passed"],
+                e.data["total"],
+                e.data["target"],
+                e.data["total"]
+            )),
+            _ => None,
+        })
         .collect();
     let mut text = template.to_string();
     for (k, v) in [

@@ -764,17 +764,20 @@ fn rolls_back(s: &common::standin::StandIn) {
     assert_eq!(out.status.code(), Some(1));
     // a failing health check after GO is an automatic criterion: raised at once
     let err = String::from_utf8_lossy(&out.stderr);
+    // and the document gives that criterion automatic authority: the
+    // rollback starts at once, in the DevOps Engineer's name
     assert!(
         err.contains(
-            "ROLLBACK DECISION RAISED: health checks failing: 4.1.2 Test 2: Health Check Passing"
+            "ROLLBACK INITIATED with automatic authority (DevOps Engineer): health checks failing: 4.1.2 Test 2: Health Check Passing"
         ),
         "{err}"
     );
-    let status = String::from_utf8_lossy(&env.golive(&["status"]).stdout).into_owned();
     assert!(
-        status.contains("State: ROLLBACK DECISION RAISED"),
-        "{status}"
+        err.contains("next: 7.2.1 Step R1: Declare Rollback (Immediate)"),
+        "{err}"
     );
+    let status = String::from_utf8_lossy(&env.golive(&["status"]).stdout).into_owned();
+    assert!(status.contains("State: ROLLING BACK"), "{status}");
     assert!(
         status.contains(
             "7.1.3    Error rate >1% sustained for >5 minutes — Error rate >1% for 5m00s"
@@ -783,18 +786,13 @@ fn rolls_back(s: &common::standin::StandIn) {
     );
     let out = env.golive(&["gate", "smoke", "--as", "Ada Lind", "--roster", &roster]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stdout)
-            .contains("smoke gate: 18/20 passed (target 19/20): FAIL")
-    );
-    assert!(
-        String::from_utf8_lossy(&env.golive(&["status"]).stdout)
-            .contains("State: ROLLBACK DECISION RAISED")
-    );
-    assert_eq!(
-        rollback("Release Crew", "DevOps Engineer").status.code(),
-        Some(0)
-    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(
+        "smoke gate: 18/20 passed (target 19/20): FAIL (the rollback is raised already)"
+    ));
+    // nobody needs to start it: it has started
+    let out = rollback("Release Crew", "DevOps Engineer");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the rollback has started already"));
     // the procedure is over: only the rollback steps run now
     let out = env.golive(&["finish", "--as", "Ada Lind", "--roster", &roster]);
     assert_eq!(out.status.code(), Some(1));
@@ -850,7 +848,7 @@ fn rolls_back(s: &common::standin::StandIn) {
         "{message}"
     );
     assert!(
-        message.contains("Issues: health checks failing: 4.1.2 Test 2: Health Check Passing; smoke tests 18/20, below the target of 19/20"),
+        message.contains("Issues: health checks failing: 4.1.2 Test 2: Health Check Passing; smoke gate 18/20, below the target of 19/20"),
         "{message}"
     );
     assert_eq!(ended["data"]["within_target"], true);
@@ -866,7 +864,7 @@ fn normalise(text: &str) -> String {
         (r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "TIME"),
         (r"[0-9a-f]{64}", "HASH"),
         (
-            r#""(duration_ms|duration_seconds|rollback_seconds)": [0-9.e-]+"#,
+            r#""(duration_ms|duration_seconds|rollback_seconds|seconds)": [0-9.e-]+"#,
             r#""$1": N"#,
         ),
         (r#"time="[0-9.]+""#, r#"time="N""#),
@@ -969,31 +967,13 @@ fn runs_continue_the_open_deployment_unless_told_otherwise() {
 #[test]
 fn procedure_steps_can_run_their_commands() {
     let env = Env::new("steprun");
-    let runbook = env.dir.join("drill.md");
-    std::fs::write(
-        &runbook,
-        "# Cache flush drill\n\n## Go/No-Go Decision\n\n- [ ] **GO** - Proceed\n- [ ] **NO-GO** - Abort\n\n**Sign-offs:**\n- Deployment Lead: ________________ Date: ________\n\n## Deployment Procedure\n\n### Phase 1: Flush (5 minutes)\n\n**Step 1.1: Say hello**\n```bash\necho hello [WHO]\n# Expected: hello world\n```\n- [ ] Greeting printed\n\n**Step 1.2: Fail on purpose**\n```bash\necho broken >&2; exit 3\n```\n- [ ] Failure seen\n",
-    )
-    .expect("runbook");
-    let path = runbook.to_str().expect("path");
-    assert_eq!(env.golive(&["run", path]).status.code(), Some(0));
-    let roster = env.roster(&[("Ada Lind", &["Deployment Lead"])]);
-    let out = env.golive(&[
-        "decide",
-        "go",
-        "--as",
-        "Ada Lind",
-        "--role",
-        "Deployment Lead",
-        "--roster",
-        &roster,
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let path = drill(
+        &env,
+        "### Phase 1: Flush (5 minutes)\n\n**Step 1.1: Say hello**\n```bash\necho hello [WHO]\n# Expected: hello world\n```\n- [ ] Greeting printed\n\n**Step 1.2: Fail on purpose**\n```bash\necho broken >&2; exit 3\n```\n- [ ] Failure seen\n",
     );
+    let path = path.as_str();
+    assert_eq!(env.golive(&["run", path]).status.code(), Some(0));
+    let roster = go_as_lead(&env);
     let done = |step: &str, extra: &[&str]| {
         let mut args = vec![
             "done",
@@ -1056,4 +1036,143 @@ fn procedure_steps_can_run_their_commands() {
     assert_eq!(ran["data"]["expected_match"], true);
     let status = String::from_utf8_lossy(&env.golive(&["status"]).stdout).into_owned();
     assert!(status.contains("- Phase 1: Flush: 1/2 steps"), "{status}");
+}
+
+/// After GO, `golive run --allow-commands` takes the procedure as far as
+/// machines can: command steps run in order, a person's step stops it, and a
+/// step or phase that outlasts its declared budget is flagged.
+#[test]
+fn run_advances_the_procedure_and_flags_overruns() {
+    let env = Env::new("advance");
+    let path = drill(
+        &env,
+        "### Phase 1: Prepare (Target: <1 second)\n\n**Step 1.1: Warm up (Target: <1 second)**\n```bash\nsleep 1.2\necho warm\n```\n- [ ] Warmed\n\n**Step 1.2: Tell the team**\n- [ ] Team told\n\n**Step 1.3: Flush**\n```bash\necho flushed\n```\n- [ ] Flushed\n\n### Phase 2: Finish (5 minutes)\n\n**Step 2.1: Check**\n```bash\necho ok\n```\n- [ ] Checked\n",
+    );
+    let path = path.as_str();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", path];
+        args.extend_from_slice(extra);
+        let out = env.golive(&args);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // before GO nothing of the procedure runs
+    let (code, err) = run(&["--allow-commands"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("next:"), "{err}");
+    let roster = go_as_lead(&env);
+    let (code, err) = run(&[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("next: 2.1.1 Step 1.1: Warm up (Target: <1 second) has commands: run again with --allow-commands"),
+        "{err}"
+    );
+    let (code, err) = run(&["--allow-commands"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("2.1.1 Step 1.1: Warm up (Target: <1 second) done by golive"),
+        "{err}"
+    );
+    assert!(
+        err.contains("OVERRUN: 2.1.1 Step 1.1: Warm up (Target: <1 second) took "),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "next: 2.1.2 Step 1.2: Tell the team (a person's step: golive done 2.1.2 --as NAME)"
+        ),
+        "{err}"
+    );
+    let out = env.golive(&["done", "2.1.2", "--as", "Ada Lind", "--roster", &roster]);
+    assert_eq!(out.status.code(), Some(0));
+    let (code, err) = run(&["--allow-commands"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("2.1.3 Step 1.3: Flush done by golive"),
+        "{err}"
+    );
+    assert!(
+        err.contains("OVERRUN: Phase 1: Prepare took "),
+        "the phase lasted over a second: {err}"
+    );
+    assert!(
+        err.contains("2.2.1 Step 2.1: Check done by golive"),
+        "{err}"
+    );
+    assert!(err.contains("every step of the sequence is done"), "{err}");
+    let report: Value =
+        serde_json::from_slice(&env.golive(&["report", "--format", "json"]).stdout).expect("json");
+    let done: Vec<&Value> = report["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["kind"] == "step.done")
+        .collect();
+    let order: Vec<(&str, &str)> = done
+        .iter()
+        .map(|e| {
+            (
+                e["data"]["address"].as_str().unwrap_or(""),
+                e["actor"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("2.1.1", "golive"),
+            ("2.1.2", "Ada Lind"),
+            ("2.1.3", "golive"),
+            ("2.2.1", "golive")
+        ]
+    );
+    assert_eq!(done[0]["data"]["timing"]["overrun"], true);
+    assert_eq!(done[0]["data"]["timing"]["budget_seconds"], 1);
+    assert_eq!(done[0]["data"]["ran"]["stdout"], "warm\n");
+    assert_eq!(done[2]["data"]["timing"]["phase"]["overrun"], true);
+    assert_eq!(done[3]["data"]["timing"]["phase"]["overrun"], false);
+    let status = String::from_utf8_lossy(&env.golive(&["status"]).stdout).into_owned();
+    assert!(
+        status.contains("- Phase 1: Prepare: 3/3 steps complete"),
+        "{status}"
+    );
+    assert!(
+        status.contains("\n    2.1.1 Step 1.1: Warm up: 1s of 1s OVER BUDGET")
+            || status.contains("\n    2.1.1 Step 1.1: Warm up: 2s of 1s OVER BUDGET"),
+        "{status}"
+    );
+    assert_eq!(env.golive(&["audit", "verify"]).status.code(), Some(0));
+}
+
+/// A small runbook: a go/no-go decision by the Deployment Lead, then the
+/// given procedure phases.
+fn drill(env: &Env, procedure: &str) -> String {
+    let path = env.dir.join("drill.md");
+    std::fs::write(&path, format!("# Cache flush drill\n\n## Go/No-Go Decision\n\n- [ ] **GO** - Proceed\n- [ ] **NO-GO** - Abort\n\n**Sign-offs:**\n- Deployment Lead: ________________ Date: ________\n\n## Deployment Procedure\n\n{procedure}"))
+        .expect("runbook");
+    path.to_str().expect("path").to_string()
+}
+
+/// GO, decided by Ada Lind as the Deployment Lead; the roster's path.
+fn go_as_lead(env: &Env) -> String {
+    let roster = env.roster(&[("Ada Lind", &["Deployment Lead"])]);
+    let out = env.golive(&[
+        "decide",
+        "go",
+        "--as",
+        "Ada Lind",
+        "--role",
+        "Deployment Lead",
+        "--roster",
+        &roster,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    roster
 }

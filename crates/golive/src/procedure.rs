@@ -1,0 +1,429 @@
+//! The procedure and the Rollback Steps as sequences: which step is next,
+//! how long each step and phase took against its declared budget, and the
+//! advance that `golive run` makes on its own: steps with command blocks run
+//! (with `--allow-commands`) in document order until a step that a person
+//! must do, which waits for `golive done`.
+
+use crate::deploy::Refused;
+use golive_runbook::{ItemKind, Runbook, StageKind};
+use golive_store::{Deployment, Event, NewEvent, Store};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+
+/// The procedure's steps in document order.
+pub fn procedure_steps(rb: &Runbook) -> Vec<usize> {
+    rb.stages
+        .iter()
+        .filter(|s| s.kind == StageKind::Procedure)
+        .flat_map(|s| s.all_items())
+        .filter(|&i| rb.items[i].kind == ItemKind::Step)
+        .collect()
+}
+
+/// Which sequence runs now: the Rollback Steps once a rollback started, the
+/// procedure after GO, nothing before GO or after the end.
+pub fn current_sequence(rb: &Runbook, events: &[Event]) -> Option<Vec<usize>> {
+    if events.iter().any(|e| e.kind == "deployment.ended") {
+        return None;
+    }
+    if events.iter().any(|e| e.kind == "rollback.started") {
+        return Some(crate::lifecycle::rollback_steps(rb).0);
+    }
+    events
+        .iter()
+        .any(|e| e.kind == "decision" && e.data["verdict"] == "GO")
+        .then(|| procedure_steps(rb))
+}
+
+/// The event a sequence's clock starts at: the GO decision for the
+/// procedure, the rollback's start for the Rollback Steps.
+fn sequence_start<'e>(rb: &Runbook, events: &'e [Event], step: usize) -> Option<&'e Event> {
+    let (rollback, _) = crate::lifecycle::rollback_steps(rb);
+    if rollback.contains(&step) {
+        events.iter().find(|e| e.kind == "rollback.started")
+    } else {
+        events
+            .iter()
+            .find(|e| e.kind == "decision" && e.data["verdict"] == "GO")
+    }
+}
+
+/// Steps recorded as done (or skipped).
+pub fn done_steps(events: &[Event]) -> BTreeSet<&str> {
+    events
+        .iter()
+        .filter(|e| e.kind == "step.done")
+        .filter_map(|e| e.item.as_deref())
+        .collect()
+}
+
+/// How long `step` took when it ends at `now`, and how long its phase took
+/// when `step` is the phase's last: a step starts when the step before it
+/// in its sequence ended (the first at the sequence's start), and a phase
+/// when its first step started.
+pub fn timing(rb: &Runbook, events: &[Event], seq: &[usize], step: usize, now: &str) -> Value {
+    let ended = |i: usize| {
+        events
+            .iter()
+            .find(|e| e.kind == "step.done" && e.item.as_deref() == Some(rb.items[i].id.as_str()))
+            .map(|e| e.at.as_str())
+    };
+    let origin = sequence_start(rb, events, step).map(|e| e.at.as_str());
+    let start_of = |i: usize| {
+        let pos = seq.iter().position(|&s| s == i)?;
+        match pos {
+            0 => origin,
+            p => ended(seq[p - 1]).or(origin),
+        }
+    };
+    let secs = |from: Option<&str>| {
+        from.and_then(|f| seconds_between(f, now))
+            .unwrap_or(0)
+            .max(0)
+    };
+    let it = &rb.items[step];
+    let seconds = secs(start_of(step));
+    let budget = it.declared.budget.as_ref();
+    let mut out = json!({
+        "seconds": seconds,
+        "budget_seconds": budget.map(|b| b.seconds),
+        "overrun": budget.is_some_and(|b| over(seconds, b)),
+    });
+    // the phase ends with its last step
+    let phase: Vec<usize> = seq
+        .iter()
+        .copied()
+        .filter(|&i| rb.items[i].stage == it.stage && rb.items[i].group == it.group)
+        .collect();
+    let others_done = phase
+        .iter()
+        .filter(|&&i| i != step)
+        .all(|&i| ended(i).is_some());
+    if let (Some(g), Some(&first)) = (it.group, phase.first())
+        && others_done
+    {
+        let heading = &rb.stages[it.stage].groups[g].heading;
+        let seconds = secs(start_of(first));
+        let budget = heading.declared.budget.as_ref();
+        out["phase"] = json!({
+            "title": golive_runbook::text::strip_trailing_parens(&heading.text),
+            "seconds": seconds,
+            "budget_seconds": budget.map(|b| b.seconds),
+            "overrun": budget.is_some_and(|b| over(seconds, b)),
+        });
+    }
+    out
+}
+
+/// Over budget: past it, or at it when the budget is strict (`<5 minutes`).
+fn over(seconds: i64, b: &golive_runbook::Budget) -> bool {
+    let s = seconds.max(0) as u64;
+    s > b.seconds || (b.strict && s == b.seconds)
+}
+
+pub fn seconds_between(a: &str, b: &str) -> Option<i64> {
+    let a: jiff::Timestamp = a.parse().ok()?;
+    let b: jiff::Timestamp = b.parse().ok()?;
+    Some(b.as_second() - a.as_second())
+}
+
+pub fn minutes_text(secs: i64) -> String {
+    if secs < 60 {
+        format!("{secs}s")
+    } else {
+        format!("{}m{:02}s", secs / 60, secs % 60)
+    }
+}
+
+/// The overrun warnings of a step's timing, as lines to print.
+pub fn overrun_lines(rb: &Runbook, step: usize, t: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let it = &rb.items[step];
+    if t["overrun"] == true {
+        out.push(format!(
+            "OVERRUN: {} {} took {} against its budget of {}",
+            it.address,
+            it.title,
+            minutes_text(t["seconds"].as_i64().unwrap_or(0)),
+            minutes_text(t["budget_seconds"].as_i64().unwrap_or(0))
+        ));
+    }
+    if t["phase"]["overrun"] == true {
+        out.push(format!(
+            "OVERRUN: {} took {} against its budget of {}",
+            t["phase"]["title"].as_str().unwrap_or("the phase"),
+            minutes_text(t["phase"]["seconds"].as_i64().unwrap_or(0)),
+            minutes_text(t["phase"]["budget_seconds"].as_i64().unwrap_or(0))
+        ));
+    }
+    out
+}
+
+/// The events that record `step` as done by `actor` now: the step with its
+/// timing, and, when it is the last Rollback Step, the deployment's end
+/// timed against the rollback target.
+pub fn done_events(
+    rb: &Runbook,
+    events: &[Event],
+    step: usize,
+    actor: &str,
+    mut data: Value,
+) -> (Vec<NewEvent>, Vec<String>) {
+    let it = &rb.items[step];
+    let now = jiff::Timestamp::now().to_string();
+    let (rollback, target) = crate::lifecycle::rollback_steps(rb);
+    let seq = if rollback.contains(&step) {
+        rollback.clone()
+    } else {
+        procedure_steps(rb)
+    };
+    let t = timing(rb, events, &seq, step, &now);
+    let mut lines = overrun_lines(rb, step, &t);
+    data["address"] = json!(it.address);
+    data["title"] = json!(it.title);
+    data["timing"] = t;
+    let mut new = vec![NewEvent::new("step.done", data).item(&it.id).actor(actor)];
+    let done = done_steps(events);
+    let last_rollback = rollback.contains(&step)
+        && rollback
+            .iter()
+            .filter(|&&i| i != step)
+            .all(|&i| done.contains(rb.items[i].id.as_str()));
+    if last_rollback && let Some(started) = events.iter().find(|e| e.kind == "rollback.started") {
+        let took = seconds_between(&started.at, &now).unwrap_or(0);
+        new.push(NewEvent::new(
+            "deployment.ended",
+            json!({
+                "outcome": "ROLLED BACK",
+                "rollback_seconds": took,
+                "target_seconds": target,
+                "within_target": target.is_none_or(|t| (took as u64) < t),
+            }),
+        ));
+        lines.push(format!(
+            "ROLLED BACK: the rollback steps are done in {}{}",
+            minutes_text(took),
+            target
+                .map(|t| format!(" (target < {})", minutes_text(t as i64)))
+                .unwrap_or_default()
+        ));
+    }
+    (new, lines)
+}
+
+/// What runs a step's commands: who, with which variables, and whether
+/// commands may run at all.
+pub struct Runner<'a> {
+    pub actor: &'a str,
+    pub allow_commands: bool,
+    pub confirm_rerun: bool,
+    pub vars: &'a golive_probe::Vars,
+}
+
+/// Where an advance stopped.
+#[derive(Debug, PartialEq)]
+pub enum Stop {
+    /// Nothing to advance: before GO, or after the end.
+    Idle,
+    /// Every step of the sequence is done.
+    Complete,
+    /// A step without commands: a person marks it done.
+    Waiting(usize),
+    /// A step with commands, and commands may not run.
+    NeedsCommands(usize),
+    /// A step's commands failed or were refused.
+    Failed(usize, String),
+}
+
+/// Run the current sequence's command steps in order, recording each as
+/// done, until a step a person must do, a failure, or the end.
+pub async fn advance(
+    store: &Store,
+    d: &Deployment,
+    rb: &Runbook,
+    r: &Runner<'_>,
+) -> Result<(Stop, Vec<String>), String> {
+    let mut lines = Vec::new();
+    loop {
+        let events = store.events(&d.id).await.map_err(|e| e.to_string())?;
+        let Some(seq) = current_sequence(rb, &events) else {
+            return Ok((Stop::Idle, lines));
+        };
+        let done = done_steps(&events);
+        let Some(&next) = seq
+            .iter()
+            .find(|&&i| !done.contains(rb.items[i].id.as_str()))
+        else {
+            return Ok((Stop::Complete, lines));
+        };
+        let it = &rb.items[next];
+        if it.commands.iter().all(|b| b.commands.is_empty()) {
+            return Ok((Stop::Waiting(next), lines));
+        }
+        if !r.allow_commands {
+            return Ok((Stop::NeedsCommands(next), lines));
+        }
+        let ran = match run_step(store, d, rb, next, &events, r).await? {
+            Ok(v) => v,
+            Err(Refused(why)) => return Ok((Stop::Failed(next, why), lines)),
+        };
+        let (new, more) = done_events(
+            rb,
+            &events,
+            next,
+            r.actor,
+            json!({ "skipped": false, "comment": null, "ran": ran }),
+        );
+        store.append(&d.id, &new).await.map_err(|e| e.to_string())?;
+        lines.push(format!("{} {} done by {}", it.address, it.title, r.actor));
+        lines.extend(more);
+    }
+}
+
+/// Run a step's command blocks as one script: its start is recorded first (a
+/// run killed before its result is not repeated without `confirm_rerun`),
+/// then what it did. A failing script refuses the step.
+pub async fn run_step(
+    store: &Store,
+    d: &Deployment,
+    rb: &Runbook,
+    step: usize,
+    events: &[Event],
+    r: &Runner<'_>,
+) -> Result<Result<Value, Refused>, String> {
+    let it = &rb.items[step];
+    if !r.allow_commands {
+        return Ok(Err(Refused(format!(
+            "running {}'s commands needs --allow-commands",
+            it.address
+        ))));
+    }
+    let commands: Vec<(String, Option<String>)> = it
+        .commands
+        .iter()
+        .flat_map(|b| b.commands.iter())
+        .map(|c| (c.text.clone(), c.expected.clone()))
+        .collect();
+    if commands.is_empty() {
+        return Ok(Err(Refused(format!(
+            "{} has no command block to run",
+            it.address
+        ))));
+    }
+    let count = |kind: &str| {
+        events
+            .iter()
+            .filter(|e| e.kind == kind && e.item.as_deref() == Some(it.id.as_str()))
+            .count()
+    };
+    if count("step.started") > count("step.run") && !r.confirm_rerun {
+        return Ok(Err(Refused(format!(
+            "{} was started by an earlier run that did not finish: check what it did, then pass --confirm-rerun",
+            it.address
+        ))));
+    }
+    // the deployment's recorded variables, then the ones given now
+    let mut vars = golive_probe::Vars::new();
+    for (k, v) in d.vars.as_object().into_iter().flatten() {
+        if let Some(v) = v.as_str() {
+            vars.set(k, v);
+        }
+    }
+    for (k, v) in r.vars.plain() {
+        vars.set(k, v);
+    }
+    let redact = crate::vars::Redactor::new(r.vars);
+    for secret in r.vars.secret_names() {
+        if let Some(v) = r.vars.get(secret) {
+            vars.set_secret(secret, v);
+        }
+    }
+    let table = toml::Table::new();
+    let spec = golive_probe::Spec {
+        kind: "command",
+        table: &table,
+        vars: &vars,
+        commands,
+        timeout: std::time::Duration::from_secs(600),
+    };
+    let kind = golive_probe::kind("command").ok_or("no command probe")?;
+    let probe = match (kind.build)(&spec) {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(Refused(format!("{}: {e}", it.address)))),
+    };
+    store
+        .append(
+            &d.id,
+            &[
+                NewEvent::new("step.started", json!({ "address": it.address }))
+                    .item(&it.id)
+                    .actor(r.actor),
+            ],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let obs = probe.observe().await;
+    let (ok, record) = match &obs {
+        Ok(o) => {
+            let ok = o["exit_code"] == 0 && o["expected_match"] != false;
+            (
+                ok,
+                json!({
+                    "exit_code": o["exit_code"], "expected_match": o["expected_match"],
+                    "stdout": o["stdout"], "stderr": o["stderr"], "duration_ms": o["duration_ms"],
+                }),
+            )
+        }
+        Err(e) => (false, json!({ "error": e.to_string() })),
+    };
+    let record: Value =
+        serde_json::from_str(&redact.clean(&record.to_string())).unwrap_or(Value::Null);
+    store
+        .append(
+            &d.id,
+            &[NewEvent::new("step.run", record.clone())
+                .item(&it.id)
+                .actor(r.actor)],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    if ok {
+        Ok(Ok(record))
+    } else {
+        Ok(Err(Refused(format!(
+            "{}'s commands failed (exit {}{}): {}",
+            it.address,
+            record["exit_code"],
+            if record["expected_match"] == false {
+                ", output not as expected"
+            } else {
+                ""
+            },
+            record["stderr"]
+                .as_str()
+                .or(record["error"].as_str())
+                .unwrap_or("")
+                .trim()
+        ))))
+    }
+}
+
+/// What `golive run` says after its advance.
+pub fn stop_line(rb: &Runbook, stop: &Stop) -> Option<String> {
+    let step = |i: usize| format!("{} {}", rb.items[i].address, rb.items[i].title);
+    match stop {
+        Stop::Idle => None,
+        Stop::Complete => Some("every step of the sequence is done".into()),
+        Stop::Waiting(i) => Some(format!(
+            "next: {} (a person's step: golive done {} --as NAME)",
+            step(*i),
+            rb.items[*i].address
+        )),
+        Stop::NeedsCommands(i) => Some(format!(
+            "next: {} has commands: run again with --allow-commands, or golive done {} --as NAME",
+            step(*i),
+            rb.items[*i].address
+        )),
+        Stop::Failed(i, why) => Some(format!("stopped at {}: {why}", step(*i))),
+    }
+}
