@@ -187,7 +187,7 @@ fn check(
             Some(_) => Err((a.loc, format!("`{key}` must be a duration such as \"5s\""))),
         }
     };
-    let timeout = duration("timeout", golive_probe::DEFAULT_TIMEOUT)?;
+    let timeout = duration("timeout", k.default_timeout)?;
     let backoff = duration("backoff", Duration::from_millis(500))?;
     let retries = match table.get("retries") {
         None => 0,

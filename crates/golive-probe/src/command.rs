@@ -23,6 +23,7 @@ pub(crate) static KIND: Kind = Kind {
     summary: "run a shell command: exit code, stdout, stderr, expected output",
     options: &["command", "shell", "env", "cwd"],
     default_expect: "exit_code == 0 && expected_match",
+    default_timeout: crate::DEFAULT_TIMEOUT,
     build,
 };
 

@@ -25,6 +25,7 @@ pub(crate) static KIND: Kind = Kind {
     summary: "DNS records, TTLs and rcode from a chosen nameserver",
     options: &["record", "nameserver"],
     default_expect: "rcode == 'NOERROR' && size(answers) > 0",
+    default_timeout: crate::DEFAULT_TIMEOUT,
     build,
 };
 

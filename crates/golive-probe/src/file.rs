@@ -14,6 +14,7 @@ pub(crate) static KIND: Kind = Kind {
     summary: "a file's existence, size, age and sha256",
     options: &["path"],
     default_expect: "exists",
+    default_timeout: crate::DEFAULT_TIMEOUT,
     build,
 };
 

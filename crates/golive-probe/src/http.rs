@@ -35,6 +35,7 @@ pub(crate) static KIND: Kind = Kind {
         "nameserver",
     ],
     default_expect: "status >= 200 && status < 400",
+    default_timeout: crate::DEFAULT_TIMEOUT,
     build,
 };
 

@@ -18,7 +18,9 @@ mod command;
 mod dns;
 mod file;
 mod http;
+mod load;
 mod net;
+mod ratelimit;
 mod shell;
 mod spec;
 mod tcp;
@@ -91,6 +93,9 @@ pub struct Kind {
     pub options: &'static [&'static str],
     /// The condition used when an annotation has no `expect`.
     pub default_expect: &'static str,
+    /// How long a check of this kind may take when its annotation sets no
+    /// `timeout` (a load test runs for longer than one request).
+    pub default_timeout: Duration,
     /// Build a probe from an annotation (placeholders resolved by `spec`).
     pub build: fn(&Spec) -> Result<Box<dyn Probe>, SpecError>,
 }
@@ -111,7 +116,7 @@ impl Kind {
             table,
             vars: &vars,
             commands: Vec::new(),
-            timeout: DEFAULT_TIMEOUT,
+            timeout: self.default_timeout,
         })
     }
 }
@@ -124,6 +129,8 @@ pub static KINDS: &[&Kind] = &[
     &tcp::KIND,
     &command::KIND,
     &file::KIND,
+    &load::KIND,
+    &ratelimit::KIND,
 ];
 
 /// The kind named `name`.

@@ -12,6 +12,7 @@ pub(crate) static KIND: Kind = Kind {
     summary: "open a TCP connection: reachable or refused, and how fast",
     options: &["port", "nameserver"],
     default_expect: "open",
+    default_timeout: crate::DEFAULT_TIMEOUT,
     build,
 };
 

@@ -29,6 +29,7 @@ pub(crate) static KIND: Kind = Kind {
     summary: "a server's certificate (dates, chain, names) and accepted TLS versions",
     options: &["sni", "ca_file", "port", "legacy", "nameserver"],
     default_expect: "cert.chain_valid && cert.hostname_match && cert.days_left > 0",
+    default_timeout: crate::DEFAULT_TIMEOUT,
     build,
 };
 

@@ -285,7 +285,7 @@ enum Command {
     /// Run one probe ad hoc and print what it observed, as curl, dig or
     /// `openssl s_client` would: `golive probe tls shop.example.test:443`.
     Probe {
-        /// http, tls, dns, tcp, command or file.
+        /// http, tls, dns, tcp, command, file or load.
         kind: String,
         /// What to probe: a URL, host:port, name, path or command.
         target: String,
@@ -295,10 +295,27 @@ enum Command {
         /// A CEL condition over the observation; exit 1 when it is false.
         #[arg(long)]
         expect: Option<String>,
-        #[arg(long, default_value = "10s")]
-        timeout: String,
+        /// How long the probe may take (default: 10s; 10m for load).
+        #[arg(long)]
+        timeout: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// load: the number of requests (default 100 without --duration).
+        #[arg(long, short = 'n')]
+        requests: Option<u64>,
+        /// load: requests in flight at once, one connection each.
+        #[arg(long, short = 'c')]
+        concurrency: Option<u64>,
+        /// load: run for this long (`10s`, `1m`) instead of a count.
+        #[arg(long, short = 'z')]
+        duration: Option<String>,
+        /// load: a fixed rate, requests per second (latency is then measured
+        /// from when each request was due).
+        #[arg(long, short = 'q')]
+        rate: Option<f64>,
+        /// load: speak HTTP/2 (ALPN over TLS, prior knowledge over http).
+        #[arg(long)]
+        http2: bool,
     },
     /// Show what golive reads in a runbook: stages, groups, items with their
     /// sub-checks, fields, blanks and commands, and every placeholder.
@@ -640,18 +657,37 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Probe {
             kind,
             target,
-            options,
+            mut options,
             expect,
             timeout,
             format,
-        } => probe_command(
-            &kind,
-            &target,
-            &options,
-            expect.as_deref(),
-            &timeout,
-            format,
-        ),
+            requests,
+            concurrency,
+            duration,
+            rate,
+            http2,
+        } => {
+            // the load flags are options of the probe, spelled as oha does
+            for (key, value) in [
+                ("requests", requests.map(|n| n.to_string())),
+                ("concurrency", concurrency.map(|n| n.to_string())),
+                ("duration", duration.map(|d| format!("\"{d}\""))),
+                ("rate", rate.map(|r| format!("{r:?}"))),
+                ("http2", http2.then(|| "true".to_string())),
+            ] {
+                if let Some(v) = value {
+                    options.push(format!("{key}={v}"));
+                }
+            }
+            probe_command(
+                &kind,
+                &target,
+                &options,
+                expect.as_deref(),
+                timeout.as_deref(),
+                format,
+            )
+        }
         Command::Show { file, item, format } => {
             let rb = load(&file)?;
             if let Some(name) = item {
@@ -767,14 +803,17 @@ fn probe_command(
     target: &str,
     options: &[String],
     expect: Option<&str>,
-    timeout: &str,
+    timeout: Option<&str>,
     format: Format,
 ) -> Result<ExitCode, String> {
     let k = golive_probe::kind(kind).ok_or_else(|| {
         let known: Vec<&str> = golive_probe::KINDS.iter().map(|k| k.name).collect();
         format!("unknown probe kind `{kind}` (known: {})", known.join(", "))
     })?;
-    let timeout = golive_probe::parse_duration(timeout).map_err(|e| format!("--timeout: {e}"))?;
+    let timeout = match timeout {
+        Some(t) => golive_probe::parse_duration(t).map_err(|e| format!("--timeout: {e}"))?,
+        None => k.default_timeout,
+    };
     let mut table = toml::Table::new();
     let key = if k.name == "command" {
         "command"
