@@ -20,7 +20,9 @@ mod file;
 mod http;
 mod load;
 mod net;
+mod postgres;
 mod ratelimit;
+mod redis;
 mod shell;
 mod spec;
 mod tcp;
@@ -131,6 +133,8 @@ pub static KINDS: &[&Kind] = &[
     &file::KIND,
     &load::KIND,
     &ratelimit::KIND,
+    &postgres::KIND,
+    &redis::KIND,
 ];
 
 /// The kind named `name`.
