@@ -19,6 +19,7 @@ mod dns;
 mod file;
 mod http;
 mod load;
+mod metrics;
 mod net;
 mod postgres;
 mod ratelimit;
@@ -133,6 +134,7 @@ pub static KINDS: &[&Kind] = &[
     &file::KIND,
     &load::KIND,
     &ratelimit::KIND,
+    &metrics::KIND,
     &postgres::KIND,
     &redis::KIND,
 ];
