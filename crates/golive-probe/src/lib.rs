@@ -22,6 +22,7 @@ mod load;
 mod metrics;
 mod net;
 mod postgres;
+mod prometheus;
 mod ratelimit;
 mod redis;
 mod shell;
@@ -135,6 +136,7 @@ pub static KINDS: &[&Kind] = &[
     &load::KIND,
     &ratelimit::KIND,
     &metrics::KIND,
+    &prometheus::KIND,
     &postgres::KIND,
     &redis::KIND,
 ];

@@ -563,3 +563,75 @@ pub async fn dns() -> Server {
     });
     Server { addr, task }
 }
+
+/// A real Prometheus (Debian's `prometheus`) on 127.0.0.1, scraping the given
+/// `host:port` targets' `/metrics` every `interval` as job `svc`, with its
+/// data in a fresh folder; killed and removed when dropped.
+pub struct PrometheusServer {
+    pub port: u16,
+    child: std::process::Child,
+    dir: PathBuf,
+}
+
+impl PrometheusServer {
+    /// Start it and wait until it says it is ready (at most 30 s).
+    pub fn start(targets: &[SocketAddr], interval: &str) -> PrometheusServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("golive-prometheus-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("prometheus dir");
+        let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        std::fs::write(
+            dir.join("prometheus.yml"),
+            format!(
+                "global:\n  scrape_interval: {interval}\n  evaluation_interval: {interval}\nscrape_configs:\n  - job_name: svc\n    static_configs:\n      - targets: [{}]\n",
+                list.join(", ")
+            ),
+        )
+        .expect("prometheus config");
+        let child = std::process::Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("prometheus is installed (.ci/run installs Debian's prometheus)");
+        let server = PrometheusServer { port, child, dir };
+        for _ in 0..300 {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                use std::io::{Read, Write};
+                let _ = s.write_all(b"GET /-/ready HTTP/1.0\r\n\r\n");
+                let mut answer = String::new();
+                let _ = s.read_to_string(&mut answer);
+                if answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200") {
+                    return server;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("prometheus on 127.0.0.1:{port} did not become ready in 30 s");
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PrometheusServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
