@@ -66,11 +66,15 @@ struct Load {
 #[derive(Debug)]
 pub(crate) struct Plan {
     pub(crate) url: Uri,
+    /// The path and query alone: the request target of HTTP/1.1.
+    path: Uri,
     https: bool,
     pub(crate) host: String,
     pub(crate) port: u16,
     method: Method,
     headers: HeaderMap,
+    /// `headers` with `Host` (HTTP/2 sends `:authority` instead).
+    h1_headers: HeaderMap,
     body: Bytes,
     requests: Option<u64>,
     duration: Option<Duration>,
@@ -141,6 +145,17 @@ pub(crate) fn plan(spec: &Spec) -> Result<Plan, SpecError> {
     headers
         .entry(http::header::USER_AGENT)
         .or_insert(HeaderValue::from_static("golive"));
+    let mut h1_headers = headers.clone();
+    if let Some(a) = url.authority()
+        && let Ok(v) = HeaderValue::try_from(a.as_str())
+    {
+        h1_headers.entry(http::header::HOST).or_insert(v);
+    }
+    let path: Uri = url
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .parse()
+        .map_err(|e| invalid("target", format!("{e}")))?;
     let duration = duration_option(spec, "duration")?;
     let requests = match spec.int("requests")? {
         Some(n) if n < 1 => return Err(invalid("requests", "must be at least 1")),
@@ -176,11 +191,13 @@ pub(crate) fn plan(spec: &Spec) -> Result<Plan, SpecError> {
         duration_option(spec, "request_timeout")?.unwrap_or(Duration::from_secs(30));
     Ok(Plan {
         url,
+        path,
         https,
         host,
         port,
         method,
         headers,
+        h1_headers,
         body: spec.text("body")?.map(Bytes::from).unwrap_or_default(),
         requests,
         duration,
@@ -203,29 +220,56 @@ impl Probe for Load {
     fn observe(&self) -> BoxFuture<'_, Result<Observation, ProbeError>> {
         let plan = self.plan.clone();
         Box::pin(async move {
+            let (addrs, _) = resolve(&plan.host, plan.port, plan.nameserver.as_deref()).await?;
             let stop = Arc::new(AtomicBool::new(false));
             // dropping this future (a timeout, a cancelled run) stops the load
             let _guard = StopOnDrop(stop.clone());
-            let (tx, rx) = tokio::sync::oneshot::channel();
+            // a thread per core, each with a runtime of its own and its share
+            // of the workers: no work stealing between them, and the caller's
+            // runtime does not limit the load
             let threads = std::thread::available_parallelism()
                 .map_or(2, |n| n.get())
                 .min(plan.concurrency);
-            std::thread::Builder::new()
-                .name("golive-load".into())
-                .spawn(move || {
-                    let rt = tokio::runtime::Builder::new_multi_thread()
-                        .worker_threads(threads)
-                        .enable_all()
-                        .build();
-                    let result = match rt {
-                        Ok(rt) => rt.block_on(run(plan, stop)),
-                        Err(e) => Err(ProbeError::Io(format!("cannot start the load: {e}"))),
-                    };
-                    let _ = tx.send(result);
-                })
-                .map_err(|e| ProbeError::Io(format!("cannot start the load: {e}")))?;
-            rx.await
-                .map_err(|_| ProbeError::Io("the load stopped without a result".into()))?
+            let start = Instant::now();
+            let shared = Arc::new(Shared {
+                plan: plan.clone(),
+                addrs,
+                next: AtomicU64::new(0),
+                stop,
+                start,
+                deadline: plan.duration.map(|d| start + d),
+            });
+            let mut parts = Vec::new();
+            for i in 0..threads {
+                let workers =
+                    plan.concurrency / threads + usize::from(i < plan.concurrency % threads);
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let shared = shared.clone();
+                std::thread::Builder::new()
+                    .name("golive-load".into())
+                    .spawn(move || {
+                        let rt = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build();
+                        let result = match rt {
+                            Ok(rt) => Ok(rt.block_on(run(shared, workers))),
+                            Err(e) => Err(ProbeError::Io(format!("cannot start the load: {e}"))),
+                        };
+                        let _ = tx.send(result);
+                    })
+                    .map_err(|e| ProbeError::Io(format!("cannot start the load: {e}")))?;
+                parts.push(rx);
+            }
+            let mut total = Tally::new(&plan.empty);
+            let mut end = start;
+            for rx in parts {
+                let (tally, ended) = rx
+                    .await
+                    .map_err(|_| ProbeError::Io("the load stopped without a result".into()))??;
+                total.merge(tally);
+                end = end.max(ended);
+            }
+            Ok(observation(&plan, &total, end.duration_since(start)))
         })
     }
 }
@@ -294,55 +338,99 @@ pub(crate) enum Conn {
     H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
 }
 
-async fn run(plan: Arc<Plan>, stop: Arc<AtomicBool>) -> Result<Observation, ProbeError> {
-    let (addrs, _) = resolve(&plan.host, plan.port, plan.nameserver.as_deref()).await?;
-    let next = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let deadline = plan.duration.map(|d| start + d);
-    let mut tasks = Vec::with_capacity(plan.concurrency);
-    for _ in 0..plan.concurrency {
-        tasks.push(tokio::spawn(worker(
-            plan.clone(),
-            addrs.clone(),
-            next.clone(),
-            stop.clone(),
-            start,
-            deadline,
-        )));
-    }
-    let mut total = Tally::new(&plan.empty);
-    for t in tasks {
-        match t.await {
-            Ok(tally) => total.merge(tally),
-            Err(e) => total.error(format!("worker failed: {e}")),
-        }
-    }
-    let elapsed = start.elapsed();
-    Ok(observation(&plan, &total, elapsed))
+/// One worker's place: its counts (kept when a stuck worker is replaced)
+/// and when its request in flight started (µs after the start, plus one; 0
+/// when idle), for the watchdog.
+struct Slot {
+    tally: std::sync::Mutex<Tally>,
+    since: AtomicU64,
 }
 
-async fn worker(
+/// What every worker shares.
+struct Shared {
     plan: Arc<Plan>,
     addrs: Vec<SocketAddr>,
-    next: Arc<AtomicU64>,
+    next: AtomicU64,
     stop: Arc<AtomicBool>,
     start: Instant,
     deadline: Option<Instant>,
-) -> Tally {
-    let mut tally = Tally::new(&plan.empty);
+}
+
+/// `workers` workers on this thread's runtime, and their watchdog; their
+/// counts and when the last ended.
+async fn run(shared: Arc<Shared>, workers: usize) -> (Tally, Instant) {
+    let plan = shared.plan.clone();
+    let slots: Vec<Arc<Slot>> = (0..workers)
+        .map(|_| {
+            Arc::new(Slot {
+                tally: std::sync::Mutex::new(Tally::new(&plan.empty)),
+                since: AtomicU64::new(0),
+            })
+        })
+        .collect();
+    let start = shared.start;
+    let mut set = tokio::task::JoinSet::new();
+    let mut handles: Vec<tokio::task::AbortHandle> = slots
+        .iter()
+        .map(|slot| set.spawn(worker(shared.clone(), slot.clone())))
+        .collect();
+    // one timer for the whole load, not one per request (a timer set and
+    // cancelled per request costs a tenth of the throughput): a request in
+    // flight for longer than `request_timeout` has its worker replaced, and
+    // counts as timed out
+    let limit = plan.request_timeout;
+    let tick = (limit / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
+    let mut watchdog = tokio::time::interval(tick);
+    watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            joined = set.join_next() => {
+                if joined.is_none() {
+                    break;
+                }
+            }
+            _ = watchdog.tick() => {
+                let now = start.elapsed().as_micros() as u64 + 1;
+                for (i, slot) in slots.iter().enumerate() {
+                    let since = slot.since.load(Ordering::Relaxed);
+                    if since != 0 && now.saturating_sub(since) >= limit.as_micros() as u64 {
+                        handles[i].abort();
+                        slot.since.store(0, Ordering::Relaxed);
+                        lock(slot).error(format!("timed out after {}", crate::show_duration(limit)));
+                        handles[i] = set.spawn(worker(shared.clone(), slot.clone()));
+                    }
+                }
+            }
+        }
+    }
+    let ended = Instant::now();
+    let mut total = Tally::new(&plan.empty);
+    for slot in &slots {
+        let t = std::mem::replace(&mut *lock(slot), Tally::new(&plan.empty));
+        total.merge(t);
+    }
+    (total, ended)
+}
+
+fn lock(slot: &Slot) -> std::sync::MutexGuard<'_, Tally> {
+    slot.tally.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn worker(shared: Arc<Shared>, slot: Arc<Slot>) {
+    let plan = &shared.plan;
     let mut conn: Option<Conn> = None;
     loop {
-        if stop.load(Ordering::Relaxed) {
+        if shared.stop.load(Ordering::Relaxed) {
             break;
         }
-        let ticket = next.fetch_add(1, Ordering::Relaxed);
+        let ticket = shared.next.fetch_add(1, Ordering::Relaxed);
         if plan.requests.is_some_and(|n| ticket >= n) {
             break;
         }
         let due = match plan.rate {
             Some(rate) => {
-                let at = start + Duration::from_secs_f64(ticket as f64 / rate);
-                if deadline.is_some_and(|d| at >= d) {
+                let at = shared.start + Duration::from_secs_f64(ticket as f64 / rate);
+                if shared.deadline.is_some_and(|d| at >= d) {
                     break;
                 }
                 tokio::time::sleep_until(at.into()).await;
@@ -350,50 +438,32 @@ async fn worker(
             }
             None => Instant::now(),
         };
-        if deadline.is_some_and(|d| due >= d) {
+        if shared.deadline.is_some_and(|d| due >= d) {
             break;
         }
-        let outcome = tokio::time::timeout(
-            plan.request_timeout,
-            once(&plan, &addrs, &mut conn, &mut tally),
-        )
-        .await;
+        slot.since.store(
+            due.duration_since(shared.start).as_micros() as u64 + 1,
+            Ordering::Relaxed,
+        );
+        let outcome = exchange(plan, &shared.addrs, &mut conn).await;
+        slot.since.store(0, Ordering::Relaxed);
+        let mut tally = lock(&slot);
         match outcome {
-            Ok(Ok(status)) => {
+            Ok(x) => {
                 // microseconds; a request faster than 1 µs is recorded as 1
                 let us = (due.elapsed().as_micros() as u64).max(1);
                 let _ = tally.latency.record(us);
-                *tally.statuses.entry(status).or_default() += 1;
+                *tally.statuses.entry(x.status).or_default() += 1;
+                tally.connections += u64::from(x.opened);
+                tally.bytes += x.bytes;
+                tally.version = tally.version.or(Some(x.version));
             }
-            Ok(Err(cause)) => {
+            Err(cause) => {
                 tally.error(cause);
-                conn = None;
-            }
-            Err(_) => {
-                tally.error(format!(
-                    "timed out after {}",
-                    crate::show_duration(plan.request_timeout)
-                ));
                 conn = None;
             }
         }
     }
-    tally
-}
-
-/// One request on the worker's connection (opened when there is none):
-/// its status, the body read to the end.
-async fn once(
-    plan: &Plan,
-    addrs: &[SocketAddr],
-    conn: &mut Option<Conn>,
-    tally: &mut Tally,
-) -> Result<u16, String> {
-    let x = exchange(plan, addrs, conn).await?;
-    tally.connections += u64::from(x.opened);
-    tally.bytes += x.bytes;
-    tally.version = tally.version.or(Some(x.version));
-    Ok(x.status)
 }
 
 /// What one request and its answer came to.
@@ -424,26 +494,20 @@ pub(crate) async fn exchange(
     if !usable {
         *conn = Some(open(plan, addrs).await?);
     }
-    let mut req = Request::builder().method(plan.method.clone());
-    req = match conn {
-        Some(Conn::H2(_)) => req.uri(plan.url.clone()),
-        _ => req.uri(plan.url.path_and_query().map_or("/", |p| p.as_str())),
-    };
-    let mut req = req
-        .body(Full::new(plan.body.clone()))
-        .map_err(|e| e.to_string())?;
-    *req.headers_mut() = plan.headers.clone();
+    // everything of the request but its body is built once, in the plan
+    let mut req = Request::new(Full::new(plan.body.clone()));
+    *req.method_mut() = plan.method.clone();
     let resp = match conn {
         Some(Conn::H1(s)) => {
-            if !req.headers().contains_key(http::header::HOST)
-                && let Some(a) = plan.url.authority()
-                && let Ok(v) = HeaderValue::try_from(a.as_str())
-            {
-                req.headers_mut().insert(http::header::HOST, v);
-            }
+            *req.uri_mut() = plan.path.clone();
+            *req.headers_mut() = plan.h1_headers.clone();
             s.send_request(req).await
         }
-        Some(Conn::H2(s)) => s.send_request(req).await,
+        Some(Conn::H2(s)) => {
+            *req.uri_mut() = plan.url.clone();
+            *req.headers_mut() = plan.headers.clone();
+            s.send_request(req).await
+        }
         None => return Err("no connection".into()),
     }
     .map_err(|e| reason(&e))?;
@@ -734,6 +798,23 @@ mod tests {
             "{obs}"
         );
         assert!(obs["latency_ms"]["p50"].as_f64() > Some(300.0), "{obs}");
+    }
+
+    /// A server that accepts and never answers: each request is given up
+    /// after `request_timeout` and counted, and the load still ends.
+    #[tokio::test]
+    async fn a_silent_server_times_out_each_request() {
+        let s = golive_testkit::silent().await;
+        let obs = probe(
+            &format!("http://127.0.0.1:{}/", s.addr.port()),
+            "requests = 4\nconcurrency = 2\nrequest_timeout = '200ms'",
+        )
+        .observe()
+        .await
+        .expect("observed");
+        assert_eq!(obs["requests"], 4, "{obs}");
+        assert_eq!(obs["errors"]["timed out after 200ms"], 4, "{obs}");
+        assert_eq!(obs["error_rate"], 1.0);
     }
 
     #[test]
