@@ -12,6 +12,7 @@ pub mod plan;
 pub mod roster;
 pub mod rules;
 pub mod run;
+pub mod sustained;
 
 pub use condition::{Condition, ConditionError};
 pub use plan::{Check, Plan, Problem, plan};

@@ -17,6 +17,11 @@ pub struct Check {
     /// Blank label → expression whose value fills it.
     pub fills: Vec<(String, Condition)>,
     pub timeout: Duration,
+    /// `for`: how long a failure must last, at every evaluation, before a
+    /// watch counts it (zero: at once).
+    pub hold: Duration,
+    /// `on_fail`: `rollback` raises the rollback decision when it counts.
+    pub on_fail: Option<String>,
     pub retries: u32,
     pub backoff: Duration,
     /// Where the annotation is (failures point here and at the item).
@@ -189,6 +194,19 @@ fn check(
     };
     let timeout = duration("timeout", k.default_timeout)?;
     let backoff = duration("backoff", Duration::from_millis(500))?;
+    let hold = duration("for", Duration::ZERO)?;
+    let on_fail = match table.get("on_fail") {
+        None => None,
+        Some(toml::Value::String(s)) if ["rollback", "stop", "alert"].contains(&s.as_str()) => {
+            Some(s.clone())
+        }
+        Some(_) => {
+            return Err((
+                a.loc,
+                "`on_fail` is \"rollback\", \"stop\" or \"alert\"".into(),
+            ));
+        }
+    };
     let retries = match table.get("retries") {
         None => 0,
         Some(toml::Value::Integer(n)) if (0..=20).contains(n) => *n as u32,
@@ -229,6 +247,8 @@ fn check(
         expect,
         fills,
         timeout,
+        hold,
+        on_fail,
         retries,
         backoff,
         loc: a.loc,

@@ -11,9 +11,9 @@
 //! ```
 //!
 //! A window with `for = 0` fires at the first evaluation that holds. A
-//! window whose evaluations stopped for longer than two intervals (a
-//! restart, a stalled machine) starts again, and says so: the condition was
-//! not seen to hold in between.
+//! pending window whose evaluations stopped for longer than two intervals
+//! and five seconds (a restart, a stalled machine) starts again, and says
+//! so: the condition was not seen to hold in between.
 
 use jiff::{SignedDuration, Timestamp};
 use std::time::Duration;
@@ -23,9 +23,13 @@ use std::time::Duration;
 pub enum State {
     Inactive,
     /// Holding since `since`, not yet for the whole window.
-    Pending { since: Timestamp },
+    Pending {
+        since: Timestamp,
+    },
     /// Held for the whole window; firing since `since`.
-    Firing { since: Timestamp },
+    Firing {
+        since: Timestamp,
+    },
 }
 
 impl State {
@@ -78,6 +82,11 @@ fn span(d: Duration) -> SignedDuration {
     SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)
 }
 
+/// The longest gap between two evaluations a pending window survives.
+fn max_gap(interval: Duration) -> SignedDuration {
+    span(interval * 2 + Duration::from_secs(5))
+}
+
 impl Window {
     pub fn new(hold: Duration, interval: Duration) -> Window {
         Window {
@@ -90,8 +99,8 @@ impl Window {
 
     /// A window as recorded (state and last evaluation), continued at `now`.
     /// Returns why it starts again, when it does: evaluations stopped for
-    /// longer than two intervals, so "held at every evaluation" cannot be
-    /// claimed across the gap.
+    /// longer than two intervals and five seconds, so "held at every
+    /// evaluation" cannot be claimed across the gap.
     pub fn restore(
         hold: Duration,
         interval: Duration,
@@ -107,7 +116,7 @@ impl Window {
         };
         if let (Some(last), State::Pending { .. }) = (last, state) {
             let gap = now.duration_since(last);
-            if gap > span(interval * 2) {
+            if gap > max_gap(interval) {
                 w.state = State::Inactive;
                 return (
                     w,
@@ -125,7 +134,7 @@ impl Window {
     pub fn evaluate(&mut self, at: Timestamp, holds: bool) -> Option<Change> {
         // a gap in the evaluations breaks a pending window
         if let (Some(last), State::Pending { .. }) = (self.last, self.state)
-            && at.duration_since(last) > span(self.interval * 2)
+            && at.duration_since(last) > max_gap(self.interval)
         {
             self.state = State::Inactive;
         }
@@ -180,9 +189,7 @@ pub async fn evaluate_every<F, Fut>(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for _ in 0..evaluations {
         ticker.tick().await;
-        let now = origin
-            .checked_add(span(start.elapsed()))
-            .unwrap_or(origin);
+        let now = origin.checked_add(span(start.elapsed())).unwrap_or(origin);
         let h = holds().await;
         if let Some(c) = window.evaluate(now, h) {
             changed(now, c);

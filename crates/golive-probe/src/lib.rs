@@ -30,6 +30,7 @@ mod spec;
 mod tcp;
 mod tls;
 
+pub use http::post_json;
 pub use shell::{quote_into_script, substitute_shell};
 pub use spec::{Spec, SpecError, Vars, parse_duration};
 

@@ -635,3 +635,57 @@ impl Drop for PrometheusServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// One request a [`receiver`] took: when it arrived, its path, its body.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub at: std::time::Instant,
+    pub path: String,
+    pub body: String,
+}
+
+/// A webhook receiver on 127.0.0.1: records every request's body and
+/// answers 202 (as PagerDuty's Events API does), or `status` when set.
+pub async fn receiver(status: u16) -> (Server, Arc<std::sync::Mutex<Vec<Received>>>) {
+    let seen: Arc<std::sync::Mutex<Vec<Received>>> = Arc::default();
+    let listener = listen().await;
+    let addr = listener.local_addr().expect("addr");
+    let log = seen.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let log = log.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let log = log.clone();
+                    async move {
+                        let path = req.uri().path().to_string();
+                        let body = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+                            .unwrap_or_default();
+                        log.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(Received {
+                                at: std::time::Instant::now(),
+                                path,
+                                body,
+                            });
+                        let mut r = Response::new(full("{\"status\":\"success\"}"));
+                        *r.status_mut() =
+                            StatusCode::from_u16(status).unwrap_or(StatusCode::ACCEPTED);
+                        Ok::<_, Infallible>(r)
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    (Server { addr, task }, seen)
+}

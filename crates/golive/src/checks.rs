@@ -418,3 +418,28 @@ pub fn run_junit(rb: &Runbook, results: &[CheckResult], r: &Redactor) -> String 
     out.push_str("</testsuites>\n");
     r.clean(&out)
 }
+
+/// A check's outcome in one line: `passed`, `failed: error_rate = 0.042
+/// (expected error_rate <= 0.01)`, `could not observe: timed out after 10s`.
+pub fn outcome_text(res: &CheckResult) -> String {
+    let actual: Vec<String> = res
+        .actual
+        .iter()
+        .map(|(k, v)| format!("{k} = {}", show_value(v)))
+        .collect();
+    match &res.outcome {
+        Outcome::Passed if actual.is_empty() => "passed".into(),
+        Outcome::Passed => format!("passed: {}", actual.join(", ")),
+        Outcome::Failed => format!(
+            "failed: {} (expected {})",
+            if actual.is_empty() {
+                "false".to_string()
+            } else {
+                actual.join(", ")
+            },
+            res.check.expect.source
+        ),
+        Outcome::Error(e) => format!("could not observe: {e}"),
+        Outcome::Skipped(why) => format!("skipped: {why}"),
+    }
+}

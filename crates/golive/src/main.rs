@@ -3,6 +3,7 @@
 //! The binary owns printing and exit codes; the crates below it return data.
 //! Exit codes: 0 success, 1 findings (lint) or failed checks, 2 bad input.
 
+mod alert;
 mod checks;
 mod deploy;
 mod lifecycle;
@@ -11,6 +12,7 @@ mod record;
 mod report;
 mod show;
 mod vars;
+mod watch;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use golive_runbook::{LintOptions, Runbook, lint, parse_runbook, render_text};
@@ -316,6 +318,37 @@ enum Command {
         /// load: speak HTTP/2 (ALPN over TLS, prior knowledge over http).
         #[arg(long)]
         http2: bool,
+    },
+    /// Hypercare: run the watched checks on an interval into the
+    /// deployment's record, with sustained-rule windows (`for`), alerts on
+    /// changes, and a daily health-check report.
+    Watch {
+        /// A runbook file (its newest deployment) or a deployment id.
+        target: String,
+        /// How often the checks run.
+        #[arg(long, default_value = "30s")]
+        interval: String,
+        /// Stop after this many evaluations (default: until interrupted).
+        #[arg(long)]
+        count: Option<u64>,
+        /// Repeat an alert this often while it stays firing.
+        #[arg(long, default_value = "1h")]
+        remind: String,
+        /// Send alerts to `slack=URL` or `pagerduty=URL` (routing key from
+        /// GOLIVE_PAGERDUTY_ROUTING_KEY); repeatable.
+        #[arg(long = "webhook", value_name = "KIND=URL")]
+        webhooks: Vec<String>,
+        /// Where the daily health-check reports go (default: `hypercare/`
+        /// beside the store).
+        #[arg(long)]
+        report_dir: Option<PathBuf>,
+        /// Watch only these items, groups or stages; repeatable.
+        #[arg(long)]
+        only: Vec<String>,
+        #[command(flatten)]
+        vars: VarArgs,
+        #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
+        store: String,
     },
     /// Show what golive reads in a runbook: stages, groups, items with their
     /// sub-checks, fields, blanks and commands, and every placeholder.
@@ -687,6 +720,48 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 timeout.as_deref(),
                 format,
             )
+        }
+        Command::Watch {
+            target,
+            interval,
+            count,
+            remind,
+            webhooks,
+            report_dir,
+            only,
+            vars,
+            store,
+        } => {
+            let duration = |flag: &str, v: &str| {
+                golive_probe::parse_duration(v)
+                    .map_err(|e| format!("--{flag}: {e}"))
+                    .and_then(|d| {
+                        if d.is_zero() {
+                            Err(format!("--{flag} must be longer than zero"))
+                        } else {
+                            Ok(d)
+                        }
+                    })
+            };
+            let interval = duration("interval", &interval)?;
+            let remind = duration("remind", &remind)?;
+            let hooks = webhooks
+                .iter()
+                .map(|w| alert::Hook::parse(w))
+                .collect::<Result<Vec<_>, _>>()?;
+            let bound = vars::bind(&vars.vars, &vars.vars_files, &vars.secrets)?;
+            runtime()?.block_on(watch::watch(watch::Watch {
+                store: &store,
+                target: &target,
+                interval,
+                count,
+                remind,
+                hooks,
+                report_dir: report_dir.unwrap_or_else(|| watch::default_report_dir(&store)),
+                only: &only,
+                vars: &bound,
+                defaults: vars.defaults(),
+            }))
         }
         Command::Show { file, item, format } => {
             let rb = load(&file)?;

@@ -294,6 +294,32 @@ impl Recorder {
 
 /// The newest deployment of this runbook (same path and content) that has
 /// not ended: no NO-GO decision and no `deployment.ended` event.
+/// The newest deployment of this runbook as it is now (ended or not: a
+/// watch follows a deployment after its end), or a new one.
+pub async fn deployment_of(store: &Store, rb: &Runbook) -> Result<String, String> {
+    let sha = hex::encode(Sha256::digest(rb.source.as_bytes()));
+    if let Some(d) = store
+        .deployment_for(&rb.path)
+        .await
+        .map_err(|e| e.to_string())?
+        && d.runbook_sha256 == sha
+    {
+        return Ok(d.id);
+    }
+    let started_by = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    store
+        .create_deployment(&NewDeployment {
+            runbook_path: rb.path.clone(),
+            runbook_sha256: sha,
+            started_by,
+            vars: json!({}),
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
 async fn open_deployment(store: &Store, path: &str, sha: &str) -> Result<Option<String>, String> {
     let newest = match store.deployment_for(path).await {
         Ok(Some(d)) => d,
