@@ -384,7 +384,13 @@ impl Probe for Metrics {
             if let Some(t) = total {
                 obs["request_rate"] = json!(round(t / secs));
             }
-            if let Some(e) = self.errors.as_ref().and_then(delta) {
+            // no series of errors yet (a labelled counter appears at its
+            // first increment) is no error, where requests were counted
+            let errors = self
+                .errors
+                .as_ref()
+                .and_then(|e| delta(e).or(total.map(|_| 0.0)));
+            if let Some(e) = errors {
                 obs["errors_per_s"] = json!(round(e / secs));
                 obs["error_rate"] = json!(match total {
                     Some(t) if t > 0.0 => round(e / t),

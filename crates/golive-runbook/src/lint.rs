@@ -57,6 +57,23 @@ pub const ANNOTATION_KEYS: &[(&str, KeyType)] = &[
     ("args", KeyType::Strings),
     ("query", KeyType::String),
     ("command", KeyType::Any),
+    // load, ratelimit
+    ("requests", KeyType::Integer),
+    ("duration", KeyType::String),
+    ("concurrency", KeyType::Integer),
+    ("rate", KeyType::Any),
+    ("http2", KeyType::Bool),
+    ("request_timeout", KeyType::String),
+    ("burst", KeyType::Integer),
+    // metrics, prometheus, postgres
+    ("interval", KeyType::String),
+    ("total", KeyType::String),
+    ("errors", KeyType::String),
+    ("histogram", KeyType::String),
+    ("select", KeyType::StringTable),
+    ("range", KeyType::String),
+    ("step", KeyType::String),
+    ("version_query", KeyType::String),
 ];
 
 /// What to lint against.

@@ -67,17 +67,74 @@ pub fn routes(table: &[(&str, u16, &str)]) -> Handler {
     })
 }
 
+/// Anonymous requests to `/api/v1/test` the smoke service answers before it
+/// rate-limits them (429, `Retry-After: 30`); authenticated ones are not
+/// limited.
+pub const ANONYMOUS_LIMIT: u64 = 20;
+
+/// What the smoke service counts for its `/metrics`.
+#[derive(Default)]
+struct Stats {
+    by_status: std::sync::Mutex<std::collections::BTreeMap<u16, u64>>,
+    anonymous: std::sync::atomic::AtomicU64,
+}
+
+impl Stats {
+    fn count(&self, status: u16) {
+        *self
+            .by_status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(status)
+            .or_default() += 1;
+    }
+
+    /// Prometheus text: requests by status, and a latency histogram (every
+    /// answer here is immediate: all in the first bucket).
+    fn exposition(&self) -> String {
+        let by = self.by_status.lock().unwrap_or_else(|e| e.into_inner());
+        let total: u64 = by.values().sum();
+        let mut out = String::from(
+            "# HELP http_requests_total Requests answered, by status.\n# TYPE http_requests_total counter\n",
+        );
+        for (code, n) in by.iter() {
+            out.push_str(&format!("http_requests_total{{code=\"{code}\"}} {n}\n"));
+        }
+        out.push_str("# TYPE http_request_duration_seconds histogram\n");
+        for le in ["0.005", "0.05", "0.5", "1", "5"] {
+            out.push_str(&format!(
+                "http_request_duration_seconds_bucket{{le=\"{le}\"}} {total}\n"
+            ));
+        }
+        out.push_str(&format!(
+            "http_request_duration_seconds_bucket{{le=\"+Inf\"}} {total}\nhttp_request_duration_seconds_sum {}\nhttp_request_duration_seconds_count {total}\n",
+            total as f64 * 0.001
+        ));
+        out
+    }
+}
+
 /// The endpoints the reference checklist's smoke tests call, for a service at
 /// `version` whose API wants `Authorization: Bearer {token}`; every answer
-/// carries HSTS.
+/// carries HSTS. `/metrics` counts what it answered; anonymous calls of
+/// `/api/v1/test` are rate-limited after [`ANONYMOUS_LIMIT`].
 pub fn smoke_service(version: &'static str, token: &'static str) -> Handler {
+    let stats = Arc::new(Stats::default());
     Arc::new(move |req: &Request<Incoming>| {
         let authed = req
             .headers()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             == Some(&format!("Bearer {token}"));
+        let anonymous_api = !authed && req.uri().path() == "/api/v1/test";
+        let limited = anonymous_api
+            && stats
+                .anonymous
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                >= ANONYMOUS_LIMIT;
         let (status, body) = match req.uri().path() {
+            "/metrics" => (200, stats.exposition()),
+            _ if limited => (429, r#"{"error":"rate limited"}"#.to_string()),
             "/" => (200, "<h1>shop</h1>".to_string()),
             "/health" => (
                 200,
@@ -106,8 +163,14 @@ pub fn smoke_service(version: &'static str, token: &'static str) -> Handler {
                 "<h1>Not found</h1><p>Try the home page.</p>".to_string(),
             ),
         };
-        Response::builder()
-            .status(status)
+        if req.uri().path() != "/metrics" {
+            stats.count(status);
+        }
+        let mut r = Response::builder();
+        if status == 429 {
+            r = r.header("retry-after", "30");
+        }
+        r.status(status)
             .header(
                 "strict-transport-security",
                 "max-age=31536000; includeSubDomains",
@@ -576,6 +639,24 @@ pub struct PrometheusServer {
 impl PrometheusServer {
     /// Start it and wait until it says it is ready (at most 30 s).
     pub fn start(targets: &[SocketAddr], interval: &str) -> PrometheusServer {
+        Self::start_with(targets, interval, None)
+    }
+
+    /// As [`start`](Self::start), scraping over https with this CA (PEM),
+    /// the targets named `localhost`.
+    pub fn start_tls(
+        targets: &[SocketAddr],
+        interval: &str,
+        ca_file: &std::path::Path,
+    ) -> PrometheusServer {
+        Self::start_with(targets, interval, Some(ca_file))
+    }
+
+    fn start_with(
+        targets: &[SocketAddr],
+        interval: &str,
+        ca: Option<&std::path::Path>,
+    ) -> PrometheusServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -583,11 +664,23 @@ impl PrometheusServer {
         let dir =
             std::env::temp_dir().join(format!("golive-prometheus-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("prometheus dir");
-        let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        let list: Vec<String> = targets
+            .iter()
+            .map(|t| match ca {
+                Some(_) => format!("'localhost:{}'", t.port()),
+                None => format!("'{t}'"),
+            })
+            .collect();
+        let tls = ca.map_or(String::new(), |ca| {
+            format!(
+                "    scheme: https\n    tls_config:\n      ca_file: {}\n      server_name: localhost\n",
+                ca.display()
+            )
+        });
         std::fs::write(
             dir.join("prometheus.yml"),
             format!(
-                "global:\n  scrape_interval: {interval}\n  evaluation_interval: {interval}\nscrape_configs:\n  - job_name: svc\n    static_configs:\n      - targets: [{}]\n",
+                "global:\n  scrape_interval: {interval}\n  evaluation_interval: {interval}\nscrape_configs:\n  - job_name: svc\n{tls}    static_configs:\n      - targets: [{}]\n",
                 list.join(", ")
             ),
         )
@@ -625,6 +718,30 @@ impl PrometheusServer {
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Wait until the target has been scraped `n` times (at most 30 s);
+    /// whether it was.
+    pub fn wait_for_scrapes(&self, n: u32) -> bool {
+        use std::io::{Read, Write};
+        for _ in 0..300 {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = s.write_all(
+                    b"GET /api/v1/query?query=sum(count_over_time(up%5B1m%5D)) HTTP/1.0\r\n\r\n",
+                );
+                let mut answer = String::new();
+                let _ = s.read_to_string(&mut answer);
+                let count = answer
+                    .rsplit_once("\"value\":[")
+                    .and_then(|(_, v)| v.split('"').nth(1))
+                    .and_then(|v| v.parse::<f64>().ok());
+                if count.is_some_and(|c| c >= f64::from(n)) {
+                    return true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
     }
 }
 

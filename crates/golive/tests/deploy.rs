@@ -667,7 +667,8 @@ fn success(s: &common::standin::StandIn) {
     assert_eq!(
         out.status.code(),
         Some(0),
-        "8 automated smoke tests pass against the stand-in"
+        "the automated smoke tests pass against the stand-in: {}",
+        String::from_utf8_lossy(&out.stdout)
     );
     let out = env.golive(&["gate", "smoke", "--as", "Ada Lind", "--roster", &roster]);
     assert_eq!(out.status.code(), Some(0));
@@ -876,6 +877,11 @@ fn normalise(text: &str) -> String {
         (r"<td>\d+s</td>", "<td>Ns</td>"),
         (r"width:\d+%", "width:N%"),
         (r"localhost:\d+", "localhost:PORT"),
+        (r"127\.0\.0\.1:\d+", "127.0.0.1:PORT"),
+        (
+            r#""(latency_ms\.[a-z0-9_]+|sample_age_s|value)": [0-9.e-]+"#,
+            r#""$1": N"#,
+        ),
         (
             r#""timing\.total_ms": [0-9.e-]+"#,
             r#""timing.total_ms": N"#,

@@ -3,7 +3,7 @@
 //! server and a git repository with a release tag.
 
 use super::root;
-use golive_testkit::{Pki, Server, full};
+use golive_testkit::{Pki, PrometheusServer, Server, full};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use std::path::PathBuf;
@@ -18,6 +18,38 @@ pub struct StandIn {
     pub http: Server,
     pub dns: Server,
     pub repo: PathBuf,
+    /// A real Prometheus scraping the service's `/metrics` every second.
+    pub prometheus: PrometheusServer,
+}
+
+/// The PostgreSQL server the tests use (`.ci/run` starts one).
+pub fn database_url() -> String {
+    std::env::var("GOLIVE_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// The Redis server the tests use (`.ci/run` starts one).
+pub fn redis_url() -> String {
+    format!(
+        "redis://{}",
+        std::env::var("GOLIVE_TEST_REDIS").unwrap_or_else(|_| "127.0.0.1:6379".into())
+    )
+}
+
+/// The schema version table the reference checklist's database check reads,
+/// created once under a lock (tests start stand-ins in parallel).
+fn schema_migrations() {
+    let out = Command::new("psql")
+        .arg(database_url())
+        .args(["-qAt", "-v", "ON_ERROR_STOP=1", "-c"])
+        .arg("BEGIN; SELECT pg_advisory_xact_lock(74210); CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY); INSERT INTO schema_migrations VALUES (20261127) ON CONFLICT DO NOTHING; COMMIT;")
+        .output()
+        .expect("psql is installed (.ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "schema_migrations: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 pub async fn stand_in(version: &'static str) -> StandIn {
@@ -60,12 +92,25 @@ pub async fn stand_in(version: &'static str) -> StandIn {
     git(&["add", "."]);
     git(&["commit", "-q", "-m", "release"]);
     git(&["tag", "v1.1.0"]);
+    let (addr, ca) = (https.addr, pki.ca_file.clone());
+    let prometheus = tokio::task::spawn_blocking(move || {
+        schema_migrations();
+        let p = PrometheusServer::start_tls(&[addr], "1s", &ca);
+        assert!(
+            p.wait_for_scrapes(2),
+            "prometheus did not scrape the stand-in"
+        );
+        p
+    })
+    .await
+    .expect("prometheus");
     StandIn {
         pki,
         https,
         http,
         dns,
         repo,
+        prometheus,
     }
 }
 
@@ -91,6 +136,12 @@ pub fn run_seed(s: &StandIn, store: &str, version: &str, extra: &[&str]) -> Outp
         "LIVE_BUDGET_MS=5000".into(),
         "--secret".into(),
         "TEST_TOKEN=env:GOLIVE_TEST_TOKEN".into(),
+        "--secret".into(),
+        "DATABASE_URL=env:GOLIVE_TEST_DATABASE_URL".into(),
+        "--var".into(),
+        format!("PROMETHEUS_URL={}", s.prometheus.url()),
+        "--var".into(),
+        format!("REDIS_URL={}", redis_url()),
         "--ca-file".into(),
         s.pki.ca_file.to_string_lossy().into_owned(),
         "--nameserver".into(),
@@ -101,6 +152,7 @@ pub fn run_seed(s: &StandIn, store: &str, version: &str, extra: &[&str]) -> Outp
         .args(&args)
         .current_dir(root())
         .env("GOLIVE_TEST_TOKEN", TOKEN)
+        .env("GOLIVE_TEST_DATABASE_URL", database_url())
         .env("GOLIVE_STORE", store)
         .output()
         .expect("golive runs")
