@@ -206,39 +206,44 @@ mod tests {
         "2026-11-27T12:00:00Z".parse().expect("time")
     }
 
-    /// The exact edges, on tokio's paused clock: a 5-minute window evaluated
-    /// every 30 s fires at the evaluation exactly 5 minutes after the first
-    /// that held, not one before; it resolves at the first that does not.
-    #[tokio::test(start_paused = true)]
-    async fn pending_then_firing_at_the_window_edge_then_resolved() {
+    /// Evaluate a 5-minute window every 30 s, `n` times, on tokio's paused
+    /// clock, the check failing at the evaluations `fails` says (1-based);
+    /// the changes, at seconds after the first evaluation.
+    async fn changes(n: usize, fails: fn(usize) -> bool) -> Vec<(u64, Change)> {
         let mut w = Window::new(Duration::from_secs(300), Duration::from_secs(30));
-        // holds from the 3rd evaluation (t = 60 s) to the 16th (t = 450 s)
-        let n = Arc::new(Mutex::new(0usize));
+        let count = Arc::new(Mutex::new(0usize));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let (n2, seen2) = (n.clone(), seen.clone());
+        let log = seen.clone();
         evaluate_every(
             &mut w,
             t0(),
-            20,
+            n,
             move || {
-                let n = n2.clone();
+                let count = count.clone();
                 async move {
-                    let mut n = n.lock().unwrap_or_else(|e| e.into_inner());
-                    *n += 1;
-                    (3..=16).contains(&*n)
+                    let mut c = count.lock().unwrap_or_else(|e| e.into_inner());
+                    *c += 1;
+                    fails(*c)
                 }
             },
             move |at, c| {
-                seen2
-                    .lock()
+                log.lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .push((at.duration_since(t0()).as_secs(), c))
+                    .push((at.duration_since(t0()).as_secs().unsigned_abs(), c))
             },
         )
         .await;
-        let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The exact edges: the window fires at the evaluation exactly 5 minutes
+    /// after the first that held, not one before; it resolves at the first
+    /// that does not.
+    #[tokio::test(start_paused = true)]
+    async fn pending_then_firing_at_the_window_edge_then_resolved() {
+        // holds from the 3rd evaluation (t = 60 s) to the 16th (t = 450 s)
         assert_eq!(
-            seen,
+            changes(20, |n| (3..=16).contains(&n)).await,
             [
                 (60, Change::Pending),
                 // 60 + 300: the first evaluation with the whole window behind it
@@ -250,35 +255,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_dip_inside_the_window_clears_it() {
-        let mut w = Window::new(Duration::from_secs(300), Duration::from_secs(30));
-        // holds at every evaluation but the 8th (t = 210 s)
-        let n = Arc::new(Mutex::new(0usize));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let (n2, seen2) = (n.clone(), seen.clone());
-        evaluate_every(
-            &mut w,
-            t0(),
-            16,
-            move || {
-                let n = n2.clone();
-                async move {
-                    let mut n = n.lock().unwrap_or_else(|e| e.into_inner());
-                    *n += 1;
-                    *n != 8
-                }
-            },
-            move |at, c| {
-                seen2
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push((at.duration_since(t0()).as_secs(), c))
-            },
-        )
-        .await;
-        let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        // the window restarts at 240 s and cannot complete by 450 s
+        // holds at every evaluation but the 8th (t = 210 s): the window
+        // restarts at 240 s and cannot complete by 450 s
         assert_eq!(
-            seen,
+            changes(16, |n| n != 8).await,
             [
                 (0, Change::Pending),
                 (210, Change::Cleared),

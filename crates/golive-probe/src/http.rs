@@ -56,9 +56,11 @@ fn invalid(key: &str, msg: impl Into<String>) -> SpecError {
     SpecError::Invalid(key.into(), msg.into())
 }
 
-fn build(spec: &Spec) -> Result<Box<dyn Probe>, SpecError> {
-    let target = spec.required("target")?;
-    let url = parse_url(&target).map_err(|e| invalid("target", e))?;
+/// The `method` (default GET) and `headers` options, checked.
+#[allow(clippy::type_complexity)]
+pub(crate) fn method_and_headers(
+    spec: &Spec,
+) -> Result<(Method, Vec<(HeaderName, HeaderValue)>), SpecError> {
     let method = spec
         .text("method")?
         .unwrap_or_else(|| "GET".into())
@@ -73,6 +75,13 @@ fn build(spec: &Spec) -> Result<Box<dyn Probe>, SpecError> {
             .map_err(|e| invalid("headers", format!("{k}: {e}")))?;
         headers.push((name, value));
     }
+    Ok((method, headers))
+}
+
+fn build(spec: &Spec) -> Result<Box<dyn Probe>, SpecError> {
+    let target = spec.required("target")?;
+    let url = parse_url(&target).map_err(|e| invalid("target", e))?;
+    let (method, headers) = method_and_headers(spec)?;
     let max_body = spec.int("max_body")?.unwrap_or(1 << 20);
     let insecure = spec.flag("insecure")?.unwrap_or(false);
     let ca = spec.text("ca_file")?;

@@ -20,7 +20,7 @@ use crate::net::{client_config, connect, resolve};
 use crate::{BoxFuture, Kind, Observation, Probe, ProbeError, Spec, SpecError};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
+use http::{HeaderMap, HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::ClientConfig;
@@ -128,18 +128,9 @@ pub(crate) fn plan(spec: &Spec) -> Result<Plan, SpecError> {
         return Err(invalid("target", format!("`{target}` has no host")));
     }
     let port = url.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let method = spec
-        .text("method")?
-        .unwrap_or_else(|| "GET".into())
-        .to_uppercase()
-        .parse::<Method>()
-        .map_err(|e| invalid("method", e.to_string()))?;
+    let (method, pairs) = crate::http::method_and_headers(spec)?;
     let mut headers = HeaderMap::new();
-    for (k, v) in spec.string_table("headers")? {
-        let name = HeaderName::try_from(k.as_str())
-            .map_err(|e| invalid("headers", format!("{k}: {e}")))?;
-        let value = HeaderValue::try_from(v.as_str())
-            .map_err(|e| invalid("headers", format!("{k}: {e}")))?;
+    for (name, value) in pairs {
         headers.insert(name, value);
     }
     headers

@@ -97,6 +97,49 @@ pub fn rollback_authority(rb: &Runbook) -> (String, Vec<String>) {
     (auto, manual)
 }
 
+/// Whether a rollback may still be raised: after GO, before any rollback
+/// and before the end.
+pub fn may_raise(events: &[Event]) -> bool {
+    events
+        .iter()
+        .any(|e| e.kind == "decision" && e.data["verdict"] == "GO")
+        && !events.iter().any(|e| {
+            matches!(
+                e.kind.as_str(),
+                "rollback.raised" | "rollback.started" | "deployment.ended"
+            )
+        })
+}
+
+/// The events that raise the rollback decision for `reason`, on the
+/// criterion `item`: with automatic authority the rollback also starts at
+/// once; otherwise it waits for the manual authority.
+pub fn raise(
+    rb: &Runbook,
+    item: usize,
+    reason: &str,
+    automatic: bool,
+) -> Vec<golive_store::NewEvent> {
+    let (auto, manual) = rollback_authority(rb);
+    let it = &rb.items[item];
+    let mut out = vec![
+        golive_store::NewEvent::new(
+            "rollback.raised",
+            json!({
+                "reason": reason,
+                "authority": if automatic { "automatic" } else { "manual" },
+                "by": if automatic { vec![auto] } else { manual },
+                "rule": it.title,
+            }),
+        )
+        .item(&it.id),
+    ];
+    if automatic {
+        out.push(automatic_start(rb, reason));
+    }
+    out
+}
+
 /// A rollback raised with automatic authority starts at once, in the name
 /// of the role the document gives that authority: nobody is waited for.
 pub fn automatic_start(rb: &Runbook, reason: &str) -> golive_store::NewEvent {

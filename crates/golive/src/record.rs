@@ -222,15 +222,7 @@ impl Recorder {
             .events(&self.deployment)
             .await
             .map_err(|e| e.to_string())?;
-        let deploying = events
-            .iter()
-            .any(|e| e.kind == "decision" && e.data["verdict"] == "GO")
-            && !events.iter().any(|e| {
-                matches!(
-                    e.kind.as_str(),
-                    "rollback.raised" | "rollback.started" | "deployment.ended"
-                )
-            });
+        let deploying = crate::lifecycle::may_raise(&events);
         let health_rule = golive_engine::rules::rollback_rules(rb)
             .into_iter()
             .find(|r| r.kind == golive_engine::rules::RuleKind::HealthChecksFailing);
@@ -253,19 +245,7 @@ impl Recorder {
                 self.store
                     .append(
                         &self.deployment,
-                        &[
-                            NewEvent::new(
-                                "rollback.raised",
-                                json!({
-                                    "reason": reason,
-                                    "authority": "automatic",
-                                    "by": [by],
-                                    "rule": rb.items[rule.item].title,
-                                }),
-                            )
-                            .item(&rb.items[rule.item].id),
-                            crate::lifecycle::automatic_start(rb, &reason),
-                        ],
+                        &crate::lifecycle::raise(rb, rule.item, &reason, true),
                     )
                     .await
                     .map_err(|e| e.to_string())?;

@@ -391,16 +391,7 @@ impl Watcher<'_> {
             .events(&self.deployment)
             .await
             .map_err(|e| e.to_string())?;
-        let live = events
-            .iter()
-            .any(|e| e.kind == "decision" && e.data["verdict"] == "GO")
-            && !events.iter().any(|e| {
-                matches!(
-                    e.kind.as_str(),
-                    "rollback.raised" | "rollback.started" | "deployment.ended"
-                )
-            });
-        if !live {
+        if !crate::lifecycle::may_raise(&events) {
             return Ok(Vec::new());
         }
         let it = &self.rb.items[item];
@@ -415,21 +406,7 @@ impl Watcher<'_> {
                 format!("for {} to decide", manual.join(" + "))
             }
         );
-        let mut out = vec![
-            NewEvent::new(
-                "rollback.raised",
-                json!({
-                    "reason": reason,
-                    "authority": if automatic { "automatic" } else { "manual" },
-                    "by": if automatic { vec![auto] } else { manual },
-                }),
-            )
-            .item(&it.id),
-        ];
-        if automatic {
-            out.push(crate::lifecycle::automatic_start(&self.rb, &reason));
-        }
-        Ok(out)
+        Ok(crate::lifecycle::raise(&self.rb, item, &reason, automatic))
     }
 
     /// The day's health-check report, rewritten whole after each evaluation
