@@ -29,10 +29,12 @@ mod shell;
 mod spec;
 mod tcp;
 mod tls;
+mod webhook;
 
 pub use http::post_json;
 pub use shell::{quote_into_script, substitute_shell};
 pub use spec::{Spec, SpecError, Vars, parse_duration};
+pub use webhook::{Alert, pagerduty_payload, slack_payload};
 
 use serde_json::Value;
 use std::future::Future;
@@ -140,6 +142,7 @@ pub static KINDS: &[&Kind] = &[
     &prometheus::KIND,
     &postgres::KIND,
     &redis::KIND,
+    &webhook::KIND,
 ];
 
 /// The kind named `name`.

@@ -74,6 +74,10 @@ pub const ANNOTATION_KEYS: &[(&str, KeyType)] = &[
     ("range", KeyType::String),
     ("step", KeyType::String),
     ("version_query", KeyType::String),
+    // webhook
+    ("format", KeyType::String),
+    ("routing_key", KeyType::String),
+    ("summary", KeyType::String),
 ];
 
 /// What to lint against.

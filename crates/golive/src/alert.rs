@@ -9,7 +9,9 @@
 //! (a secret: it is sent, never printed or stored). Webhook URLs carry
 //! tokens too: only their host is ever shown.
 
-use serde_json::{Value, json};
+use serde_json::Value;
+#[cfg(test)]
+use serde_json::json;
 
 /// Where alerts go.
 #[derive(Debug, Clone)]
@@ -18,23 +20,7 @@ pub enum Hook {
     PagerDuty { url: String, routing_key: String },
 }
 
-/// What happened, for whom.
-#[derive(Debug, Clone)]
-pub struct Alert {
-    pub deployment: String,
-    pub runbook: String,
-    /// The rule or check, as the document titles it.
-    pub rule: String,
-    /// `firing`, `resolved`, `reminder` or `test`.
-    pub state: String,
-    /// `critical`, `error`, `warning` or `info`.
-    pub severity: String,
-    pub summary: String,
-    pub details: Value,
-    /// The same for every alert about one rule of one deployment, so a
-    /// resolve closes the trigger it follows.
-    pub dedup_key: String,
-}
+pub use golive_probe::Alert;
 
 /// A delivery: the receiver's status and how long it took to accept it.
 #[derive(Debug, Clone)]
@@ -100,57 +86,9 @@ impl Hook {
 
     /// The body this hook's receiver expects.
     pub fn payload(&self, a: &Alert) -> Value {
-        let now = jiff::Timestamp::now();
         match self {
-            Hook::Slack { .. } => {
-                let (mark, color) = match a.state.as_str() {
-                    "firing" | "reminder" => ("FIRING", "#d63031"),
-                    "resolved" => ("RESOLVED", "#2e9e5b"),
-                    _ => ("TEST", "#3867d6"),
-                };
-                json!({
-                    "text": format!("[{mark}] {}: {} ({})", a.rule, a.summary, a.deployment),
-                    "attachments": [{
-                        "color": color,
-                        "title": a.rule,
-                        "text": a.summary,
-                        "fields": [
-                            { "title": "Deployment", "value": a.deployment, "short": true },
-                            { "title": "Runbook", "value": a.runbook, "short": true },
-                            { "title": "State", "value": a.state, "short": true },
-                            { "title": "Severity", "value": a.severity, "short": true },
-                        ],
-                        "ts": now.as_second(),
-                    }],
-                })
-            }
-            Hook::PagerDuty { routing_key, .. } => {
-                let mut summary = format!("{}: {}", a.rule, a.summary);
-                if summary.len() > 1024 {
-                    let mut cut = 1021;
-                    while !summary.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    summary.truncate(cut);
-                    summary.push_str("...");
-                }
-                json!({
-                    "routing_key": routing_key,
-                    "event_action": if a.state == "resolved" { "resolve" } else { "trigger" },
-                    "dedup_key": a.dedup_key,
-                    "payload": {
-                        "summary": summary,
-                        "source": "golive",
-                        "severity": a.severity,
-                        "timestamp": now.to_string(),
-                        "component": a.runbook,
-                        "group": a.deployment,
-                        "class": a.rule,
-                        "custom_details": a.details,
-                    },
-                    "client": "golive",
-                })
-            }
+            Hook::Slack { .. } => golive_probe::slack_payload(a),
+            Hook::PagerDuty { routing_key, .. } => golive_probe::pagerduty_payload(a, routing_key),
         }
     }
 

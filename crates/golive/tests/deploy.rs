@@ -865,7 +865,7 @@ fn normalise(text: &str) -> String {
         (r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "TIME"),
         (r"[0-9a-f]{64}", "HASH"),
         (
-            r#""(duration_ms|duration_seconds|rollback_seconds|seconds)": [0-9.e-]+"#,
+            r#""(duration_ms|duration_seconds|rollback_seconds|seconds|delivery_ms)": [0-9.e-]+"#,
             r#""$1": N"#,
         ),
         (r#"time="[0-9.]+""#, r#"time="N""#),

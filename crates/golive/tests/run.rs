@@ -5,7 +5,7 @@
 mod common;
 
 use common::root;
-use common::standin::{TOKEN, no_secret, run_seed, stand_in, store_of};
+use common::standin::{ROUTING_KEY, TOKEN, no_secret, run_seed, stand_in, store_of};
 use serde_json::Value;
 use std::process::Command;
 
@@ -34,10 +34,10 @@ async fn every_automated_check_of_the_seed_passes_against_the_stand_in() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(v["summary"]["passed"], 31, "items with checks");
+    assert_eq!(v["summary"]["passed"], 33, "items with checks");
     assert_eq!(v["summary"]["failed"], 0);
     assert_eq!(v["summary"]["error"], 0);
-    assert_eq!(v["summary"]["manual"], 96, "the rest wait for a person");
+    assert_eq!(v["summary"]["manual"], 94, "the rest wait for a person");
     let ssl = v["checks"]
         .as_array()
         .and_then(|c| c.iter().find(|c| c["address"] == "1.2.2"))
@@ -78,18 +78,25 @@ async fn runs_are_recorded_and_the_record_is_tamper_evident() {
     assert_eq!(ok.status.code(), Some(0));
     let text = String::from_utf8_lossy(&ok.stdout);
     assert!(
-        text.contains(": 16 events, chain intact"),
-        "started + 14 checks + finished: {text}"
+        text.contains(": 17 events, chain intact"),
+        "started + 15 checks + finished: {text}"
     );
     let db = s.pki.dir.join("golive.db");
     let dump = Command::new("sqlite3")
         .arg(&db)
-        .arg("SELECT data FROM events")
+        .arg("SELECT * FROM events; SELECT * FROM deployments;")
         .output()
         .expect("sqlite3");
+    let rows = String::from_utf8_lossy(&dump.stdout);
     assert!(
-        !String::from_utf8_lossy(&dump.stdout).contains(TOKEN),
+        !rows.contains(TOKEN) && !rows.contains(ROUTING_KEY),
         "a secret reached the store"
+    );
+    // Test 15 delivered its test alert, with the key, to the stand-in
+    let sent = s.received.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    assert!(
+        sent.iter().any(|r| r.body.contains(ROUTING_KEY)),
+        "no test alert reached the receiver: {sent:?}"
     );
     let edit = Command::new("sqlite3")
         .arg(&db)
@@ -140,7 +147,7 @@ async fn a_wrong_version_fails_with_actual_values_and_the_line() {
     assert!(text.contains("--> examples/aiwg-production.md:"), "{text}");
     assert!(text.contains(r#"json.version = "v1.1.0""#), "{text}");
     assert!(
-        text.contains("TOTAL: 11 passed, 2 failed, 0 could not observe"),
+        text.contains("TOTAL: 12 passed, 2 failed, 0 could not observe"),
         "{text}"
     );
 }

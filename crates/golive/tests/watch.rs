@@ -216,3 +216,49 @@ async fn a_restart_continues_a_pending_window() {
     assert!(stdout.contains(" FIRING 1.1"), "{stdout}");
     assert_eq!(out.status.code(), Some(1), "it ends firing");
 }
+
+/// While a rule stays firing, the alert is repeated every `--remind`, not at
+/// every evaluation: fewer alerts than evaluations, more than one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_firing_rule_is_reminded_not_repeated() {
+    let svc = service(|_| true).await;
+    let (hooks, received) = golive_testkit::receiver(202).await;
+    let d = dir("remind");
+    let rb = runbook(&d, svc.addr.port());
+    let out = golive(
+        &d,
+        vec![
+            "watch".into(),
+            rb,
+            "--interval".into(),
+            "300ms".into(),
+            "--count".into(),
+            "14".into(),
+            "--remind".into(),
+            "1s".into(),
+            "--webhook".into(),
+            format!("slack=http://127.0.0.1:{}/slack", hooks.addr.port()),
+            "--report-dir".into(),
+            d.join("reports").display().to_string(),
+        ],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "it ends firing: {stdout}");
+    let got = received.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let texts: Vec<String> = got.iter().map(|r| r.body.clone()).collect();
+    // the first alert, then reminders (which read as firing again)
+    assert!(texts.len() >= 2, "{stdout}\n{texts:?}");
+    let firing_evaluations = stdout.lines().filter(|l| l.contains("alert ")).count();
+    assert_eq!(firing_evaluations, texts.len());
+    assert!(
+        texts.len() < 10,
+        "one per evaluation would be 10 or more: {texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .all(|t| t.contains("[FIRING] 1.1 No Error Spikes"))
+    );
+    assert!(stdout.contains("alert reminder"), "{stdout}");
+}

@@ -11,6 +11,8 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 
 pub const TOKEN: &str = "s3cr3t-Token-9f2c";
+/// The test PagerDuty routing key: a secret, never in any output or row.
+pub const ROUTING_KEY: &str = "R0uting-K3y-77a1";
 
 pub struct StandIn {
     pub pki: Pki,
@@ -20,6 +22,9 @@ pub struct StandIn {
     pub repo: PathBuf,
     /// A real Prometheus scraping the service's `/metrics` every second.
     pub prometheus: PrometheusServer,
+    /// Where test alerts go (PagerDuty's Events API stands here).
+    pub alerts: Server,
+    pub received: Arc<std::sync::Mutex<Vec<golive_testkit::Received>>>,
 }
 
 /// The PostgreSQL server the tests use (`.ci/run` starts one).
@@ -104,6 +109,7 @@ pub async fn stand_in(version: &'static str) -> StandIn {
     })
     .await
     .expect("prometheus");
+    let (alerts, received) = golive_testkit::receiver(202).await;
     StandIn {
         pki,
         https,
@@ -111,6 +117,8 @@ pub async fn stand_in(version: &'static str) -> StandIn {
         dns,
         repo,
         prometheus,
+        alerts,
+        received,
     }
 }
 
@@ -142,6 +150,13 @@ pub fn run_seed(s: &StandIn, store: &str, version: &str, extra: &[&str]) -> Outp
         format!("PROMETHEUS_URL={}", s.prometheus.url()),
         "--var".into(),
         format!("REDIS_URL={}", redis_url()),
+        "--var".into(),
+        format!(
+            "PAGERDUTY_EVENTS_URL=http://127.0.0.1:{}/v2/enqueue",
+            s.alerts.addr.port()
+        ),
+        "--secret".into(),
+        "PAGERDUTY_ROUTING_KEY=env:GOLIVE_TEST_ROUTING_KEY".into(),
         "--ca-file".into(),
         s.pki.ca_file.to_string_lossy().into_owned(),
         "--nameserver".into(),
@@ -153,6 +168,7 @@ pub fn run_seed(s: &StandIn, store: &str, version: &str, extra: &[&str]) -> Outp
         .current_dir(root())
         .env("GOLIVE_TEST_TOKEN", TOKEN)
         .env("GOLIVE_TEST_DATABASE_URL", database_url())
+        .env("GOLIVE_TEST_ROUTING_KEY", ROUTING_KEY)
         .env("GOLIVE_STORE", store)
         .output()
         .expect("golive runs")
@@ -166,5 +182,9 @@ pub fn no_secret(out: &Output) {
     for stream in [&out.stdout, &out.stderr] {
         let text = String::from_utf8_lossy(stream);
         assert!(!text.contains(TOKEN), "the secret leaked: {text}");
+        assert!(
+            !text.contains(ROUTING_KEY),
+            "the routing key leaked: {text}"
+        );
     }
 }
