@@ -10,6 +10,7 @@ mod lifecycle;
 mod procedure;
 mod record;
 mod report;
+mod sample;
 mod show;
 mod vars;
 mod watch;
@@ -349,6 +350,30 @@ enum Command {
         vars: VarArgs,
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
+    },
+    /// A sample service honouring the reference checklist's contract, on
+    /// 127.0.0.1: HTTPS with a CA made at start, health endpoints, a login,
+    /// metrics, a rate limit, maintenance mode, and an admin API that switches
+    /// the version and injects faults (docs/sample-service.md).
+    SampleService {
+        /// The HTTPS address.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: std::net::SocketAddr,
+        /// The plain HTTP address (it redirects to HTTPS).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http_listen: std::net::SocketAddr,
+        #[arg(long, default_value = "v1.0.0")]
+        version: String,
+        /// Its data, CA, admin token and snapshots (default: a new folder
+        /// under the system's temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Where `/api/v1/test-alert` delivers (a Slack-compatible webhook).
+        #[arg(long)]
+        webhook: Option<String>,
+        /// Requests to /api/… per address per minute.
+        #[arg(long, default_value_t = 60)]
+        rate_limit: u64,
     },
     /// Show what golive reads in a runbook: stages, groups, items with their
     /// sub-checks, fields, blanks and commands, and every placeholder.
@@ -763,6 +788,52 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 defaults: vars.defaults(),
             }))
         }
+        Command::SampleService {
+            listen,
+            http_listen,
+            version,
+            dir,
+            webhook,
+            rate_limit,
+        } => {
+            let dir = dir.unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("golive-sample-{}", std::process::id()))
+            });
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            runtime()?.block_on(async {
+                let s = sample::start(sample::Options {
+                    https: listen,
+                    http: http_listen,
+                    version: version.clone(),
+                    dir: dir.clone(),
+                    webhook,
+                    rate_limit,
+                })
+                .await?;
+                // the admin token goes to a file only the owner reads, never to
+                // the terminal
+                let token_file = dir.join("admin-token");
+                write_private(&token_file, &s.admin_token)?;
+                // one write, and no failure if nobody reads it any more
+                let text = format!(
+                    "sample service {version}\n  https://localhost:{}/  (CA: {})\n  http://localhost:{}/   (redirects to HTTPS)\n  demo login: POST /login {{\"username\":\"{}\",\"password\":\"{}\"}}\n  admin API token in {}\n",
+                    s.https.port(),
+                    s.ca_file.display(),
+                    s.http.port(),
+                    sample::DEMO_USER.0,
+                    sample::DEMO_USER.1,
+                    token_file.display()
+                );
+                {
+                    use std::io::Write;
+                    let mut out = std::io::stdout().lock();
+                    let _ = out.write_all(text.as_bytes());
+                    let _ = out.flush();
+                }
+                std::future::pending::<()>().await;
+                Ok::<_, String>(ExitCode::SUCCESS)
+            })
+        }
         Command::Show { file, item, format } => {
             let rb = load(&file)?;
             if let Some(name) = item {
@@ -793,6 +864,21 @@ fn deployment_and<'a>(
         [d, x] => Ok((Some(d.as_str()), x.as_str())),
         _ => Err(usage.to_string()),
     }
+}
+
+/// Write `text` to a file only its owner may read.
+fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Load a runbook, bind its variables and plan its checks.

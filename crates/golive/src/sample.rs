@@ -1,0 +1,597 @@
+//! `golive sample-service`: a small service that honours the contract the
+//! reference checklist's smoke tests expect, for trying runbooks (and for the
+//! demo) on one machine: HTTPS with a CA and a 90-day certificate made at
+//! start, the health endpoints, a session login, an API behind it, metrics,
+//! a per-address rate limit, maintenance mode, and an admin API that switches
+//! the running version and injects faults.
+//!
+//! Its "database" is a folder: `/ready` and `/api/v1/db-health` write and read
+//! a file there, for real; a snapshot is a copy of it.
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How the service starts.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub https: SocketAddr,
+    pub http: SocketAddr,
+    pub version: String,
+    /// Its data, CA and snapshots.
+    pub dir: PathBuf,
+    /// Where `/api/v1/test-alert` delivers (Slack format).
+    pub webhook: Option<String>,
+    /// Requests to `/api/…` per address per minute.
+    pub rate_limit: u64,
+}
+
+/// A running service: where it listens and what a client needs.
+pub struct Running {
+    pub https: SocketAddr,
+    pub http: SocketAddr,
+    pub ca_file: PathBuf,
+    /// Bearer token of the admin API.
+    pub admin_token: String,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// The demo user of `/login`.
+pub const DEMO_USER: (&str, &str) = ("demo", "demo-password");
+
+#[derive(Default, Clone, Copy)]
+struct Faults {
+    error_rate: f64,
+    latency_ms: u64,
+    failing_health: bool,
+}
+
+/// Latency buckets of `/metrics`, in seconds.
+const BUCKETS: [f64; 8] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0];
+
+struct State {
+    version: Mutex<String>,
+    build: String,
+    commit: String,
+    maintenance: AtomicBool,
+    faults: Mutex<Faults>,
+    served: AtomicU64,
+    /// sha256 of each session token: the tokens themselves are not kept.
+    sessions: Mutex<HashSet<String>>,
+    admin_token: String,
+    data: PathBuf,
+    snapshots: PathBuf,
+    webhook: Mutex<Option<String>>,
+    rate_limit: u64,
+    windows: Mutex<HashMap<IpAddr, (Instant, u64)>>,
+    by_status: Mutex<BTreeMap<u16, u64>>,
+    /// Cumulative counts per bucket, then the +Inf count and the sum.
+    latency: Mutex<([u64; 8], u64, f64)>,
+    cache: Mutex<BTreeMap<String, String>>,
+}
+
+fn token() -> String {
+    let mut bytes = [0u8; 24];
+    // the kernel's randomness, as a session token deserves
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .is_err()
+    {
+        let seed = jiff::Timestamp::now().as_nanosecond().to_le_bytes();
+        bytes[..16].copy_from_slice(&seed);
+    }
+    hex::encode(bytes)
+}
+
+fn sha(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// A CA and a 90-day leaf for `localhost` and 127.0.0.1, made now; the CA's
+/// PEM is written to `dir/ca.pem`.
+#[allow(clippy::type_complexity)]
+fn pki(
+    dir: &Path,
+) -> Result<
+    (
+        Vec<CertificateDer<'static>>,
+        PrivateKeyDer<'static>,
+        PathBuf,
+    ),
+    String,
+> {
+    let err = |e: rcgen::Error| format!("certificate: {e}");
+    let today = jiff::Timestamp::now();
+    let ymd = |days: i64| {
+        let d = today
+            .checked_add(jiff::SignedDuration::from_hours(24 * days))
+            .unwrap_or(today)
+            .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+            .date();
+        rcgen::date_time_ymd(i32::from(d.year()), d.month() as u8, d.day() as u8)
+    };
+    let ca_key = KeyPair::generate().map_err(err)?;
+    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+    ca.distinguished_name
+        .push(DnType::CommonName, "golive sample-service CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca.not_before = ymd(-1);
+    ca.not_after = ymd(365);
+    let ca_cert = ca.self_signed(&ca_key).map_err(err)?;
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().map_err(err)?;
+    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).map_err(err)?;
+    leaf.subject_alt_names
+        .push(SanType::IpAddress(IpAddr::from([127, 0, 0, 1])));
+    leaf.distinguished_name
+        .push(DnType::CommonName, "localhost");
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    leaf.not_before = ymd(0);
+    leaf.not_after = ymd(90);
+    let cert = leaf.signed_by(&key, &issuer).map_err(err)?;
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca_cert.pem()).map_err(|e| format!("{}: {e}", ca_file.display()))?;
+    Ok((
+        vec![cert.der().clone()],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        ca_file,
+    ))
+}
+
+/// Start the service; it runs until the returned value is dropped.
+pub async fn start(opts: Options) -> Result<Running, String> {
+    let data = opts.dir.join("data");
+    let snapshots = opts.dir.join("snapshots");
+    for d in [&data, &snapshots] {
+        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+    }
+    let (chain, key, ca_file) = pki(&opts.dir)?;
+    let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    // TLS 1.2 and 1.3 only
+    .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+    .map_err(|e| e.to_string())?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .map_err(|e| e.to_string())?;
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let admin_token = token();
+    let state = Arc::new(State {
+        version: Mutex::new(opts.version.clone()),
+        build: "1024".into(),
+        commit: sha(&opts.version)[..7].to_string(),
+        maintenance: AtomicBool::new(false),
+        faults: Mutex::new(Faults::default()),
+        served: AtomicU64::new(0),
+        sessions: Mutex::new(HashSet::new()),
+        admin_token: admin_token.clone(),
+        data,
+        snapshots,
+        webhook: Mutex::new(opts.webhook.clone()),
+        rate_limit: opts.rate_limit,
+        windows: Mutex::new(HashMap::new()),
+        by_status: Mutex::new(BTreeMap::new()),
+        latency: Mutex::new(([0; 8], 0, 0.0)),
+        cache: Mutex::new(BTreeMap::new()),
+    });
+    let bind = |a: SocketAddr| async move {
+        tokio::net::TcpListener::bind(a)
+            .await
+            .map_err(|e| format!("cannot listen on {a}: {e}"))
+    };
+    let https_l = bind(opts.https).await?;
+    let http_l = bind(opts.http).await?;
+    let https = https_l.local_addr().map_err(|e| e.to_string())?;
+    let http = http_l.local_addr().map_err(|e| e.to_string())?;
+    let st = state.clone();
+    let https_task = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, peer)) = https_l.accept().await else {
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            let (acceptor, st) = (acceptor.clone(), st.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = hyper::service::service_fn(move |req| {
+                    let st = st.clone();
+                    async move { Ok::<_, Infallible>(serve(&st, req, peer.ip()).await) }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    let http_task = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = http_l.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<Incoming>| async move {
+                    // plain HTTP only redirects, to the same path over HTTPS
+                    let host = req
+                        .headers()
+                        .get(http::header::HOST)
+                        .and_then(|h| h.to_str().ok())
+                        .and_then(|h| {
+                            h.rsplit_once(':')
+                                .map(|(h, _)| h.to_string())
+                                .or(Some(h.to_string()))
+                        })
+                        .unwrap_or_else(|| "localhost".into());
+                    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+                    Ok::<_, Infallible>(
+                        Response::builder()
+                            .status(StatusCode::MOVED_PERMANENTLY)
+                            .header("location", format!("https://{host}:{}{path}", https.port()))
+                            .body(Full::new(Bytes::new()))
+                            .unwrap_or_default(),
+                    )
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    Ok(Running {
+        https,
+        http,
+        ca_file,
+        admin_token,
+        tasks: vec![https_task, http_task],
+    })
+}
+
+type Answer = Response<Full<Bytes>>;
+
+fn answer(status: u16, body: Value) -> Answer {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap_or_default()
+}
+
+fn html(status: u16, body: &str) -> Answer {
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/html; charset=utf-8")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap_or_default()
+}
+
+fn bearer(req: &Request<Incoming>) -> Option<String> {
+    req.headers()
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::to_string)
+}
+
+/// Write, read back and remove a file in the data folder: the "database"
+/// check, and how long it took.
+fn store_check(data: &Path) -> Result<f64, String> {
+    let t = Instant::now();
+    // a name of its own: checks may run at once
+    let probe = data.join(format!(".health-{}", token()));
+    let stamp = jiff::Timestamp::now().to_string();
+    std::fs::write(&probe, &stamp).map_err(|e| e.to_string())?;
+    let back = std::fs::read_to_string(&probe).map_err(|e| e.to_string())?;
+    std::fs::remove_file(&probe).map_err(|e| e.to_string())?;
+    if back != stamp {
+        return Err("read back something else".into());
+    }
+    Ok((t.elapsed().as_secs_f64() * 1e6).round() / 1e3)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn serve(st: &State, req: Request<Incoming>, peer: IpAddr) -> Answer {
+    let t = Instant::now();
+    let path = req.uri().path().to_string();
+    let mut resp = route(st, req, peer).await;
+    let status = resp.status().as_u16();
+    if path != "/metrics" {
+        *lock(&st.by_status).entry(status).or_default() += 1;
+        let secs = t.elapsed().as_secs_f64();
+        let mut l = lock(&st.latency);
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                l.0[i] += 1;
+            }
+        }
+        l.1 += 1;
+        l.2 += secs;
+    }
+    resp.headers_mut().insert(
+        "strict-transport-security",
+        http::HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+    );
+    resp
+}
+
+async fn route(st: &State, req: Request<Incoming>, peer: IpAddr) -> Answer {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    if let Some(rest) = path.strip_prefix("/admin/") {
+        if bearer(&req).is_none_or(|t| sha(&t) != sha(&st.admin_token)) {
+            return answer(401, json!({ "error": "the admin API needs its token" }));
+        }
+        let rest = rest.to_string();
+        let body: Value = req
+            .into_body()
+            .collect()
+            .await
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b.to_bytes()).ok())
+            .unwrap_or(Value::Null);
+        return admin(st, &rest, &body);
+    }
+    if path == "/metrics" {
+        return metrics(st);
+    }
+    if path == "/live" {
+        return html(200, "ok");
+    }
+    if st.maintenance.load(Ordering::Relaxed) {
+        let mut r = answer(503, json!({ "status": "maintenance" }));
+        r.headers_mut()
+            .insert("retry-after", http::HeaderValue::from_static("60"));
+        return r;
+    }
+    let faults = *lock(&st.faults);
+    if faults.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
+    }
+    // a fault's error rate, spread evenly over the requests
+    let n = st.served.fetch_add(1, Ordering::Relaxed);
+    if faults.error_rate > 0.0
+        && ((n + 1) as f64 * faults.error_rate).floor() > (n as f64 * faults.error_rate).floor()
+    {
+        return internal_error();
+    }
+    if path.starts_with("/api/") && !within_limit(st, peer) {
+        let mut r = answer(429, json!({ "error": "too many requests" }));
+        let wait = lock(&st.windows).get(&peer).map_or(60, |(start, _)| {
+            60u64.saturating_sub(start.elapsed().as_secs()).max(1)
+        });
+        if let Ok(v) = http::HeaderValue::from_str(&wait.to_string()) {
+            r.headers_mut().insert("retry-after", v);
+        }
+        return r;
+    }
+    let version = lock(&st.version).clone();
+    let signed_in = bearer(&req).is_some_and(|t| lock(&st.sessions).contains(&sha(&t)));
+    match (method, path.as_str()) {
+        (Method::GET, "/") => html(
+            200,
+            &format!("<!doctype html><title>shop</title><h1>shop {version}</h1>"),
+        ),
+        (Method::GET, "/health") if faults.failing_health => {
+            answer(503, json!({ "status": "unhealthy", "version": version }))
+        }
+        (Method::GET, "/health") => answer(200, json!({ "status": "healthy", "version": version })),
+        (Method::GET, "/ready") => match store_check(&st.data) {
+            Ok(_) => answer(
+                200,
+                json!({ "status": "ready", "dependencies": { "database": "ok", "filesystem": "ok" } }),
+            ),
+            Err(_) => answer(
+                503,
+                json!({ "status": "not ready", "dependencies": { "database": "failed", "filesystem": "failed" } }),
+            ),
+        },
+        (Method::GET, "/version") => answer(
+            200,
+            json!({ "version": version, "build": st.build, "commit": st.commit }),
+        ),
+        (Method::POST, "/login") => {
+            let body: Value = req
+                .into_body()
+                .collect()
+                .await
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b.to_bytes()).ok())
+                .unwrap_or(Value::Null);
+            if body["username"] == DEMO_USER.0 && body["password"] == DEMO_USER.1 {
+                let t = token();
+                lock(&st.sessions).insert(sha(&t));
+                answer(200, json!({ "token": t, "expires_in": 3600 }))
+            } else {
+                answer(401, json!({ "error": "wrong username or password" }))
+            }
+        }
+        (_, "/api/v1/test" | "/api/v1/db-health" | "/api/v1/test-alert") if !signed_in => {
+            answer(401, json!({ "error": "sign in first: POST /login" }))
+        }
+        (Method::GET, "/api/v1/test") => answer(200, json!({ "ok": true, "version": version })),
+        (Method::GET, "/api/v1/db-health") => match store_check(&st.data) {
+            Ok(ms) => answer(200, json!({ "database": "connected", "latency_ms": ms })),
+            Err(_) => answer(503, json!({ "database": "disconnected" })),
+        },
+        (Method::POST, "/api/v1/test-alert") => {
+            let Some(url) = lock(&st.webhook).clone() else {
+                return answer(409, json!({ "error": "no webhook is configured" }));
+            };
+            let alert = golive_probe::Alert {
+                deployment: "sample-service".into(),
+                runbook: "sample-service".into(),
+                rule: "Test alert".into(),
+                state: "test".into(),
+                severity: "info".into(),
+                summary: format!("test alert from the sample service {version}"),
+                details: json!({ "version": version }),
+                dedup_key: format!("sample-test-{}", jiff::Timestamp::now().as_millisecond()),
+            };
+            match golive_probe::post_json(&url, golive_probe::slack_payload(&alert).to_string())
+                .await
+            {
+                Ok((s, took)) if (200..300).contains(&s) => answer(
+                    202,
+                    json!({ "delivered": true, "delivery_ms": (took.as_secs_f64() * 1e6).round() / 1e3 }),
+                ),
+                _ => answer(502, json!({ "delivered": false })),
+            }
+        }
+        (Method::GET, "/error") => internal_error(),
+        _ => html(
+            404,
+            "<!doctype html><title>Not found</title><h1>Page not found</h1><p>The page you asked for is not here. <a href=\"/\">Back to the home page</a>.</p>",
+        ),
+    }
+}
+
+/// A 500 that says nothing of the inside: a tracking id to quote.
+fn internal_error() -> Answer {
+    answer(
+        500,
+        json!({ "error": "something went wrong on our side", "tracking_id": token()[..16] }),
+    )
+}
+
+/// Count a request of `peer` against its window; whether it is within the
+/// limit.
+fn within_limit(st: &State, peer: IpAddr) -> bool {
+    let mut w = lock(&st.windows);
+    let e = w.entry(peer).or_insert((Instant::now(), 0));
+    if e.0.elapsed() >= Duration::from_secs(60) {
+        *e = (Instant::now(), 0);
+    }
+    e.1 += 1;
+    e.1 <= st.rate_limit
+}
+
+fn metrics(st: &State) -> Answer {
+    let mut out = String::from(
+        "# HELP http_requests_total Requests answered, by status.\n# TYPE http_requests_total counter\n",
+    );
+    for (code, n) in lock(&st.by_status).iter() {
+        out.push_str(&format!("http_requests_total{{code=\"{code}\"}} {n}\n"));
+    }
+    let (buckets, count, sum) = *lock(&st.latency);
+    out.push_str("# HELP http_request_duration_seconds Time to answer.\n# TYPE http_request_duration_seconds histogram\n");
+    for (b, n) in BUCKETS.iter().zip(buckets) {
+        out.push_str(&format!(
+            "http_request_duration_seconds_bucket{{le=\"{b}\"}} {n}\n"
+        ));
+    }
+    out.push_str(&format!(
+        "http_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}\nhttp_request_duration_seconds_sum {sum}\nhttp_request_duration_seconds_count {count}\n"
+    ));
+    out.push_str(&format!(
+        "# TYPE sample_maintenance gauge\nsample_maintenance {}\n",
+        u8::from(st.maintenance.load(Ordering::Relaxed))
+    ));
+    Response::builder()
+        .header("content-type", "text/plain; version=0.0.4")
+        .body(Full::new(Bytes::from(out)))
+        .unwrap_or_default()
+}
+
+/// The admin API: `version`, `maintenance`, `faults`, `cache/clear`,
+/// `snapshot`, `restore`, `webhook`.
+fn admin(st: &State, what: &str, body: &Value) -> Answer {
+    match what {
+        "version" => match body["version"].as_str() {
+            Some(v) if v.starts_with('v') && v.len() < 40 => {
+                let before = std::mem::replace(&mut *lock(&st.version), v.to_string());
+                answer(200, json!({ "version": v, "previous": before }))
+            }
+            _ => answer(400, json!({ "error": "send {\"version\": \"v1.2.3\"}" })),
+        },
+        "maintenance" => {
+            let on = body["on"].as_bool().unwrap_or(false);
+            st.maintenance.store(on, Ordering::Relaxed);
+            answer(200, json!({ "maintenance": on }))
+        }
+        "faults" => {
+            let f = Faults {
+                error_rate: body["error_rate"].as_f64().unwrap_or(0.0).clamp(0.0, 1.0),
+                latency_ms: body["latency_ms"].as_u64().unwrap_or(0).min(60_000),
+                failing_health: body["failing_health"].as_bool().unwrap_or(false),
+            };
+            *lock(&st.faults) = f;
+            answer(
+                200,
+                json!({ "error_rate": f.error_rate, "latency_ms": f.latency_ms, "failing_health": f.failing_health }),
+            )
+        }
+        "cache/clear" => {
+            let mut c = lock(&st.cache);
+            let n = c.len();
+            c.clear();
+            answer(200, json!({ "cleared": n }))
+        }
+        "snapshot" => {
+            let name = format!("snapshot-{}", jiff::Timestamp::now().as_millisecond());
+            match copy_dir(&st.data, &st.snapshots.join(&name)) {
+                Ok(files) => answer(200, json!({ "snapshot": name, "files": files })),
+                Err(e) => answer(500, json!({ "error": e })),
+            }
+        }
+        "restore" => match body["snapshot"].as_str() {
+            Some(n) if !n.contains(['/', '\\']) && st.snapshots.join(n).is_dir() => {
+                let _ = std::fs::remove_dir_all(&st.data);
+                match copy_dir(&st.snapshots.join(n), &st.data) {
+                    Ok(files) => answer(200, json!({ "restored": n, "files": files })),
+                    Err(e) => answer(500, json!({ "error": e })),
+                }
+            }
+            _ => answer(404, json!({ "error": "no such snapshot" })),
+        },
+        "webhook" => {
+            let url = body["url"].as_str().map(str::to_string);
+            *lock(&st.webhook) = url.clone();
+            answer(200, json!({ "webhook": url.is_some() }))
+        }
+        _ => answer(404, json!({ "error": "unknown admin action" })),
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<usize, String> {
+    std::fs::create_dir_all(to).map_err(|e| e.to_string())?;
+    let mut n = 0;
+    for entry in std::fs::read_dir(from).map_err(|e| e.to_string())? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        if entry.path().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).map_err(|e| e.to_string())?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}

@@ -1,0 +1,369 @@
+//! `golive sample-service`'s contract, endpoint by endpoint, against the
+//! running binary on 127.0.0.1, observed with golive's own probes.
+
+use serde_json::{Value, json};
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+struct Sample {
+    child: Child,
+    https: u16,
+    http: u16,
+    ca: String,
+    admin: String,
+    dir: PathBuf,
+}
+
+impl Drop for Sample {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start(tag: &str, extra: &[&str]) -> Sample {
+    let dir = std::env::temp_dir().join(format!("golive-sample-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_golive"))
+        .args([
+            "sample-service",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--dir",
+        ])
+        .arg(&dir)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("golive sample-service starts");
+    let out = child.stdout.take().expect("stdout");
+    // read on a thread that keeps draining: the service may print more
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let (mut https, mut http, mut ca) = (0, 0, String::new());
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(30)) {
+        let port = |l: &str, scheme: &str| -> Option<u16> {
+            l.trim()
+                .strip_prefix(&format!("{scheme}://localhost:"))?
+                .split('/')
+                .next()?
+                .parse()
+                .ok()
+        };
+        if let Some(p) = port(&line, "https") {
+            https = p;
+            ca = line
+                .split("(CA: ")
+                .nth(1)
+                .map(|c| c.trim_end_matches(')').to_string())
+                .unwrap_or_default();
+        }
+        if let Some(p) = port(&line, "http") {
+            http = p;
+        }
+        if line.contains("admin API token in") {
+            break;
+        }
+    }
+    let admin = std::fs::read_to_string(dir.join("admin-token")).expect("admin token file");
+    Sample {
+        child,
+        https,
+        http,
+        ca,
+        admin,
+        dir,
+    }
+}
+
+impl Sample {
+    fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.https)
+    }
+
+    async fn probe(&self, kind: &str, options: Value) -> Value {
+        let mut t: toml::Table = toml::from_str(&format!("ca_file = '{}'", self.ca)).expect("ca");
+        if let Value::Object(o) = options {
+            for (k, v) in o {
+                let v: toml::Value =
+                    serde_json::from_value(v).unwrap_or_else(|_| panic!("option {k}"));
+                t.insert(k, v);
+            }
+        }
+        if kind != "http" && kind != "ratelimit" && kind != "tls" {
+            t.remove("ca_file");
+        }
+        golive_probe::kind(kind)
+            .expect("kind")
+            .probe(&t)
+            .expect("spec")
+            .observe()
+            .await
+            .expect("observed")
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.probe("http", json!({ "target": self.url(path) }))
+            .await
+    }
+
+    async fn call(&self, method: &str, path: &str, token: &str, body: Value) -> Value {
+        self.probe(
+            "http",
+            json!({
+                "target": self.url(path),
+                "method": method,
+                "body": body.to_string(),
+                "headers": { "authorization": format!("Bearer {token}"), "content-type": "application/json" },
+            }),
+        )
+        .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_contract_tls_and_redirect() {
+    let s = start("health", &[]);
+    let r = s
+        .probe(
+            "http",
+            json!({ "target": format!("http://127.0.0.1:{}/health?x=1", s.http) }),
+        )
+        .await;
+    assert_eq!(r["status"], 301);
+    assert_eq!(
+        r["headers"]["location"],
+        format!("https://127.0.0.1:{}/health?x=1", s.https)
+    );
+    let tls = s
+        .probe(
+            "tls",
+            json!({ "target": format!("localhost:{}", s.https), "legacy": true }),
+        )
+        .await;
+    assert_eq!(tls["cert"]["chain_valid"], true, "{tls}");
+    assert_eq!(tls["cert"]["hostname_match"], true);
+    let sans = tls["cert"]["sans"].to_string();
+    assert!(
+        sans.contains("localhost") && sans.contains("127.0.0.1"),
+        "{sans}"
+    );
+    let days = tls["cert"]["days_left"].as_i64().expect("days");
+    assert!((89..=90).contains(&days), "a 90-day certificate: {days}");
+    assert_eq!(tls["tls10"], false);
+    assert_eq!(tls["tls11"], false);
+    let root = s.get("/").await;
+    assert_eq!(root["status"], 200);
+    assert_eq!(root["hsts"]["max_age"], 31536000);
+    let health = s.get("/health").await;
+    assert_eq!(
+        health["json"],
+        json!({ "status": "healthy", "version": "v1.0.0" })
+    );
+    let ready = s.get("/ready").await;
+    assert_eq!(
+        ready["json"],
+        json!({ "status": "ready", "dependencies": { "database": "ok", "filesystem": "ok" } })
+    );
+    assert_eq!(s.get("/live").await["status"], 200);
+    let version = s.get("/version").await["json"].clone();
+    assert_eq!(version["version"], "v1.0.0");
+    assert!(version["build"].is_string() && version["commit"].is_string());
+    let missing = s.get("/nonexistent").await;
+    assert_eq!(missing["status"], 404);
+    assert!(
+        missing["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("home page"))
+    );
+    let err = s.get("/error").await;
+    assert_eq!(err["status"], 500);
+    assert!(err["json"]["tracking_id"].is_string());
+    let body = err["body"].as_str().unwrap_or("");
+    for inside in ["panic", "src/", ".rs", "thread", "stack", "sample"] {
+        assert!(!body.contains(inside), "{inside} in {body}");
+    }
+    let metrics = s.get("/metrics").await["body"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        metrics.contains("http_requests_total{code=\"200\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("http_requests_total{code=\"404\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("http_request_duration_seconds_bucket{le=\"+Inf\"}"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_api_test_alert_and_rate_limit() {
+    let (hooks, got) = golive_testkit::receiver(200).await;
+    let s = start("api", &["--rate-limit", "20"]);
+    assert_eq!(s.get("/api/v1/test").await["status"], 401);
+    let bad = s
+        .call(
+            "POST",
+            "/login",
+            "",
+            json!({ "username": "demo", "password": "nope" }),
+        )
+        .await;
+    assert_eq!(bad["status"], 401);
+    let login = s
+        .call(
+            "POST",
+            "/login",
+            "",
+            json!({ "username": "demo", "password": "demo-password" }),
+        )
+        .await;
+    let token = login["json"]["token"].as_str().expect("token").to_string();
+    let test = s.call("GET", "/api/v1/test", &token, Value::Null).await;
+    assert_eq!(test["status"], 200);
+    let db = s
+        .call("GET", "/api/v1/db-health", &token, Value::Null)
+        .await;
+    assert_eq!(db["json"]["database"], "connected");
+    assert!(db["json"]["latency_ms"].as_f64().is_some());
+    // no webhook yet, then one
+    assert_eq!(
+        s.call("POST", "/api/v1/test-alert", &token, Value::Null)
+            .await["status"],
+        409
+    );
+    let url = format!("http://127.0.0.1:{}/hook", hooks.addr.port());
+    s.call("POST", "/admin/webhook", &s.admin, json!({ "url": url }))
+        .await;
+    let alert = s
+        .call("POST", "/api/v1/test-alert", &token, Value::Null)
+        .await;
+    assert_eq!(alert["status"], 202);
+    assert_eq!(alert["json"]["delivered"], true);
+    assert_eq!(got.lock().unwrap_or_else(|e| e.into_inner()).len(), 1);
+    // 5 API calls so far; the burst finds the 429 after the other 15 of 20
+    let limit = s
+        .probe(
+            "ratelimit",
+            json!({ "target": s.url("/api/v1/test"), "headers": { "authorization": format!("Bearer {token}") } }),
+        )
+        .await;
+    assert_eq!(limit["limited"], true, "{limit}");
+    assert_eq!(limit["allowed"], 15, "{limit}");
+    assert_eq!(limit["retry_after"]["valid"], true);
+    assert_eq!(limit["retry_after"]["sane"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_switches_versions_and_injects_faults() {
+    let s = start("admin", &[]);
+    assert_eq!(
+        s.call(
+            "POST",
+            "/admin/version",
+            "wrong",
+            json!({ "version": "v9" })
+        )
+        .await["status"],
+        401
+    );
+    let v = s
+        .call(
+            "POST",
+            "/admin/version",
+            &s.admin,
+            json!({ "version": "v1.1.0" }),
+        )
+        .await;
+    assert_eq!(v["json"]["previous"], "v1.0.0");
+    assert_eq!(s.get("/health").await["json"]["version"], "v1.1.0");
+    s.call(
+        "POST",
+        "/admin/faults",
+        &s.admin,
+        json!({ "failing_health": true }),
+    )
+    .await;
+    assert_eq!(s.get("/health").await["status"], 503);
+    s.call(
+        "POST",
+        "/admin/faults",
+        &s.admin,
+        json!({ "error_rate": 1.0 }),
+    )
+    .await;
+    assert_eq!(s.get("/").await["status"], 500);
+    s.call(
+        "POST",
+        "/admin/faults",
+        &s.admin,
+        json!({ "latency_ms": 150 }),
+    )
+    .await;
+    let slow = s.get("/").await;
+    assert_eq!(slow["status"], 200);
+    assert!(slow["timing"]["total_ms"].as_f64() >= Some(150.0), "{slow}");
+    s.call("POST", "/admin/faults", &s.admin, json!({})).await;
+    s.call(
+        "POST",
+        "/admin/maintenance",
+        &s.admin,
+        json!({ "on": true }),
+    )
+    .await;
+    let m = s.get("/").await;
+    assert_eq!(m["status"], 503);
+    assert_eq!(m["headers"]["retry-after"], "60");
+    assert_eq!(
+        s.get("/live").await["status"],
+        200,
+        "liveness is not maintenance"
+    );
+    s.call(
+        "POST",
+        "/admin/maintenance",
+        &s.admin,
+        json!({ "on": false }),
+    )
+    .await;
+    std::fs::write(s.dir.join("data/orders.db"), "42 orders").expect("data");
+    let snap = s
+        .call("POST", "/admin/snapshot", &s.admin, Value::Null)
+        .await;
+    let name = snap["json"]["snapshot"]
+        .as_str()
+        .expect("snapshot")
+        .to_string();
+    std::fs::write(s.dir.join("data/orders.db"), "broken").expect("data");
+    let r = s
+        .call(
+            "POST",
+            "/admin/restore",
+            &s.admin,
+            json!({ "snapshot": name }),
+        )
+        .await;
+    assert_eq!(r["status"], 200, "{r}");
+    assert_eq!(
+        std::fs::read_to_string(s.dir.join("data/orders.db")).expect("data"),
+        "42 orders"
+    );
+    let mode = std::fs::metadata(s.dir.join("admin-token"))
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+        .expect("token file");
+    assert_eq!(mode, 0o600);
+}
