@@ -102,10 +102,14 @@ fn build(spec: &Spec) -> Result<Box<dyn Probe>, SpecError> {
 
 /// POST `body` as JSON to `url` as given (no placeholders: a webhook's
 /// payload may hold brackets): the answer's status and how long it took to
-/// arrive whole. The system's trust roots verify https.
-pub async fn post_json(url: &str, body: String) -> Result<(u16, Duration), ProbeError> {
+/// arrive whole. The bundled web roots verify https, or `ca_file` when given.
+pub async fn post_json(
+    url: &str,
+    body: String,
+    ca_file: Option<&str>,
+) -> Result<(u16, Duration), ProbeError> {
     let url = parse_url(url).map_err(ProbeError::Protocol)?;
-    let tls = client_config(None, false, &[b"h2", b"http/1.1"]).map_err(ProbeError::Protocol)?;
+    let tls = client_config(ca_file, false, &[b"h2", b"http/1.1"]).map_err(ProbeError::Protocol)?;
     let h = Http {
         method: Method::POST,
         url: url.clone(),

@@ -4,7 +4,7 @@
 //!
 //! Options: `format` (`slack`, the default, or `pagerduty`), `routing_key`
 //! (PagerDuty's; bind it from a secret: `routing_key = "[PAGERDUTY_KEY]"`),
-//! `summary`. A PagerDuty test alert is resolved right after it was
+//! `summary`, `ca_file` (a private CA for https). A PagerDuty test alert is resolved right after it was
 //! accepted, so it does not page anyone for long. Observes `status`,
 //! `accepted` (2xx), `delivery_ms`, and `resolved` (PagerDuty: the resolve was
 //! accepted; null otherwise). Default condition: `accepted && delivery_ms <
@@ -17,7 +17,7 @@ use std::time::Duration;
 pub(crate) static KIND: Kind = Kind {
     name: "webhook",
     summary: "deliver a test alert (Slack or PagerDuty Events v2) and time it",
-    options: &["format", "routing_key", "summary"],
+    options: &["format", "routing_key", "summary", "ca_file"],
     default_expect: "accepted && delivery_ms < 5000",
     default_timeout: crate::DEFAULT_TIMEOUT,
     build,
@@ -98,6 +98,7 @@ pub fn pagerduty_payload(a: &Alert, routing_key: &str) -> Value {
 #[derive(Debug)]
 struct Webhook {
     url: String,
+    ca_file: Option<String>,
     pagerduty: Option<String>,
     summary: String,
 }
@@ -122,6 +123,7 @@ fn build(spec: &Spec) -> Result<Box<dyn Probe>, SpecError> {
     };
     Ok(Box::new(Webhook {
         url,
+        ca_file: spec.text("ca_file")?,
         pagerduty,
         summary: spec
             .text("summary")?
@@ -164,14 +166,20 @@ impl Probe for Webhook {
                 Some(key) => pagerduty_payload(&alert, key),
                 None => slack_payload(&alert),
             };
-            let (status, took) = crate::http::post_json(&self.url, body.to_string()).await?;
+            let (status, took) =
+                crate::http::post_json(&self.url, body.to_string(), self.ca_file.as_deref())
+                    .await?;
             let accepted = (200..300).contains(&status);
             let mut resolved = Value::Null;
             if let (Some(key), true) = (&self.pagerduty, accepted) {
                 alert.state = "resolved".into();
                 let r = tokio::time::timeout(
                     Duration::from_secs(5),
-                    crate::http::post_json(&self.url, pagerduty_payload(&alert, key).to_string()),
+                    crate::http::post_json(
+                        &self.url,
+                        pagerduty_payload(&alert, key).to_string(),
+                        self.ca_file.as_deref(),
+                    ),
                 )
                 .await;
                 resolved = json!(matches!(r, Ok(Ok((s, _))) if (200..300).contains(&s)));

@@ -94,7 +94,7 @@ impl Hook {
 
     /// POST the alert; its delivery, or why it failed (never with the URL).
     pub async fn send(&self, a: &Alert) -> Result<Delivery, String> {
-        let post = golive_probe::post_json(self.url(), self.payload(a).to_string());
+        let post = golive_probe::post_json(self.url(), self.payload(a).to_string(), None);
         let (status, took) = tokio::time::timeout(std::time::Duration::from_secs(10), post)
             .await
             .map_err(|_| format!("{}: no answer within 10s", self.shown()))?

@@ -212,25 +212,19 @@ struct ItemState {
 
 fn states(rb: &Runbook, events: &[golive_store::Event]) -> BTreeMap<String, ItemState> {
     let mut out: BTreeMap<String, ItemState> = BTreeMap::new();
-    for e in events {
-        match e.kind.as_str() {
-            // a new run replaces the previous run's check results
-            "run.started" => out.values_mut().for_each(|s| s.checks.clear()),
-            "check" => {
-                if let Some(item) = &e.item {
-                    let outcome = e.data["outcome"].as_str().unwrap_or("error").to_string();
-                    out.entry(item.clone()).or_default().checks.push(outcome);
-                }
-            }
-            "signoff" => {
-                if let (Some(item), Some(actor)) = (&e.item, &e.actor) {
-                    out.entry(item.clone())
-                        .or_default()
-                        .signed_by
-                        .push(actor.clone());
-                }
-            }
-            _ => {}
+    // an item's checks: those of the latest run that checked it
+    for (item, checks) in crate::lifecycle::latest_checks(events) {
+        out.entry(item.to_string()).or_default().checks = checks
+            .iter()
+            .map(|e| e.data["outcome"].as_str().unwrap_or("error").to_string())
+            .collect();
+    }
+    for e in events.iter().filter(|e| e.kind == "signoff") {
+        if let (Some(item), Some(actor)) = (&e.item, &e.actor) {
+            out.entry(item.clone())
+                .or_default()
+                .signed_by
+                .push(actor.clone());
         }
     }
     let _ = rb;

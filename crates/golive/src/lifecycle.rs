@@ -8,6 +8,30 @@ use golive_runbook::{ItemKind, Runbook, StageKind};
 use golive_store::Event;
 use serde_json::json;
 
+/// Each item's check results from the latest run (or watch evaluation) that
+/// checked it: a run of one stage (`--only`) leaves the other stages'
+/// results as they were.
+pub fn latest_checks(events: &[Event]) -> std::collections::BTreeMap<&str, Vec<&Event>> {
+    let mut out: std::collections::BTreeMap<&str, (usize, Vec<&Event>)> = Default::default();
+    let mut generation = 0;
+    for e in events {
+        match e.kind.as_str() {
+            "run.started" | "watch.tick" => generation += 1,
+            "check" => {
+                let entry = out
+                    .entry(e.item.as_deref().unwrap_or(""))
+                    .or_insert((generation, Vec::new()));
+                if entry.0 != generation {
+                    *entry = (generation, Vec::new());
+                }
+                entry.1.push(e);
+            }
+            _ => {}
+        }
+    }
+    out.into_iter().map(|(k, (_, v))| (k, v)).collect()
+}
+
 /// A stage's items and how many passed: an item with checks passed when all
 /// its checks of the last run passed; one without, when someone signed it.
 pub fn stage_passed(rb: &Runbook, events: &[Event], kind: StageKind) -> (usize, usize) {
@@ -19,21 +43,15 @@ pub fn stage_passed(rb: &Runbook, events: &[Event], kind: StageKind) -> (usize, 
         .flat_map(|s| s.all_items())
         .filter(|&i| rb.items[i].kind != ItemKind::Step)
         .collect();
-    let mut checks: std::collections::BTreeMap<&str, Vec<bool>> = Default::default();
-    let mut signed: std::collections::BTreeSet<&str> = Default::default();
-    for e in events {
-        match e.kind.as_str() {
-            "run.started" => checks.values_mut().for_each(Vec::clear),
-            "check" => checks
-                .entry(e.item.as_deref().unwrap_or(""))
-                .or_default()
-                .push(e.data["outcome"] == "passed"),
-            "signoff" => {
-                signed.insert(e.item.as_deref().unwrap_or(""));
-            }
-            _ => {}
-        }
-    }
+    let checks: std::collections::BTreeMap<&str, Vec<bool>> = latest_checks(events)
+        .into_iter()
+        .map(|(k, v)| (k, v.iter().map(|e| e.data["outcome"] == "passed").collect()))
+        .collect();
+    let signed: std::collections::BTreeSet<&str> = events
+        .iter()
+        .filter(|e| e.kind == "signoff")
+        .map(|e| e.item.as_deref().unwrap_or(""))
+        .collect();
     let passed = items
         .iter()
         .filter(|&&i| {

@@ -5,6 +5,7 @@
 
 mod alert;
 mod checks;
+mod demo;
 mod deploy;
 mod lifecycle;
 mod procedure;
@@ -78,6 +79,14 @@ impl VarArgs {
         }
         t
     }
+}
+
+/// A fault the demo's new version brings.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DemoFault {
+    ErrorRate,
+    Latency,
+    Down,
 }
 
 #[derive(Subcommand)]
@@ -350,6 +359,32 @@ enum Command {
         vars: VarArgs,
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
+    },
+    /// A whole deployment on this machine: the sample service at v1.0.0,
+    /// the demo runbook through every stage to v1.1.0 (or, with --fault,
+    /// to a rollback), then the reports. Exit 0 SUCCESS, 3 ROLLED BACK.
+    Demo {
+        /// Make v1.1.0 misbehave: error-rate, latency or down.
+        #[arg(long, value_enum)]
+        fault: Option<DemoFault>,
+        /// Leave the sample service running afterwards.
+        #[arg(long)]
+        keep: bool,
+        /// Where the reports and the store go (default: a new folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Another runbook than the built-in demo one.
+        #[arg(long)]
+        runbook: Option<PathBuf>,
+    },
+    /// One call of a running sample service's admin API:
+    /// `golive sample-admin DIR ACTION [ARG]` (version V, maintenance
+    /// on|off, snapshot, restore [NAME], cache/clear, faults JSON, webhook URL).
+    SampleAdmin {
+        /// The sample service's folder (its --dir).
+        dir: PathBuf,
+        action: String,
+        arg: Option<String>,
     },
     /// A sample service honouring the reference checklist's contract, on
     /// 127.0.0.1: HTTPS with a CA made at start, health endpoints, a login,
@@ -788,6 +823,31 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 defaults: vars.defaults(),
             }))
         }
+        Command::Demo {
+            fault,
+            keep,
+            out,
+            runbook,
+        } => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the runtime: {e}"))?;
+            rt.block_on(demo::demo(demo::Demo {
+                fault: fault.map(|f| match f {
+                    DemoFault::ErrorRate => sample::Fault::ErrorRate,
+                    DemoFault::Latency => sample::Fault::Latency,
+                    DemoFault::Down => sample::Fault::Down,
+                }),
+                keep,
+                out,
+                runbook,
+            }))
+        }
+        Command::SampleAdmin { dir, action, arg } => {
+            runtime()?.block_on(sample::admin_call(&dir, &action, arg.as_deref()))
+        }
         Command::SampleService {
             listen,
             http_listen,
@@ -808,12 +868,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     dir: dir.clone(),
                     webhook,
                     rate_limit,
+                    faulty: None,
                 })
                 .await?;
-                // the admin token goes to a file only the owner reads, never to
-                // the terminal
+                // the tokens go to files only the owner reads, never to the
+                // terminal
+                sample::write_info(&dir, &s)?;
                 let token_file = dir.join("admin-token");
-                write_private(&token_file, &s.admin_token)?;
                 // one write, and no failure if nobody reads it any more
                 let text = format!(
                     "sample service {version}\n  https://localhost:{}/  (CA: {})\n  http://localhost:{}/   (redirects to HTTPS)\n  demo login: POST /login {{\"username\":\"{}\",\"password\":\"{}\"}}\n  admin API token in {}\n",
@@ -864,21 +925,6 @@ fn deployment_and<'a>(
         [d, x] => Ok((Some(d.as_str()), x.as_str())),
         _ => Err(usage.to_string()),
     }
-}
-
-/// Write `text` to a file only its owner may read.
-fn write_private(path: &Path, text: &str) -> Result<(), String> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    f.write_all(text.as_bytes())
-        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Load a runbook, bind its variables and plan its checks.

@@ -35,20 +35,10 @@ fn blank_named<'a>(blanks: &'a [Blank], key: &str) -> Option<&'a Blank> {
 pub fn render_markdown(rb: &Runbook, events: &[Event]) -> Result<String, String> {
     let mut out = Outcomes::default();
     let mut fills: BTreeMap<String, String> = BTreeMap::new();
-    let mut checks: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
+    let checks = crate::lifecycle::latest_checks(events);
     let mut signed: BTreeMap<&str, &Event> = BTreeMap::new();
-    for e in events {
-        match e.kind.as_str() {
-            "run.started" => checks.clear(),
-            "check" => checks
-                .entry(e.item.as_deref().unwrap_or(""))
-                .or_default()
-                .push(e),
-            "signoff" => {
-                signed.entry(e.item.as_deref().unwrap_or("")).or_insert(e);
-            }
-            _ => {}
-        }
+    for e in events.iter().filter(|e| e.kind == "signoff") {
+        signed.entry(e.item.as_deref().unwrap_or("")).or_insert(e);
     }
     for (i, item) in rb.items.iter().enumerate() {
         let item_checks = checks.get(item.id.as_str());
@@ -373,18 +363,20 @@ fn xml(s: &str) -> String {
     quick_xml::escape::escape(s).into_owned()
 }
 
-/// JUnit XML of a deployment: one test case per automated check of the last
-/// run, grouped by the runbook's groups; a false condition is `<failure>`, a
-/// check that could not observe `<error>`.
+/// JUnit XML of a deployment: one test case per automated check, as the
+/// latest run that checked its item saw it, grouped by the runbook's groups
+/// in document order; a false condition is `<failure>`, a check that could
+/// not observe `<error>`.
 pub fn render_junit(rb: &Runbook, d: &golive_store::Deployment, events: &[Event]) -> String {
-    let last_run = events
+    let latest = crate::lifecycle::latest_checks(events);
+    let mut checks: Vec<&Event> = rb
+        .items
         .iter()
-        .rposition(|e| e.kind == "run.started")
-        .unwrap_or(0);
-    let checks: Vec<&Event> = events[last_run..]
-        .iter()
-        .filter(|e| e.kind == "check")
+        .filter_map(|it| latest.get(it.id.as_str()))
+        .flatten()
+        .copied()
         .collect();
+    checks.sort_by_key(|e| e.seq);
     let mut suites: Vec<(String, Vec<&Event>)> = Vec::new();
     for e in &checks {
         let group = e

@@ -38,8 +38,41 @@ pub struct Options {
     pub dir: PathBuf,
     /// Where `/api/v1/test-alert` delivers (Slack format).
     pub webhook: Option<String>,
-    /// Requests to `/api/…` per address per minute.
+    /// Requests to `/api/…` per client per minute (a client: an address and
+    /// its token, or its address alone when it sends none).
     pub rate_limit: u64,
+    /// A version that misbehaves once it runs (the demo's faults).
+    pub faulty: Option<(String, Fault)>,
+}
+
+/// A fault a version can bring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Half the answers are 500s.
+    ErrorRate,
+    /// Every answer takes 600 ms more (the SLO is a 500 ms mean).
+    Latency,
+    /// `/health` answers 503.
+    Down,
+}
+
+impl Fault {
+    fn faults(self) -> Faults {
+        match self {
+            Fault::ErrorRate => Faults {
+                error_rate: 0.5,
+                ..Faults::default()
+            },
+            Fault::Latency => Faults {
+                latency_ms: 600,
+                ..Faults::default()
+            },
+            Fault::Down => Faults {
+                failing_health: true,
+                ..Faults::default()
+            },
+        }
+    }
 }
 
 /// A running service: where it listens and what a client needs.
@@ -49,6 +82,8 @@ pub struct Running {
     pub ca_file: PathBuf,
     /// Bearer token of the admin API.
     pub admin_token: String,
+    /// A bearer token `/api/…` accepts besides session tokens (for checks).
+    pub api_token: String,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -83,11 +118,14 @@ struct State {
     /// sha256 of each session token: the tokens themselves are not kept.
     sessions: Mutex<HashSet<String>>,
     admin_token: String,
+    api_token: String,
+    faulty: Option<(String, Fault)>,
+    alerts_received: AtomicU64,
     data: PathBuf,
     snapshots: PathBuf,
     webhook: Mutex<Option<String>>,
     rate_limit: u64,
-    windows: Mutex<HashMap<IpAddr, (Instant, u64)>>,
+    windows: Mutex<HashMap<(IpAddr, String), (Instant, u64)>>,
     by_status: Mutex<BTreeMap<u16, u64>>,
     /// Cumulative counts per bucket, then the +Inf count and the sum.
     latency: Mutex<([u64; 8], u64, f64)>,
@@ -183,6 +221,7 @@ pub async fn start(opts: Options) -> Result<Running, String> {
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     let admin_token = token();
+    let api_token = token();
     let state = Arc::new(State {
         version: Mutex::new(opts.version.clone()),
         build: "1024".into(),
@@ -192,6 +231,9 @@ pub async fn start(opts: Options) -> Result<Running, String> {
         served: AtomicU64::new(0),
         sessions: Mutex::new(HashSet::new()),
         admin_token: admin_token.clone(),
+        api_token: api_token.clone(),
+        faulty: opts.faulty.clone(),
+        alerts_received: AtomicU64::new(0),
         data,
         snapshots,
         webhook: Mutex::new(opts.webhook.clone()),
@@ -270,6 +312,7 @@ pub async fn start(opts: Options) -> Result<Running, String> {
         http,
         ca_file,
         admin_token,
+        api_token,
         tasks: vec![https_task, http_task],
     })
 }
@@ -385,9 +428,10 @@ async fn route(st: &State, req: Request<Incoming>, peer: IpAddr) -> Answer {
     {
         return internal_error();
     }
-    if path.starts_with("/api/") && !within_limit(st, peer) {
+    let client = (peer, bearer(&req).map(|t| sha(&t)).unwrap_or_default());
+    if path.starts_with("/api/") && !within_limit(st, &client) {
         let mut r = answer(429, json!({ "error": "too many requests" }));
-        let wait = lock(&st.windows).get(&peer).map_or(60, |(start, _)| {
+        let wait = lock(&st.windows).get(&client).map_or(60, |(start, _)| {
             60u64.saturating_sub(start.elapsed().as_secs()).max(1)
         });
         if let Ok(v) = http::HeaderValue::from_str(&wait.to_string()) {
@@ -396,7 +440,8 @@ async fn route(st: &State, req: Request<Incoming>, peer: IpAddr) -> Answer {
         return r;
     }
     let version = lock(&st.version).clone();
-    let signed_in = bearer(&req).is_some_and(|t| lock(&st.sessions).contains(&sha(&t)));
+    let signed_in = bearer(&req)
+        .is_some_and(|t| sha(&t) == sha(&st.api_token) || lock(&st.sessions).contains(&sha(&t)));
     match (method, path.as_str()) {
         (Method::GET, "/") => html(
             200,
@@ -458,8 +503,12 @@ async fn route(st: &State, req: Request<Incoming>, peer: IpAddr) -> Answer {
                 details: json!({ "version": version }),
                 dedup_key: format!("sample-test-{}", jiff::Timestamp::now().as_millisecond()),
             };
-            match golive_probe::post_json(&url, golive_probe::slack_payload(&alert).to_string())
-                .await
+            match golive_probe::post_json(
+                &url,
+                golive_probe::slack_payload(&alert).to_string(),
+                None,
+            )
+            .await
             {
                 Ok((s, took)) if (200..300).contains(&s) => answer(
                     202,
@@ -469,6 +518,22 @@ async fn route(st: &State, req: Request<Incoming>, peer: IpAddr) -> Answer {
             }
         }
         (Method::GET, "/error") => internal_error(),
+        // the alerting system's stand-in: takes a webhook's alert
+        (Method::POST, "/hooks/alert") => {
+            let ok = req
+                .into_body()
+                .collect()
+                .await
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b.to_bytes()).ok())
+                .is_some();
+            if ok {
+                let n = st.alerts_received.fetch_add(1, Ordering::Relaxed) + 1;
+                answer(202, json!({ "status": "success", "received": n }))
+            } else {
+                answer(400, json!({ "error": "an alert is a JSON body" }))
+            }
+        }
         _ => html(
             404,
             "<!doctype html><title>Not found</title><h1>Page not found</h1><p>The page you asked for is not here. <a href=\"/\">Back to the home page</a>.</p>",
@@ -484,11 +549,11 @@ fn internal_error() -> Answer {
     )
 }
 
-/// Count a request of `peer` against its window; whether it is within the
-/// limit.
-fn within_limit(st: &State, peer: IpAddr) -> bool {
+/// Count a request of a client against its window; whether it is within
+/// the limit.
+fn within_limit(st: &State, client: &(IpAddr, String)) -> bool {
     let mut w = lock(&st.windows);
-    let e = w.entry(peer).or_insert((Instant::now(), 0));
+    let e = w.entry(client.clone()).or_insert((Instant::now(), 0));
     if e.0.elapsed() >= Duration::from_secs(60) {
         *e = (Instant::now(), 0);
     }
@@ -530,6 +595,11 @@ fn admin(st: &State, what: &str, body: &Value) -> Answer {
         "version" => match body["version"].as_str() {
             Some(v) if v.starts_with('v') && v.len() < 40 => {
                 let before = std::mem::replace(&mut *lock(&st.version), v.to_string());
+                // the version's own behaviour comes with it
+                *lock(&st.faults) = match &st.faulty {
+                    Some((bad, fault)) if bad == v => fault.faults(),
+                    _ => Faults::default(),
+                };
                 answer(200, json!({ "version": v, "previous": before }))
             }
             _ => answer(400, json!({ "error": "send {\"version\": \"v1.2.3\"}" })),
@@ -564,7 +634,12 @@ fn admin(st: &State, what: &str, body: &Value) -> Answer {
                 Err(e) => answer(500, json!({ "error": e })),
             }
         }
-        "restore" => match body["snapshot"].as_str() {
+        "restore" => match body["snapshot"]
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| latest_snapshot(&st.snapshots))
+            .as_deref()
+        {
             Some(n) if !n.contains(['/', '\\']) && st.snapshots.join(n).is_dir() => {
                 let _ = std::fs::remove_dir_all(&st.data);
                 match copy_dir(&st.snapshots.join(n), &st.data) {
@@ -583,6 +658,16 @@ fn admin(st: &State, what: &str, body: &Value) -> Answer {
     }
 }
 
+/// The newest snapshot's name.
+fn latest_snapshot(dir: &Path) -> Option<String> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .max()
+}
+
 fn copy_dir(from: &Path, to: &Path) -> Result<usize, String> {
     std::fs::create_dir_all(to).map_err(|e| e.to_string())?;
     let mut n = 0;
@@ -594,4 +679,101 @@ fn copy_dir(from: &Path, to: &Path) -> Result<usize, String> {
         }
     }
     Ok(n)
+}
+
+/// Write `text` to a file only its owner may read.
+pub fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// What a client of the service needs, in its folder: `service.json` (the
+/// ports), `admin-token` and `api-token` (mode 0600).
+pub fn write_info(dir: &Path, s: &Running) -> Result<(), String> {
+    write_private(&dir.join("admin-token"), &s.admin_token)?;
+    write_private(&dir.join("api-token"), &s.api_token)?;
+    let info =
+        json!({ "https_port": s.https.port(), "http_port": s.http.port(), "ca_file": s.ca_file });
+    std::fs::write(dir.join("service.json"), info.to_string())
+        .map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+/// `golive sample-admin DIR ACTION [ARG]`: one call of a running sample
+/// service's admin API, with the token from its folder (never shown).
+pub async fn admin_call(
+    dir: &Path,
+    action: &str,
+    arg: Option<&str>,
+) -> Result<std::process::ExitCode, String> {
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name)).map_err(|e| {
+            format!(
+                "{}: {e}: is it a sample service's folder?",
+                dir.join(name).display()
+            )
+        })
+    };
+    let info: Value = serde_json::from_str(&read("service.json")?)
+        .map_err(|e| format!("{}: {e}", dir.join("service.json").display()))?;
+    let token = read("admin-token")?;
+    let body = match (action, arg) {
+        ("version", Some(v)) => json!({ "version": v }),
+        ("maintenance", Some(on)) => json!({ "on": on == "on" }),
+        ("restore", Some(name)) => json!({ "snapshot": name }),
+        ("webhook", Some(url)) => json!({ "url": url }),
+        ("faults", Some(f)) => serde_json::from_str(f).map_err(|e| format!("faults: {e}"))?,
+        ("snapshot" | "restore" | "cache/clear", None) => json!({}),
+        _ => {
+            return Err(format!(
+                "sample-admin: `{action}` (actions: version V, maintenance on|off, snapshot, restore [NAME], cache/clear, faults JSON, webhook URL)"
+            ));
+        }
+    };
+    let mut table = toml::Table::new();
+    let port = info["https_port"].as_u64().unwrap_or(0);
+    table.insert(
+        "target".into(),
+        toml::Value::String(format!("https://localhost:{port}/admin/{action}")),
+    );
+    table.insert("method".into(), toml::Value::String("POST".into()));
+    table.insert("body".into(), toml::Value::String(body.to_string()));
+    table.insert(
+        "ca_file".into(),
+        toml::Value::String(dir.join("ca.pem").display().to_string()),
+    );
+    let mut headers = toml::Table::new();
+    headers.insert(
+        "authorization".into(),
+        toml::Value::String(format!("Bearer {}", token.trim())),
+    );
+    headers.insert(
+        "content-type".into(),
+        toml::Value::String("application/json".into()),
+    );
+    table.insert("headers".into(), toml::Value::Table(headers));
+    let probe = golive_probe::kind("http")
+        .ok_or("no http probe")?
+        .probe(&table)
+        .map_err(|e| e.to_string())?;
+    let obs = probe
+        .observe()
+        .await
+        .map_err(|e| format!("sample-admin {action}: {e}"))?;
+    println!("{}", obs["body"].as_str().unwrap_or(""));
+    Ok(
+        if (200..300).contains(&obs["status"].as_u64().unwrap_or(0)) {
+            std::process::ExitCode::SUCCESS
+        } else {
+            std::process::ExitCode::from(1)
+        },
+    )
 }

@@ -1,0 +1,459 @@
+//! `golive demo`: a whole deployment on one machine. Starts the sample
+//! service at v1.0.0, then drives `examples/demo.md` through every stage with
+//! golive's own commands (each a process of this binary, as a person would
+//! type it): the pre-deployment checks and sign-offs, GO by three people, the
+//! procedure to v1.1.0, the smoke tests and their gate, the post-deployment
+//! verification and the final sign-off. With `--fault`, v1.1.0 misbehaves,
+//! the rollback criteria fire, R1–R5 run, and the deployment ends ROLLED BACK.
+//!
+//! Every signature it records is a demo roster person's, and says so.
+
+use crate::sample::{self, Fault};
+use golive_runbook::{ItemKind, Runbook, StageKind};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// The exit code of a demo that ended ROLLED BACK.
+pub const ROLLED_BACK: u8 = 3;
+
+pub struct Demo {
+    pub fault: Option<Fault>,
+    pub keep: bool,
+    pub out: Option<PathBuf>,
+    /// Another runbook than the built-in `examples/demo.md`.
+    pub runbook: Option<PathBuf>,
+}
+
+/// What a demo signature says.
+const DEMO_SIGNATURE: &str = "demo signature: recorded by golive demo for the demo roster";
+
+struct Ctx {
+    exe: PathBuf,
+    store: String,
+    runbook: String,
+    vars: Vec<String>,
+    api_token: String,
+    started: Instant,
+}
+
+impl Ctx {
+    /// Run `golive ARGS…` (with the run's variables for run-like commands);
+    /// its exit code and output.
+    async fn golive(
+        &self,
+        args: &[&str],
+        with_vars: bool,
+    ) -> Result<(i32, String, String), String> {
+        let mut cmd = tokio::process::Command::new(&self.exe);
+        cmd.args(args)
+            .env("GOLIVE_STORE", &self.store)
+            .env("GOLIVE_DEMO_TOKEN", &self.api_token)
+            .stdin(std::process::Stdio::null());
+        if with_vars {
+            cmd.args(&self.vars);
+        }
+        let out = cmd
+            .output()
+            .await
+            .map_err(|e| format!("cannot run {}: {e}", self.exe.display()))?;
+        Ok((
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+
+    fn say(&self, what: &str) {
+        println!("[{:>5.1}s] {what}", self.started.elapsed().as_secs_f64());
+    }
+
+    /// `golive run` of one stage (and the procedure's advance).
+    async fn run(&self, only: &str, commands: bool) -> Result<(i32, String, String), String> {
+        let mut args = vec!["run", self.runbook.as_str(), "--only", only];
+        if commands {
+            args.push("--allow-commands");
+        }
+        let (code, out, err) = self.golive(&args, true).await?;
+        if code == 2 {
+            // bad input: the runbook's checks cannot run as written
+            return Err(format!("golive run --only {only}:\n{err}"));
+        }
+        Ok((code, out, err))
+    }
+}
+
+/// The person of the demo roster holding `role`.
+fn person(rb: &Runbook, role: &str) -> Option<String> {
+    golive_engine::roster::Roster::from_document(rb)
+        .people
+        .values()
+        .find(|p| p.holds(role))
+        .map(|p| p.name.clone())
+}
+
+/// The items of a stage that no check decides (a person signs them), with
+/// the role that signs.
+fn manual(rb: &Runbook, kind: StageKind) -> Vec<(String, String)> {
+    rb.stages
+        .iter()
+        .filter(|s| s.kind == kind)
+        .flat_map(|s| s.all_items())
+        .map(|i| &rb.items[i])
+        .filter(|it| it.kind != ItemKind::Step && it.annotations.is_empty())
+        .map(|it| {
+            let role = it
+                .fields
+                .iter()
+                .find(|f| f.label == "Responsible")
+                .map_or("Deployment Lead".to_string(), |f| {
+                    f.value.trim().to_string()
+                });
+            (it.id.clone(), role)
+        })
+        .collect()
+}
+
+/// The items of a stage that have checks (signed after their checks passed).
+fn checked(rb: &Runbook, kind: StageKind) -> Vec<(String, String)> {
+    rb.stages
+        .iter()
+        .filter(|s| s.kind == kind)
+        .flat_map(|s| s.all_items())
+        .map(|i| &rb.items[i])
+        .filter(|it| !it.annotations.is_empty())
+        .filter_map(|it| {
+            let role = it.fields.iter().find(|f| f.label == "Responsible")?;
+            Some((it.id.clone(), role.value.trim().to_string()))
+        })
+        .collect()
+}
+
+async fn sign_all(ctx: &Ctx, rb: &Runbook, items: &[(String, String)]) -> Result<(), String> {
+    for (id, role) in items {
+        let name = person(rb, role).ok_or_else(|| format!("the demo roster has no {role}"))?;
+        let (code, _, err) = ctx
+            .golive(
+                &[
+                    "sign",
+                    id,
+                    "--as",
+                    &name,
+                    "--role",
+                    role,
+                    "--comment",
+                    DEMO_SIGNATURE,
+                ],
+                false,
+            )
+            .await?;
+        if code != 0 {
+            return Err(format!("signing {id} as {name}: {}", err.trim()));
+        }
+    }
+    Ok(())
+}
+
+/// Move the current sequence (procedure or Rollback Steps) to its end: steps
+/// with commands run, a person's step is marked done by the demo roster.
+async fn advance(ctx: &Ctx, rb: &Runbook, only: &str) -> Result<(), String> {
+    for _ in 0..64 {
+        let (code, _, err) = ctx.run(only, true).await?;
+        for l in err.lines().filter(|l| {
+            l.contains(" done by golive")
+                || l.starts_with("OVERRUN")
+                || l.starts_with("ROLLED BACK")
+        }) {
+            ctx.say(l.trim());
+        }
+        if err.contains("stopped at") {
+            return Err(format!("the steps stopped: {}", err.trim()));
+        }
+        let Some(line) = err.lines().find(|l| l.starts_with("next: ")) else {
+            // every step done (or, for the Rollback Steps, the deployment
+            // ended with the last of them)
+            let _ = code;
+            return Ok(());
+        };
+        let address = line
+            .trim_start_matches("next: ")
+            .split_whitespace()
+            .next()
+            .unwrap_or("");
+        let role = if only.starts_with("rollback") {
+            "DevOps Engineer"
+        } else {
+            "Deployment Lead"
+        };
+        let name = person(rb, role).ok_or("no demo person for the steps")?;
+        let (c, out, e) = ctx
+            .golive(
+                &["done", address, "--as", &name, "--comment", DEMO_SIGNATURE],
+                false,
+            )
+            .await?;
+        if c != 0 {
+            return Err(format!("{address}: {}", e.trim()));
+        }
+        for l in out.lines() {
+            ctx.say(l.trim());
+        }
+        if out.contains("ROLLED BACK") {
+            return Ok(());
+        }
+    }
+    Err("the steps did not end".into())
+}
+
+/// `golive status`, as printed.
+async fn status(ctx: &Ctx) -> Result<String, String> {
+    let (_, out, _) = ctx.golive(&["status"], false).await?;
+    Ok(out)
+}
+
+/// The `State:` line of a status.
+fn state(status: &str) -> &str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("State: "))
+        .unwrap_or("?")
+}
+
+/// The demo runbook, built into the binary so the demo runs from anywhere.
+const DEMO_RUNBOOK: &str = include_str!("../../../examples/demo.md");
+
+pub async fn demo(d: Demo) -> Result<ExitCode, String> {
+    let started = Instant::now();
+    let out = match d.out {
+        Some(o) => o,
+        None => std::env::temp_dir().join(format!(
+            "golive-demo-{}",
+            jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S")
+        )),
+    };
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let out = out.canonicalize().map_err(|e| e.to_string())?;
+    let service_dir = out.join("service");
+    std::fs::create_dir_all(&service_dir).map_err(|e| e.to_string())?;
+    let runbook = match &d.runbook {
+        Some(p) => p.clone(),
+        None => {
+            let p = out.join("demo.md");
+            std::fs::write(&p, DEMO_RUNBOOK).map_err(|e| format!("{}: {e}", p.display()))?;
+            p
+        }
+    };
+    let rb = crate::load(&runbook)?;
+    let prev = "v1.0.0";
+    let next = "v1.1.0";
+    let svc = sample::start(sample::Options {
+        https: "127.0.0.1:0".parse().map_err(|_| "address")?,
+        http: "127.0.0.1:0".parse().map_err(|_| "address")?,
+        version: prev.into(),
+        dir: service_dir.clone(),
+        webhook: None,
+        rate_limit: 60,
+        faulty: d.fault.map(|f| (next.to_string(), f)),
+    })
+    .await?;
+    sample::write_info(&service_dir, &svc)?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find golive itself: {e}"))?;
+    let domain = format!("localhost:{}", svc.https.port());
+    let ca = svc.ca_file.display().to_string();
+    let ctx = Ctx {
+        exe: exe.clone(),
+        store: out.join("golive.db").display().to_string(),
+        runbook: runbook.display().to_string(),
+        vars: vec![
+            "--var".into(),
+            format!("DOMAIN={domain}"),
+            "--var".into(),
+            format!("GOLIVE={}", exe.display()),
+            "--var".into(),
+            format!("SERVICE_DIR={}", service_dir.display()),
+            "--var".into(),
+            format!("CA_FILE={ca}"),
+            "--ca-file".into(),
+            ca.clone(),
+            "--secret".into(),
+            "TEST_TOKEN=env:GOLIVE_DEMO_TOKEN".into(),
+        ],
+        api_token: svc.api_token.clone(),
+        started,
+    };
+    println!(
+        "golive demo: {} on the sample service at https://{domain}/ ({prev}){}",
+        ctx.runbook,
+        match d.fault {
+            Some(f) => format!(", the new version bringing a fault: {f:?}"),
+            None => String::new(),
+        }
+    );
+
+    // pre-deployment: the checks, then the sign-offs
+    let (code, _, err) = ctx.run("pre-deployment-checklist", false).await?;
+    if code != 0 {
+        return Err(format!("the pre-deployment checks failed:\n{err}"));
+    }
+    ctx.say("pre-deployment checks passed");
+    sign_all(&ctx, &rb, &manual(&rb, StageKind::PreDeployment)).await?;
+    sign_all(&ctx, &rb, &checked(&rb, StageKind::PreDeployment)).await?;
+    ctx.say("pre-deployment items signed by the demo roster");
+    for role in crate::deploy::decision_signers(&rb) {
+        let name = person(&rb, &role).ok_or_else(|| format!("the demo roster has no {role}"))?;
+        let (code, _, err) = ctx
+            .golive(
+                &[
+                    "decide",
+                    "go",
+                    "--as",
+                    &name,
+                    "--role",
+                    &role,
+                    "--reason",
+                    DEMO_SIGNATURE,
+                ],
+                false,
+            )
+            .await?;
+        if code != 0 {
+            return Err(format!("GO by {name}: {}", err.trim()));
+        }
+    }
+    ctx.say("GO decided");
+    advance(&ctx, &rb, "deployment-procedure").await?;
+    ctx.say(&format!("deployed {next}"));
+
+    // smoke tests: the checks (one at a time: Test 18 answers a 500 on
+    // purpose, which Test 16's error rate must not see), the people's items,
+    // the gate
+    let (_, _, err) = ctx
+        .golive(
+            &[
+                "run",
+                &ctx.runbook,
+                "--only",
+                "smoke-testing-checklist",
+                "--concurrency",
+                "1",
+            ],
+            true,
+        )
+        .await?;
+    for l in err.lines().filter(|l| l.contains("ROLLBACK")) {
+        ctx.say(l.trim_start_matches("golive: "));
+    }
+    sign_all(&ctx, &rb, &manual(&rb, StageKind::Smoke)).await?;
+    let qa = person(&rb, "QA Engineer").ok_or("no QA Engineer")?;
+    let (gate, out_gate, _) = ctx.golive(&["gate", "smoke", "--as", &qa], false).await?;
+    ctx.say(out_gate.trim());
+    let mut rolled_back = false;
+    let st = status(&ctx).await?;
+    if gate != 0 || state(&st).contains("ROLL") {
+        ctx.say("the rollback criteria hold: Rollback Steps");
+        if state(&st) == "ROLLBACK DECISION RAISED" {
+            let devops = person(&rb, "DevOps Engineer").ok_or("no DevOps Engineer")?;
+            ctx.golive(
+                &[
+                    "rollback",
+                    "--as",
+                    &devops,
+                    "--role",
+                    "DevOps Engineer",
+                    "--reason",
+                    DEMO_SIGNATURE,
+                ],
+                false,
+            )
+            .await?;
+        }
+        advance(&ctx, &rb, "rollback-procedure").await?;
+        rolled_back = true;
+    } else {
+        let (_, _, _) = ctx
+            .run("post-deployment-verification-checklist", false)
+            .await?;
+        sign_all(&ctx, &rb, &manual(&rb, StageKind::Verification)).await?;
+        let (code, o, _) = ctx
+            .golive(&["gate", "verification", "--as", &qa], false)
+            .await?;
+        ctx.say(o.trim());
+        if code != 0 {
+            return Err("the verification gate failed".into());
+        }
+        let lead = person(&rb, "Deployment Lead").ok_or("no Deployment Lead")?;
+        let (code, o, e) = ctx.golive(&["finish", "--as", &lead], false).await?;
+        if code != 0 {
+            return Err(format!("finish: {}", e.trim()));
+        }
+        ctx.say(o.lines().next().unwrap_or("").trim());
+    }
+
+    // the reports
+    let mut paths = Vec::new();
+    for (format, ext) in [
+        ("md", "md"),
+        ("html", "html"),
+        ("json", "json"),
+        ("junit", "xml"),
+    ] {
+        let (code, text, err) = ctx.golive(&["report", "--format", format], false).await?;
+        if code != 0 {
+            return Err(format!("report {format}: {}", err.trim()));
+        }
+        let path = out.join(format!("report.{ext}"));
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        paths.push(path);
+    }
+    let st = status(&ctx).await?;
+    let now = version_now(&domain, &ca).await;
+    println!();
+    println!("Outcome: {}", state(&st));
+    for l in st.lines().filter(|l| {
+        l.starts_with("Gate ")
+            || l.starts_with("Rolled back")
+            || l.starts_with("Duration")
+            || l.starts_with("Ended")
+    }) {
+        println!("{}", l.trim());
+    }
+    println!("The service answers: {now}");
+    println!("Took {:.1}s", started.elapsed().as_secs_f64());
+    println!("Reports:");
+    for p in &paths {
+        println!("  {}", p.display());
+    }
+    println!(
+        "Store: {} (golive status / report / audit verify --store …)",
+        ctx.store
+    );
+    if d.keep {
+        println!(
+            "The sample service keeps running at https://{domain}/ (CA {ca}); Ctrl-C ends it."
+        );
+        std::future::pending::<()>().await;
+    }
+    drop(svc);
+    Ok(if rolled_back {
+        ExitCode::from(ROLLED_BACK)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The version the service answers now (after the demo).
+async fn version_now(domain: &str, ca: &str) -> String {
+    let mut t = toml::Table::new();
+    t.insert(
+        "target".into(),
+        toml::Value::String(format!("https://{domain}/version")),
+    );
+    t.insert("ca_file".into(), toml::Value::String(ca.into()));
+    match golive_probe::kind("http").map(|k| k.probe(&t)) {
+        Some(Ok(p)) => match p.observe().await {
+            Ok(o) => o["json"]["version"].as_str().unwrap_or("?").to_string(),
+            Err(e) => e.to_string(),
+        },
+        _ => "?".into(),
+    }
+}
