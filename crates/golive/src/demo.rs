@@ -423,8 +423,9 @@ pub async fn demo(d: Demo) -> Result<ExitCode, String> {
     for p in &paths {
         println!("  {}", p.display());
     }
+    println!("Store: {}", ctx.store);
     println!(
-        "Store: {} (golive status / report / audit verify --store …)",
+        "  golive status --store {0}    golive audit verify --store {0}",
         ctx.store
     );
     if d.keep {
