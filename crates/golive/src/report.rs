@@ -4,7 +4,7 @@
 //! ```text
 //! - [x] **All PR gate criteria met**
 //!   …
-//!   - **Sign-off:** Mara Quist (Test Engineer, 2026-11-27 12:17 UTC)
+//!   - **Sign-off:** Second Lead (Test Engineer, 2026-11-27 12:17 UTC)
 //! …
 //! - Code Readiness: 8/8 items complete
 //! **TOTAL: 48/48 items complete** (Target: 48/48 = 100%)

@@ -51,7 +51,7 @@ fn reports_and_record(out: &Path, state: &str) {
         "boxes ticked"
     );
     assert!(
-        md.contains("Rui Release"),
+        md.contains("Demo Release Manager"),
         "the demo roster's names in the blanks"
     );
     let html = std::fs::read_to_string(out.join("report.html")).expect("html");

@@ -80,8 +80,8 @@ fn sign_then_status_counts_it_and_refusals_change_nothing() {
     let env = Env::new("sign");
     env.start();
     let roster = env.roster(&[
-        ("Mara Quist", &["Test Engineer"]),
-        ("Olu Bankole", &["DevOps Engineer"]),
+        ("Second Lead", &["Test Engineer"]),
+        ("Second Manager", &["DevOps Engineer"]),
     ]);
     let before = env.events();
 
@@ -91,7 +91,7 @@ fn sign_then_status_counts_it_and_refusals_change_nothing() {
         ])
     };
     // the wrong role for the item
-    let out = sign("1.1.1", "Olu Bankole", "DevOps Engineer");
+    let out = sign("1.1.1", "Second Manager", "DevOps Engineer");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -100,17 +100,17 @@ fn sign_then_status_counts_it_and_refusals_change_nothing() {
         "{err}"
     );
     // a role the person does not hold
-    let out = sign("1.1.1", "Olu Bankole", "Test Engineer");
+    let out = sign("1.1.1", "Second Manager", "Test Engineer");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not hold the role Test Engineer"));
     // an unknown item, an unknown person
     assert_eq!(
-        sign("9.9.9", "Mara Quist", "Test Engineer").status.code(),
+        sign("9.9.9", "Second Lead", "Test Engineer").status.code(),
         Some(1)
     );
     let out = sign("1.1.1", "Nobody Here", "Test Engineer");
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Mara Quist, Olu Bankole"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Second Lead, Second Manager"));
     assert_eq!(env.events(), before, "refusals record nothing");
 
     // the right person and role, with evidence
@@ -120,7 +120,7 @@ fn sign_then_status_counts_it_and_refusals_change_nothing() {
         "sign",
         "all-pr-gate-criteria-met",
         "--as",
-        "Mara Quist",
+        "Second Lead",
         "--role",
         "Test Engineer",
         "--roster",
@@ -139,7 +139,7 @@ fn sign_then_status_counts_it_and_refusals_change_nothing() {
     assert_eq!(env.events(), before + 1);
     // signing twice is refused
     assert_eq!(
-        sign("1.1.1", "Mara Quist", "Test Engineer").status.code(),
+        sign("1.1.1", "Second Lead", "Test Engineer").status.code(),
         Some(1)
     );
 
@@ -270,9 +270,9 @@ fn go_needs_48_of_48_and_three_distinct_people() {
     env.start();
     let roster = env.roster(&[
         ("Release Crew", ITEM_ROLES),
-        ("Ada Lind", &["Deployment Lead", "Engineering Manager"]),
-        ("Ben Ode", &["Engineering Manager"]),
-        ("Cy Park", &["Product Manager"]),
+        ("Lead Signer", &["Deployment Lead", "Engineering Manager"]),
+        ("Manager Signer", &["Engineering Manager"]),
+        ("Product Signer", &["Product Manager"]),
     ]);
     let decide = |verdict: &str, name: &str, role: &str, reason: Option<&str>| {
         let mut args = vec![
@@ -312,7 +312,7 @@ fn go_needs_48_of_48_and_three_distinct_people() {
     }
     let before = env.events();
     // 47/48: GO is refused, naming what is open
-    let out = decide("go", "Ada Lind", "Deployment Lead", None);
+    let out = decide("go", "Lead Signer", "Deployment Lead", None);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -321,7 +321,7 @@ fn go_needs_48_of_48_and_three_distinct_people() {
     );
     // a NO-GO needs its reason
     assert_eq!(
-        decide("no-go", "Ada Lind", "Deployment Lead", None)
+        decide("no-go", "Lead Signer", "Deployment Lead", None)
             .status
             .code(),
         Some(1)
@@ -345,17 +345,17 @@ fn go_needs_48_of_48_and_three_distinct_people() {
         Some(0)
     );
     assert_eq!(
-        decide("go", "Ada Lind", "Deployment Lead", None)
+        decide("go", "Lead Signer", "Deployment Lead", None)
             .status
             .code(),
         Some(0)
     );
     // one person cannot hold two of the required signatures
-    let out = decide("go", "Ada Lind", "Engineering Manager", None);
+    let out = decide("go", "Lead Signer", "Engineering Manager", None);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr)
-            .contains("needs distinct people: Ada Lind signed already as Deployment Lead")
+            .contains("needs distinct people: Lead Signer signed already as Deployment Lead")
     );
     // a role the decision does not name
     assert_eq!(
@@ -365,12 +365,12 @@ fn go_needs_48_of_48_and_three_distinct_people() {
         Some(1)
     );
     assert_eq!(
-        decide("go", "Ben Ode", "Engineering Manager", None)
+        decide("go", "Manager Signer", "Engineering Manager", None)
             .status
             .code(),
         Some(0)
     );
-    let out = decide("go", "Cy Park", "Product Manager", None);
+    let out = decide("go", "Product Signer", "Product Manager", None);
     assert_eq!(out.status.code(), Some(0));
     assert!(
         String::from_utf8_lossy(&out.stdout)
@@ -392,10 +392,10 @@ fn go_needs_48_of_48_and_three_distinct_people() {
         "- [ ] **NO-GO**",
         "- Code Readiness: 8/8 items complete",
         "**TOTAL: 48/48 items complete**",
-        "- Deployment Lead: Ada Lind Date: 20",
-        "- Product Manager: Cy Park Date: 20",
+        "- Deployment Lead: Lead Signer Date: 20",
+        "- Product Manager: Product Signer Date: 20",
         "**Status:** DEPLOYING",
-        "| Go/No-Go decision | GO | Ada Lind, Ben Ode, Cy Park |",
+        "| Go/No-Go decision | GO | Lead Signer, Manager Signer, Product Signer |",
     ] {
         assert!(report.contains(expected), "{expected}");
     }
@@ -427,7 +427,7 @@ fn go_needs_48_of_48_and_three_distinct_people() {
     }
     // taken once
     assert_eq!(
-        decide("no-go", "Cy Park", "Product Manager", Some("late"))
+        decide("no-go", "Product Signer", "Product Manager", Some("late"))
             .status
             .code(),
         Some(1)
@@ -439,9 +439,9 @@ fn go_needs_48_of_48_and_three_distinct_people() {
 fn reach_go(env: &Env) -> String {
     let roster = env.roster(&[
         ("Release Crew", ITEM_ROLES),
-        ("Ada Lind", &["Deployment Lead"]),
-        ("Ben Ode", &["Engineering Manager"]),
-        ("Cy Park", &["Product Manager"]),
+        ("Lead Signer", &["Deployment Lead"]),
+        ("Manager Signer", &["Engineering Manager"]),
+        ("Product Signer", &["Product Manager"]),
     ]);
     let mut items = task_items(env);
     items.truncate(48);
@@ -459,9 +459,9 @@ fn reach_go(env: &Env) -> String {
         assert_eq!(out.status.code(), Some(0), "{id}");
     }
     for (name, role) in [
-        ("Ada Lind", "Deployment Lead"),
-        ("Ben Ode", "Engineering Manager"),
-        ("Cy Park", "Product Manager"),
+        ("Lead Signer", "Deployment Lead"),
+        ("Manager Signer", "Engineering Manager"),
+        ("Product Signer", "Product Manager"),
     ] {
         let out = env.golive(&[
             "decide", "go", "--as", name, "--role", role, "--roster", &roster,
@@ -491,7 +491,7 @@ fn procedure_steps_run_in_order_after_go_and_are_timed_against_budgets() {
             "done",
             step,
             "--as",
-            "Ada Lind",
+            "Lead Signer",
             "--roster",
             roster.as_str(),
         ];
@@ -615,7 +615,7 @@ fn smoke(
 
 fn all_procedure_steps_done(env: &Env, roster: &str) {
     for step in stage_items(env, "Deployment Procedure") {
-        let out = env.golive(&["done", &step, "--as", "Ada Lind", "--roster", roster]);
+        let out = env.golive(&["done", &step, "--as", "Lead Signer", "--roster", roster]);
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -660,7 +660,7 @@ fn success(s: &common::standin::StandIn) {
     let roster = reach_go(&env);
     all_procedure_steps_done(&env, &roster);
     // finishing before the gates is refused
-    let out = env.golive(&["finish", "--as", "Ada Lind", "--roster", &roster]);
+    let out = env.golive(&["finish", "--as", "Lead Signer", "--roster", &roster]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("the smoke gate has not been evaluated"));
     let out = smoke(&env, s, &roster, "1.1.0");
@@ -670,7 +670,7 @@ fn success(s: &common::standin::StandIn) {
         "the automated smoke tests pass against the stand-in: {}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let out = env.golive(&["gate", "smoke", "--as", "Ada Lind", "--roster", &roster]);
+    let out = env.golive(&["gate", "smoke", "--as", "Lead Signer", "--roster", &roster]);
     assert_eq!(out.status.code(), Some(0));
     assert!(
         String::from_utf8_lossy(&out.stdout)
@@ -686,7 +686,7 @@ fn success(s: &common::standin::StandIn) {
             "gate",
             "verification",
             "--as",
-            "Ada Lind",
+            "Lead Signer",
             "--roster",
             &roster
         ])
@@ -694,7 +694,7 @@ fn success(s: &common::standin::StandIn) {
         .code(),
         Some(0)
     );
-    let out = env.golive(&["finish", "--as", "Ada Lind", "--roster", &roster]);
+    let out = env.golive(&["finish", "--as", "Lead Signer", "--roster", &roster]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -785,7 +785,7 @@ fn rolls_back(s: &common::standin::StandIn) {
         ),
         "{status}"
     );
-    let out = env.golive(&["gate", "smoke", "--as", "Ada Lind", "--roster", &roster]);
+    let out = env.golive(&["gate", "smoke", "--as", "Lead Signer", "--roster", &roster]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains(
         "smoke gate: 18/20 passed (target 19/20): FAIL (the rollback is raised already)"
@@ -795,7 +795,7 @@ fn rolls_back(s: &common::standin::StandIn) {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("the rollback has started already"));
     // the procedure is over: only the rollback steps run now
-    let out = env.golive(&["finish", "--as", "Ada Lind", "--roster", &roster]);
+    let out = env.golive(&["finish", "--as", "Lead Signer", "--roster", &roster]);
     assert_eq!(out.status.code(), Some(1));
     let steps = [
         "step-r1-declare-rollback",
@@ -805,14 +805,14 @@ fn rolls_back(s: &common::standin::StandIn) {
         "7.2.5",
     ];
     assert_eq!(
-        env.golive(&["done", "7.2.2", "--as", "Ada Lind", "--roster", &roster])
+        env.golive(&["done", "7.2.2", "--as", "Lead Signer", "--roster", &roster])
             .status
             .code(),
         Some(1),
         "in order"
     );
     for (n, step) in steps.iter().enumerate() {
-        let out = env.golive(&["done", step, "--as", "Ada Lind", "--roster", &roster]);
+        let out = env.golive(&["done", step, "--as", "Lead Signer", "--roster", &roster]);
         assert_eq!(out.status.code(), Some(0), "{step}");
         assert_eq!(
             String::from_utf8_lossy(&out.stdout).contains("ROLLED BACK"),
@@ -985,7 +985,7 @@ fn procedure_steps_can_run_their_commands() {
             "done",
             step,
             "--as",
-            "Ada Lind",
+            "Lead Signer",
             "--roster",
             roster.as_str(),
             "--run",
@@ -1091,7 +1091,7 @@ fn run_advances_the_procedure_and_flags_overruns() {
         ),
         "{err}"
     );
-    let out = env.golive(&["done", "2.1.2", "--as", "Ada Lind", "--roster", &roster]);
+    let out = env.golive(&["done", "2.1.2", "--as", "Lead Signer", "--roster", &roster]);
     assert_eq!(out.status.code(), Some(0));
     let (code, err) = run(&["--allow-commands"]);
     assert_eq!(code, Some(0), "{err}");
@@ -1129,7 +1129,7 @@ fn run_advances_the_procedure_and_flags_overruns() {
         order,
         [
             ("2.1.1", "golive"),
-            ("2.1.2", "Ada Lind"),
+            ("2.1.2", "Lead Signer"),
             ("2.1.3", "golive"),
             ("2.2.1", "golive")
         ]
@@ -1161,14 +1161,14 @@ fn drill(env: &Env, procedure: &str) -> String {
     path.to_str().expect("path").to_string()
 }
 
-/// GO, decided by Ada Lind as the Deployment Lead; the roster's path.
+/// GO, decided by Lead Signer as the Deployment Lead; the roster's path.
 fn go_as_lead(env: &Env) -> String {
-    let roster = env.roster(&[("Ada Lind", &["Deployment Lead"])]);
+    let roster = env.roster(&[("Lead Signer", &["Deployment Lead"])]);
     let out = env.golive(&[
         "decide",
         "go",
         "--as",
-        "Ada Lind",
+        "Lead Signer",
         "--role",
         "Deployment Lead",
         "--roster",
