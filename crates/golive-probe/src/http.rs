@@ -320,7 +320,8 @@ impl Http {
     }
 }
 
-fn hyper_reason(e: &hyper::Error) -> String {
+/// A hyper error with its causes, as one short line.
+pub(crate) fn hyper_reason(e: &hyper::Error) -> String {
     let mut s = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(inner) = src {

@@ -34,7 +34,7 @@ mod webhook;
 pub use http::post_json;
 pub use shell::{quote_into_script, substitute_shell};
 pub use spec::{Spec, SpecError, Vars, parse_duration};
-pub use webhook::{Alert, pagerduty_payload, slack_payload};
+pub use webhook::{Alert, pagerduty_payload, shown as webhook_shown, slack_payload};
 
 use serde_json::Value;
 use std::future::Future;

@@ -16,6 +16,7 @@
 //! omission). The load runs on a runtime of its own, one thread per core, so
 //! the caller's runtime does not limit it.
 
+use crate::http::hyper_reason;
 use crate::net::{client_config, connect, resolve};
 use crate::{BoxFuture, Kind, Observation, Probe, ProbeError, Spec, SpecError};
 use bytes::Bytes;
@@ -501,7 +502,7 @@ pub(crate) async fn exchange(
         }
         None => return Err("no connection".into()),
     }
-    .map_err(|e| reason(&e))?;
+    .map_err(|e| hyper_reason(&e))?;
     let version = match resp.version() {
         http::Version::HTTP_2 => "2",
         http::Version::HTTP_10 => "1.0",
@@ -516,7 +517,7 @@ pub(crate) async fn exchange(
     let (parts, mut body) = resp.into_parts();
     let mut bytes = 0;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| format!("reading the body: {}", reason(&e)))?;
+        let frame = frame.map_err(|e| format!("reading the body: {}", hyper_reason(&e)))?;
         if let Some(data) = frame.data_ref() {
             bytes += data.len() as u64;
         }
@@ -563,7 +564,7 @@ where
     if h2 {
         let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
             .await
-            .map_err(|e| format!("http/2 handshake: {}", reason(&e)))?;
+            .map_err(|e| format!("http/2 handshake: {}", hyper_reason(&e)))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -571,24 +572,12 @@ where
     } else {
         let (sender, conn) = hyper::client::conn::http1::handshake(io)
             .await
-            .map_err(|e| format!("http handshake: {}", reason(&e)))?;
+            .map_err(|e| format!("http handshake: {}", hyper_reason(&e)))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
         Ok(Conn::H1(sender))
     }
-}
-
-/// A hyper error with its causes, as one short line.
-fn reason(e: &hyper::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s.replace(" (os error 104)", "")
 }
 
 /// Milliseconds from a histogram value in microseconds.

@@ -95,6 +95,17 @@ pub fn pagerduty_payload(a: &Alert, routing_key: &str) -> Value {
     })
 }
 
+/// A webhook fit to show: `KIND webhook at HOST`. Webhook URLs carry
+/// tokens (in the path, the query or the user part): only the host is shown.
+pub fn shown(kind: &str, url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host = rest.split(['/', '?']).next().unwrap_or("");
+    format!(
+        "{kind} webhook at {}",
+        host.rsplit_once('@').map_or(host, |(_, h)| h)
+    )
+}
+
 #[derive(Debug)]
 struct Webhook {
     url: String,
@@ -133,21 +144,12 @@ fn build(spec: &Spec) -> Result<Box<dyn Probe>, SpecError> {
 
 impl Probe for Webhook {
     fn target(&self) -> String {
-        // webhook URLs carry tokens: the host only
-        let rest = self
-            .url
-            .split_once("://")
-            .map_or(self.url.as_str(), |(_, r)| r);
-        let host = rest.split(['/', '?']).next().unwrap_or("");
-        format!(
-            "{} webhook at {}",
-            if self.pagerduty.is_some() {
-                "pagerduty"
-            } else {
-                "slack"
-            },
-            host.rsplit_once('@').map_or(host, |(_, h)| h)
-        )
+        let kind = if self.pagerduty.is_some() {
+            "pagerduty"
+        } else {
+            "slack"
+        };
+        shown(kind, &self.url)
     }
 
     fn observe(&self) -> BoxFuture<'_, Result<Observation, ProbeError>> {

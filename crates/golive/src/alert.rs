@@ -77,11 +77,7 @@ impl Hook {
 
     /// The receiver, fit to show: its host only.
     pub fn shown(&self) -> String {
-        let url = self.url();
-        let rest = url.split_once("://").map_or(url, |(_, r)| r);
-        let host = rest.split(['/', '?']).next().unwrap_or("");
-        let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-        format!("{} webhook at {host}", self.kind())
+        golive_probe::webhook_shown(self.kind(), self.url())
     }
 
     /// The body this hook's receiver expects.

@@ -881,10 +881,7 @@ pub async fn gate(
         Err(why) => return refuse(why),
     };
     let events = store.events(&d.id).await.map_err(|e| e.to_string())?;
-    if !events
-        .iter()
-        .any(|e| e.kind == "decision" && e.data["verdict"] == "GO")
-    {
+    if crate::lifecycle::go_decision(&events).is_none() {
         eprintln!("golive: refused: gates follow the GO decision; nothing was recorded");
         return Ok(ExitCode::from(1));
     }
@@ -1089,10 +1086,7 @@ pub async fn finish(
         Err(why) => return refuse(why),
     };
     let events = store.events(&d.id).await.map_err(|e| e.to_string())?;
-    let Some(go) = events
-        .iter()
-        .find(|e| e.kind == "decision" && e.data["verdict"] == "GO")
-    else {
+    let Some(go) = crate::lifecycle::go_decision(&events) else {
         return refuse("no GO decision".into());
     };
     if events
@@ -1182,10 +1176,7 @@ use crate::procedure::{minutes_text, seconds_between};
 /// A phase starts when the one before it ends (the first at the GO decision)
 /// and ends with its last step; an unfinished phase is timed until now.
 pub fn phase_lines(rb: &Runbook, events: &[golive_store::Event]) -> Vec<String> {
-    if !events
-        .iter()
-        .any(|e| e.kind == "decision" && e.data["verdict"] == "GO")
-    {
+    if crate::lifecycle::go_decision(events).is_none() {
         return Vec::new();
     }
     let mut waiting = false;
@@ -1233,9 +1224,7 @@ pub struct PhaseTiming {
 
 /// Each phase's steps done and time taken (the same rule as `status`).
 pub fn phase_timings(rb: &Runbook, events: &[golive_store::Event]) -> Vec<PhaseTiming> {
-    let go = events
-        .iter()
-        .find(|e| e.kind == "decision" && e.data["verdict"] == "GO");
+    let go = crate::lifecycle::go_decision(events);
     let now = jiff::Timestamp::now().to_string();
     let done: BTreeMap<&str, &str> = events
         .iter()

@@ -115,12 +115,17 @@ pub fn rollback_authority(rb: &Runbook) -> (String, Vec<String>) {
     (auto, manual)
 }
 
+/// The GO decision, when it was taken.
+pub fn go_decision(events: &[Event]) -> Option<&Event> {
+    events
+        .iter()
+        .find(|e| e.kind == "decision" && e.data["verdict"] == "GO")
+}
+
 /// Whether a rollback may still be raised: after GO, before any rollback
 /// and before the end.
 pub fn may_raise(events: &[Event]) -> bool {
-    events
-        .iter()
-        .any(|e| e.kind == "decision" && e.data["verdict"] == "GO")
+    go_decision(events).is_some()
         && !events.iter().any(|e| {
             matches!(
                 e.kind.as_str(),

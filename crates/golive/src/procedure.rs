@@ -29,9 +29,8 @@ pub fn current_sequence(rb: &Runbook, events: &[Event]) -> Option<Vec<usize>> {
     if events.iter().any(|e| e.kind == "rollback.started") {
         return Some(crate::lifecycle::rollback_steps(rb).0);
     }
-    events
-        .iter()
-        .any(|e| e.kind == "decision" && e.data["verdict"] == "GO")
+    crate::lifecycle::go_decision(events)
+        .is_some()
         .then(|| procedure_steps(rb))
 }
 
@@ -42,9 +41,7 @@ fn sequence_start<'e>(rb: &Runbook, events: &'e [Event], step: usize) -> Option<
     if rollback.contains(&step) {
         events.iter().find(|e| e.kind == "rollback.started")
     } else {
-        events
-            .iter()
-            .find(|e| e.kind == "decision" && e.data["verdict"] == "GO")
+        crate::lifecycle::go_decision(events)
     }
 }
 
