@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Do the load probe's figures agree with wrk's and oha's? The three tools one
-# after the other against the same local target (`standin --plain`) at several
-# concurrencies, SECONDS each; requests/s, p50 and p99 side by side, and
-# golive's ratio to each.
+# after the other against the same local target at several concurrencies,
+# SECONDS each; requests/s, p50 and p99 side by side, and golive's ratio to
+# each. Two targets (`standin --plain`):
+#
+# - a service: each answer waits 2 ms, every 50th 20 ms (`--latency 2,20/50`),
+#   so p50, p99 and requests/s are the server's, whoever measures them;
+# - saturation: answers at once, so every figure is the tool's own speed.
 #
 #     bash bench/load-agreement.sh [SECONDS]
 #
@@ -15,14 +19,20 @@ command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq; }
 command -v oha >/dev/null || { echo "oha is missing: cargo install oha --locked" >&2; exit 1; }
 cargo build --release -q -p golive -p golive-testkit
 work=$(mktemp -d)
-target/release/standin --plain >"$work/port" &
-server=$!
-trap 'kill $server; rm -rf "$work"' EXIT
-for _ in $(seq 50); do [ -s "$work/port" ] && break; sleep 0.1; done
-url="http://127.0.0.1:$(cat "$work/port")/"
-wrk -t1 -c10 -d2s "$url" >/dev/null  # warm-up
+target/release/standin --plain --latency 2,20/50 >"$work/service" &
+service=$!
+target/release/standin --plain >"$work/saturation" &
+saturation=$!
+trap 'kill $service $saturation; rm -rf "$work"' EXIT
+for _ in $(seq 50); do [ -s "$work/service" ] && [ -s "$work/saturation" ] && break; sleep 0.1; done
 ms() { awk -v k="$1" '$1 == k { v = $2; u = v; gsub(/[0-9.]/, "", u); gsub(/[a-z]/, "", v);
   if (u == "us") v /= 1000; else if (u == "s") v *= 1000; print v }' "$work/wrk"; }
+for name in service saturation; do
+url="http://127.0.0.1:$(cat "$work/$name")/"
+wrk -t1 -c10 -d2s "$url" >/dev/null  # warm-up
+echo
+echo "$name:"
+echo
 echo "| connections | tool | requests/s | p50 ms | p99 ms |"
 echo "|---:|---|---:|---:|---:|"
 for c in 1 4 10 50; do
@@ -39,4 +49,5 @@ for c in 1 4 10 50; do
   awk -v c="$c" -v g1="${g[0]}" -v g2="${g[1]}" -v g3="${g[2]}" -v w1="${w[0]}" -v w2="${w[1]}" -v w3="${w[2]}" \
     -v o1="${o[0]}" -v o2="${o[1]}" -v o3="${o[2]}" \
     'BEGIN { printf "| %d | golive/wrk, golive/oha | %.2f, %.2f | %.2f, %.2f | %.2f, %.2f |\n", c, g1/w1, g1/o1, g2/w2, g2/o2, g3/w3, g3/o3 }'
+done
 done
