@@ -329,7 +329,7 @@ pub fn run_json(rb: &Runbook, results: &[CheckResult], manual: &[usize], r: &Red
         "manual": manual_json(rb, manual),
     });
     // redact inside every string, observation included
-    serde_json::from_str(&r.clean(&v.to_string())).unwrap_or(v)
+    r.clean_json(v)
 }
 
 /// JUnit XML: one suite per group, one case per automated check; a failed

@@ -373,8 +373,7 @@ pub async fn run_step(
         }
         Err(e) => (false, json!({ "error": e.to_string() })),
     };
-    let record: Value =
-        serde_json::from_str(&redact.clean(&record.to_string())).unwrap_or(Value::Null);
+    let record = redact.clean_json(record);
     store
         .append(
             &d.id,

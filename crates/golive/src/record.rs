@@ -4,17 +4,12 @@ use crate::vars::Redactor;
 use golive_engine::{CheckResult, Plan};
 use golive_runbook::Runbook;
 use golive_store::{NewDeployment, NewEvent, Store};
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::process::ExitCode;
 
 /// The store used when none is named: a file under the working directory.
 pub const DEFAULT_STORE: &str = "sqlite://.golive/golive.db";
-
-/// Event data as stored: secret values replaced, like every other output.
-fn clean(r: &Redactor, v: Value) -> Value {
-    serde_json::from_str(&r.clean(&v.to_string())).unwrap_or(Value::Null)
-}
 
 /// A run being recorded as a deployment.
 pub struct Recorder {
@@ -29,9 +24,7 @@ pub fn check_event(rb: &Runbook, res: &CheckResult, r: &Redactor) -> NewEvent {
     let item = &rb.items[res.check.item];
     NewEvent::new(
         "check",
-        clean(
-            r,
-            json!({
+        r.clean_json(json!({
                 "outcome": res.outcome.as_str(),
                 "message": match &res.outcome {
                     golive_engine::Outcome::Error(e) | golive_engine::Outcome::Skipped(e) => Some(e.clone()),
@@ -45,8 +38,7 @@ pub fn check_event(rb: &Runbook, res: &CheckResult, r: &Redactor) -> NewEvent {
                 "attempts": res.attempts,
                 "duration_ms": res.duration.as_secs_f64() * 1e3,
                 "line": res.check.loc.line,
-            }),
-        ),
+        })),
     )
     .item(&item.id)
     .actor("golive")
@@ -100,7 +92,7 @@ impl Recorder {
                     runbook_path: rb.path.clone(),
                     runbook_sha256: sha,
                     started_by: started_by.clone(),
-                    vars: clean(r, vars),
+                    vars: r.clean_json(vars),
                 })
                 .await
                 .map_err(|e| e.to_string())?,
@@ -110,7 +102,7 @@ impl Recorder {
                 &deployment,
                 &[NewEvent::new(
                     "run.started",
-                    clean(r, json!({ "checks": plan.checks.len(), "manual": plan.manual.len(), "only": only })),
+                    r.clean_json(json!({ "checks": plan.checks.len(), "manual": plan.manual.len(), "only": only })),
                 )
                 .actor(&started_by)],
             )
