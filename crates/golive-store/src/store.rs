@@ -21,6 +21,10 @@ pub enum StoreError {
     NoDeployment(String),
     #[error("the store is empty: no deployment yet")]
     Empty,
+    #[error(
+        "no store at {0}: nothing is recorded there yet (`golive run RUNBOOK` records the first deployment; GOLIVE_STORE or --store names another store)"
+    )]
+    Missing(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -133,6 +137,18 @@ impl Store {
     /// Open `sqlite://PATH`, a bare path (SQLite), or `postgres://…`,
     /// creating the schema when missing.
     pub async fn open(location: &str) -> Result<Store, StoreError> {
+        Store::connect(location, true).await
+    }
+
+    /// Open a store that exists already, for the commands that read or add
+    /// to a recorded deployment: when there is none (no SQLite file, no
+    /// golive schema in the PostgreSQL database) it says so and creates
+    /// nothing.
+    pub async fn open_existing(location: &str) -> Result<Store, StoreError> {
+        Store::connect(location, false).await
+    }
+
+    async fn connect(location: &str, create: bool) -> Result<Store, StoreError> {
         let shown = redact_url(location);
         let open_err = |e: sqlx::Error| StoreError::Open(shown.clone(), e.to_string());
         let mut sqlite_path = None;
@@ -150,6 +166,9 @@ impl Store {
                     .strip_prefix("sqlite://")
                     .or_else(|| location.strip_prefix("sqlite:"))
                     .unwrap_or(location);
+                if !create && !std::path::Path::new(path).is_file() {
+                    return Err(StoreError::Missing(shown));
+                }
                 if let Some(dir) = std::path::Path::new(path).parent()
                     && !dir.as_os_str().is_empty()
                 {
@@ -177,8 +196,32 @@ impl Store {
             sqlite_path,
             location: shown,
         };
+        if !create && !store.has_schema().await? {
+            return Err(StoreError::Missing(store.location));
+        }
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Whether golive's schema is there (its migrations table).
+    async fn has_schema(&self) -> Result<bool, StoreError> {
+        let n: i64 = match &self.backend {
+            Backend::Sqlite(pool) => {
+                sqlx::query_scalar(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'golive_migrations'",
+                )
+                .fetch_one(pool)
+                .await?
+            }
+            Backend::Postgres(pool) => {
+                sqlx::query_scalar(
+                    "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'golive_migrations'",
+                )
+                .fetch_one(pool)
+                .await?
+            }
+        };
+        Ok(n > 0)
     }
 
     /// Apply the embedded migrations not applied yet. Several processes may

@@ -210,3 +210,65 @@ async fn any_edit_delete_or_swap_is_found_and_named() {
         assert_eq!(found, 100, "{name}");
     }
 }
+
+/// `open_existing` finds no store where there is none, says so, and creates
+/// nothing: no SQLite file, no tables in an empty PostgreSQL database. Once
+/// `open` has made the store, it opens it.
+#[tokio::test]
+async fn open_existing_creates_nothing() {
+    let path = sqlite_path("missing");
+    let missing = Store::open_existing(&format!("sqlite://{path}")).await;
+    assert!(
+        matches!(missing, Err(golive_store::StoreError::Missing(_))),
+        "{:?}",
+        missing.err()
+    );
+    assert!(!std::path::Path::new(&path).exists());
+    Store::open(&format!("sqlite://{path}"))
+        .await
+        .expect("open");
+    Store::open_existing(&format!("sqlite://{path}"))
+        .await
+        .expect("open_existing after open");
+
+    let db = format!("golive_empty_{}", std::process::id());
+    let psql = |sql: &str, database: &str| {
+        let out = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-tAc",
+                sql,
+            ])
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    psql(&format!("DROP DATABASE IF EXISTS {db}"), "postgres");
+    psql(&format!("CREATE DATABASE {db}"), "postgres");
+    let url = format!("postgres://postgres@127.0.0.1:5432/{db}");
+    let missing = Store::open_existing(&url).await;
+    assert!(
+        matches!(missing, Err(golive_store::StoreError::Missing(_))),
+        "{:?}",
+        missing.err()
+    );
+    let tables = "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'";
+    assert_eq!(psql(tables, &db), "0", "tables were created");
+    let store = Store::open(&url).await.expect("open");
+    drop(store);
+    Store::open_existing(&url)
+        .await
+        .expect("open_existing after open");
+    assert_ne!(psql(tables, &db), "0");
+    psql(&format!("DROP DATABASE {db} WITH (FORCE)"), "postgres");
+}

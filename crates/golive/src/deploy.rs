@@ -15,7 +15,9 @@ pub struct Refused(pub String);
 
 /// The deployment, its store and its runbook, checked unchanged.
 async fn open(location: &str, id: Option<&str>) -> Result<(Store, Deployment, Runbook), String> {
-    let store = Store::open(location).await.map_err(|e| e.to_string())?;
+    let store = Store::open_existing(location)
+        .await
+        .map_err(|e| e.to_string())?;
     let d = store
         .deployment(id)
         .await

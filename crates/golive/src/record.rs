@@ -310,7 +310,9 @@ async fn open_deployment(store: &Store, path: &str, sha: &str) -> Result<Option<
 
 /// `golive audit verify`.
 pub async fn verify(location: &str, deployment: Option<&str>) -> Result<ExitCode, String> {
-    let store = Store::open(location).await.map_err(|e| e.to_string())?;
+    let store = Store::open_existing(location)
+        .await
+        .map_err(|e| e.to_string())?;
     let d = store
         .deployment(deployment)
         .await

@@ -75,8 +75,22 @@ fn criterion(rb: &Runbook, item: usize) -> Option<golive_engine::rules::Rollback
 }
 
 pub async fn watch(a: Watch<'_>) -> Result<ExitCode, String> {
-    let store = Store::open(a.store).await.map_err(|e| e.to_string())?;
-    let (rb, deployment) = if Path::new(a.target).is_file() {
+    // a runbook may start its first deployment here; a deployment id must
+    // name one already recorded
+    let file = Path::new(a.target).is_file();
+    if !file && a.target.ends_with(".md") {
+        return Err(format!(
+            "cannot read {}: no such file (give a runbook file or a deployment id)",
+            a.target
+        ));
+    }
+    let store = if file {
+        Store::open(a.store).await
+    } else {
+        Store::open_existing(a.store).await
+    }
+    .map_err(|e| e.to_string())?;
+    let (rb, deployment) = if file {
         let rb = crate::load(Path::new(a.target))?;
         let id = crate::record::deployment_of(&store, &rb).await?;
         (rb, id)

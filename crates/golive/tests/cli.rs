@@ -269,3 +269,56 @@ fn the_example_is_the_seed_plus_annotation_blocks_only() {
     );
     assert!(text.matches("```golive").count() >= 15);
 }
+
+/// The commands that read or add to a recorded deployment, in a directory
+/// with no store: exit 2, one line that says so and what to do, and no file
+/// created (the store appears with the first `golive run`).
+#[test]
+fn without_a_store_the_deployment_commands_create_nothing() {
+    let dir = std::env::temp_dir().join(format!("golive-nostore-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    for args in [
+        &["status"][..],
+        &["report", "--format", "json"],
+        &[
+            "sign",
+            "1.1.1",
+            "--as",
+            "Lead Signer",
+            "--role",
+            "Deployment Lead",
+        ],
+        &[
+            "decide",
+            "go",
+            "--as",
+            "Lead Signer",
+            "--role",
+            "Deployment Lead",
+        ],
+        &["gate", "smoke", "--as", "Lead Signer"],
+        &["done", "1.1", "--as", "Lead Signer"],
+        &["finish", "--as", "Lead Signer"],
+        &["audit", "verify"],
+        &["watch", "d-20261127T000000-00000000", "--count", "1"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_golive"))
+            .args(args)
+            .current_dir(&dir)
+            .env_remove("GOLIVE_STORE")
+            .output()
+            .expect("golive runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("no store at sqlite://.golive/golive.db")
+                && err.contains("golive run RUNBOOK")
+                && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+        let left: Vec<_> = std::fs::read_dir(&dir).expect("dir").collect();
+        assert!(left.is_empty(), "{args:?} created {left:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
