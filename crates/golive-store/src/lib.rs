@@ -21,4 +21,4 @@ mod chain;
 mod store;
 
 pub use chain::{Violation, ViolationKind, event_hash, genesis};
-pub use store::{Deployment, Event, NewDeployment, NewEvent, Store, StoreError};
+pub use store::{Deployment, Event, NewDeployment, NewEvent, Store, StoreError, WriteLock};

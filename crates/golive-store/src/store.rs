@@ -108,6 +108,17 @@ enum Backend {
     Postgres(PgPool),
 }
 
+/// A deployment's write lock, from [`Store::lock`]; released when dropped.
+pub struct WriteLock {
+    _held: Held,
+}
+
+/// What holds the lock: kept for its drop, which releases it.
+enum Held {
+    File { _file: std::fs::File },
+    Postgres { _conn: sqlx::PgConnection },
+}
+
 /// Deployments and their event logs, in SQLite or PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -201,6 +212,57 @@ impl Store {
         }
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Wait for, then take, the write lock of `deployment`. A command that
+    /// decides from the record and then appends (a sign-off refused when it
+    /// was given already, a rollback raised once) holds it from its read to
+    /// its append, so two such commands at once cannot both decide from the
+    /// same record; the second reads what the first appended. Appends alone
+    /// do not need it: each is one transaction on the chain's head.
+    ///
+    /// SQLite: an exclusive lock on the file `PATH.lock` beside the store
+    /// (one for all its deployments). PostgreSQL: a session advisory lock
+    /// keyed by the deployment, on a connection of its own. Released when
+    /// the lock is dropped, and by the system when the process dies.
+    pub async fn lock(&self, deployment: &str) -> Result<WriteLock, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => {
+                let Some(db) = &self.sqlite_path else {
+                    return Err(StoreError::Db("no SQLite file to lock".into()));
+                };
+                let mut path = db.clone().into_os_string();
+                path.push(".lock");
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&path)
+                    .map_err(|e| StoreError::Db(format!("lock {}: {e}", path.display())))?;
+                let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+                    .await
+                    .map_err(|e| StoreError::Db(format!("lock: {e}")))?
+                    .map_err(|e| StoreError::Db(format!("lock {}: {e}", path.display())))?;
+                Ok(WriteLock {
+                    _held: Held::File { _file: file },
+                })
+            }
+            Backend::Postgres(pool) => {
+                // a connection of its own, closed with the lock: a pooled one
+                // would go back to the pool still holding it
+                let mut conn = pool.acquire().await?.detach();
+                let digest = sha2::Sha256::digest(format!("golive deployment {deployment}"));
+                let mut key = [0u8; 8];
+                key.copy_from_slice(&digest[..8]);
+                sqlx::query("SELECT pg_advisory_lock($1)")
+                    .bind(i64::from_be_bytes(key))
+                    .execute(&mut conn)
+                    .await?;
+                Ok(WriteLock {
+                    _held: Held::Postgres { _conn: conn },
+                })
+            }
+        }
     }
 
     /// Whether golive's schema is there (its migrations table).

@@ -272,3 +272,32 @@ async fn open_existing_creates_nothing() {
     assert_ne!(psql(tables, &db), "0");
     psql(&format!("DROP DATABASE {db} WITH (FORCE)"), "postgres");
 }
+
+/// A deployment's write lock excludes a second holder until it is dropped,
+/// on both backends, and does not hold up another deployment's (PostgreSQL;
+/// SQLite has one lock for the whole file).
+#[tokio::test]
+async fn the_write_lock_is_held_until_dropped() {
+    for (name, store, _) in backends("lock").await {
+        let id = deployment(&store).await;
+        let first = store.lock(&id).await.expect("first lock");
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        let s2 = store.clone();
+        let id2 = id.clone();
+        let waiter = tokio::spawn(async move {
+            let l = s2.lock(&id2).await.expect("second lock");
+            let _ = tx.send(());
+            drop(l);
+        });
+        // still waiting while the first is held, however long we look
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(rx.try_recv().is_err(), "{name}: taken twice at once");
+        if name == "postgres" {
+            let other = deployment(&store).await;
+            drop(store.lock(&other).await.expect("another deployment's lock"));
+        }
+        drop(first);
+        waiter.await.expect("the second holder got the lock");
+        assert!(rx.try_recv().is_ok(), "{name}");
+    }
+}

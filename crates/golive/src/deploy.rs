@@ -3,7 +3,7 @@
 
 use golive_engine::roster::Roster;
 use golive_runbook::{ItemKind, Runbook, StageKind, Target};
-use golive_store::{Deployment, NewEvent, Store};
+use golive_store::{Deployment, NewEvent, Store, WriteLock};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,6 +34,18 @@ async fn open(location: &str, id: Option<&str>) -> Result<(Store, Deployment, Ru
         ));
     }
     Ok((store, d, rb))
+}
+
+/// As [`open`], for a command that decides from the record and then
+/// appends: the deployment's write lock is held until it is dropped, so that
+/// what was decided still holds when it is appended.
+async fn open_to_write(
+    location: &str,
+    id: Option<&str>,
+) -> Result<(Store, Deployment, Runbook, WriteLock), String> {
+    let (store, d, rb) = open(location, id).await?;
+    let lock = store.lock(&d.id).await.map_err(|e| e.to_string())?;
+    Ok((store, d, rb, lock))
 }
 
 fn roster_for(rb: &Runbook, given: Option<&Path>) -> Result<Roster, String> {
@@ -70,16 +82,27 @@ fn on_roster(
         .ok_or_else(|| format!("{name} is not in the roster ({})", roster.source)))
 }
 
-/// The deployment, its store and runbook, and the person named `name` on
-/// its roster (or why that person is not).
+/// What a deciding command works on: the store, the deployment, its
+/// runbook, the person acting, and the deployment's write lock.
+type Acting = (
+    Store,
+    Deployment,
+    Runbook,
+    golive_engine::roster::Person,
+    WriteLock,
+);
+
+/// The deployment, its store and runbook (write-locked, as
+/// [`open_to_write`]), and the person named `name` on its roster (or why
+/// that person is not).
 async fn open_as(
     location: &str,
     id: Option<&str>,
     roster_file: Option<&Path>,
     name: &str,
-) -> Result<Result<(Store, Deployment, Runbook, golive_engine::roster::Person), String>, String> {
-    let (store, d, rb) = open(location, id).await?;
-    Ok(on_roster(&rb, roster_file, name)?.map(|p| (store, d, rb, p)))
+) -> Result<Result<Acting, String>, String> {
+    let (store, d, rb, lock) = open_to_write(location, id).await?;
+    Ok(on_roster(&rb, roster_file, name)?.map(|p| (store, d, rb, p, lock)))
 }
 
 /// Arguments of `golive sign`.
@@ -95,7 +118,7 @@ pub struct Sign<'a> {
 }
 
 pub async fn sign(a: Sign<'_>) -> Result<ExitCode, String> {
-    let (store, d, rb) = open(a.store, a.deployment).await?;
+    let (store, d, rb, _lock) = open_to_write(a.store, a.deployment).await?;
     match check_sign(&a, &rb, &store, &d).await? {
         Err(Refused(why)) => {
             eprintln!("golive: refused: {why}; nothing was recorded");
@@ -548,7 +571,7 @@ pub struct Decide<'a> {
 /// document names, each signing the same verdict; it takes effect with the
 /// last of them.
 pub async fn decide(a: Decide<'_>) -> Result<ExitCode, String> {
-    let (store, d, rb) = open(a.store, a.deployment).await?;
+    let (store, d, rb, _lock) = open_to_write(a.store, a.deployment).await?;
     let verdict = if a.go { "GO" } else { "NO-GO" };
     let required = decision_signers(&rb);
     if !required.iter().any(|r| r.eq_ignore_ascii_case(a.role)) {
@@ -758,7 +781,7 @@ pub struct Done<'a> {
 /// Mark a procedure step done (or skipped, when it or its phase is optional).
 /// Steps follow the GO decision and each other, in document order.
 pub async fn done(a: Done<'_>) -> Result<ExitCode, String> {
-    let (store, d, rb) = open(a.store, a.deployment).await?;
+    let (store, d, rb, _lock) = open_to_write(a.store, a.deployment).await?;
     let step = match rb.resolve(a.step) {
         Ok(Target::Item(i)) => i,
         Ok(Target::SubCheck(i, _)) => {
@@ -878,7 +901,7 @@ pub async fn gate(
     name: &str,
     roster_file: Option<&Path>,
 ) -> Result<ExitCode, String> {
-    let (store, d, rb, person) = match open_as(location, id, roster_file, name).await? {
+    let (store, d, rb, person, _lock) = match open_as(location, id, roster_file, name).await? {
         Ok(x) => x,
         Err(why) => return refuse(why),
     };
@@ -959,7 +982,7 @@ pub async fn rollback(
     reason: &str,
     roster_file: Option<&Path>,
 ) -> Result<ExitCode, String> {
-    let (store, d, rb, person) = match open_as(location, id, roster_file, name).await? {
+    let (store, d, rb, person, _lock) = match open_as(location, id, roster_file, name).await? {
         Ok(x) => x,
         Err(why) => return refuse(why),
     };
@@ -1083,7 +1106,7 @@ pub async fn finish(
     name: &str,
     roster_file: Option<&Path>,
 ) -> Result<ExitCode, String> {
-    let (store, d, rb, person) = match open_as(location, id, roster_file, name).await? {
+    let (store, d, rb, person, _lock) = match open_as(location, id, roster_file, name).await? {
         Ok(x) => x,
         Err(why) => return refuse(why),
     };

@@ -242,6 +242,9 @@ pub async fn advance(
 ) -> Result<(Stop, Vec<String>), String> {
     let mut lines = Vec::new();
     loop {
+        // from reading the record to recording the step done, under the
+        // deployment's write lock: two runs at once never run the same step
+        let _lock = store.lock(&d.id).await.map_err(|e| e.to_string())?;
         let events = store.events(&d.id).await.map_err(|e| e.to_string())?;
         let Some(seq) = current_sequence(rb, &events) else {
             return Ok((Stop::Idle, lines));

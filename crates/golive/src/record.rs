@@ -208,7 +208,13 @@ impl Recorder {
     ) -> Result<(), String> {
         let (total, _) = crate::checks::totals(rb, results, manual);
         // the document's automatic criterion: failing health checks after GO
-        // raise the rollback decision at once
+        // raise the rollback decision at once (under the deployment's write
+        // lock: a rollback is raised once, whoever else is raising it)
+        let _lock = self
+            .store
+            .lock(&self.deployment)
+            .await
+            .map_err(|e| e.to_string())?;
         let events = self
             .store
             .events(&self.deployment)

@@ -338,6 +338,18 @@ impl Watcher<'_> {
                 ));
             }
         }
+        // deciding to raise and recording it under the deployment's write
+        // lock: a rollback is raised once, whoever else is raising it
+        let _lock = if raise.is_empty() {
+            None
+        } else {
+            Some(
+                self.store
+                    .lock(&self.deployment)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            )
+        };
         new.extend(self.raise(&raise).await?);
         self.store
             .append(&self.deployment, &new)

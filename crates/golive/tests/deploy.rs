@@ -213,6 +213,52 @@ fn fifty_signers_at_once() {
     assert_eq!(env.golive(&["audit", "verify"]).status.code(), Some(0));
 }
 
+/// The same sign-off twenty times at once: recorded once, the other
+/// nineteen refused as already signed (each decides under the deployment's
+/// write lock, so none decides from a record that misses the first).
+#[test]
+fn the_same_sign_off_at_once_is_recorded_once() {
+    let env = Env::new("same");
+    env.start();
+    let roster = env.roster(&[("Release Crew", ITEM_ROLES)]);
+    let (id, role) = task_items(&env).remove(0);
+    let before = env.events();
+    let children: Vec<_> = (0..20)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_golive"))
+                .args([
+                    "sign",
+                    &id,
+                    "--as",
+                    "Release Crew",
+                    "--role",
+                    &role,
+                    "--roster",
+                    &roster,
+                ])
+                .current_dir(root())
+                .env("GOLIVE_STORE", env.store())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let mut recorded = 0;
+    for c in children {
+        let out = c.wait_with_output().expect("signer");
+        let err = String::from_utf8_lossy(&out.stderr);
+        match out.status.code() {
+            Some(0) => recorded += 1,
+            Some(1) => assert!(err.contains("already signed"), "{err}"),
+            other => panic!("exit {other:?}: {err}"),
+        }
+    }
+    assert_eq!(recorded, 1);
+    assert_eq!(env.events(), before + 1);
+    assert_eq!(env.golive(&["audit", "verify"]).status.code(), Some(0));
+}
+
 const ITEM_ROLES: &[&str] = &[
     "Test Engineer",
     "QA Team Lead",
