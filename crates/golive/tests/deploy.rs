@@ -169,6 +169,27 @@ fn sign_then_status_counts_it_and_refusals_change_nothing() {
 
 /// 50 `golive sign` processes at once on one SQLite store: all succeed, none
 /// reports "database is locked", each is recorded once, the chain holds.
+/// `golive sign ID` as Release Crew in `role`, started, not waited for.
+fn signer(env: &Env, id: &str, role: &str, roster: &str) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_golive"))
+        .args([
+            "sign",
+            id,
+            "--as",
+            "Release Crew",
+            "--role",
+            role,
+            "--roster",
+            roster,
+        ])
+        .current_dir(root())
+        .env("GOLIVE_STORE", env.store())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn")
+}
+
 #[test]
 fn fifty_signers_at_once() {
     let env = Env::new("fifty");
@@ -180,25 +201,7 @@ fn fifty_signers_at_once() {
     let before = env.events();
     let children: Vec<_> = items
         .iter()
-        .map(|(id, role)| {
-            Command::new(env!("CARGO_BIN_EXE_golive"))
-                .args([
-                    "sign",
-                    id,
-                    "--as",
-                    "Release Crew",
-                    "--role",
-                    role,
-                    "--roster",
-                    &roster,
-                ])
-                .current_dir(root())
-                .env("GOLIVE_STORE", env.store())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("spawn")
-        })
+        .map(|(id, role)| signer(&env, id, role, &roster))
         .collect();
     for c in children {
         let out = c.wait_with_output().expect("signer");
@@ -223,27 +226,7 @@ fn the_same_sign_off_at_once_is_recorded_once() {
     let roster = env.roster(&[("Release Crew", ITEM_ROLES)]);
     let (id, role) = task_items(&env).remove(0);
     let before = env.events();
-    let children: Vec<_> = (0..20)
-        .map(|_| {
-            Command::new(env!("CARGO_BIN_EXE_golive"))
-                .args([
-                    "sign",
-                    &id,
-                    "--as",
-                    "Release Crew",
-                    "--role",
-                    &role,
-                    "--roster",
-                    &roster,
-                ])
-                .current_dir(root())
-                .env("GOLIVE_STORE", env.store())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("spawn")
-        })
-        .collect();
+    let children: Vec<_> = (0..20).map(|_| signer(&env, &id, &role, &roster)).collect();
     let mut recorded = 0;
     for c in children {
         let out = c.wait_with_output().expect("signer");
