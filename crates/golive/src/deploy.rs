@@ -396,10 +396,10 @@ pub async fn status(
             Some("ROLLED BACK") => {
                 println!(
                     "Rolled back in {}{}",
-                    minutes_text(e.data["rollback_seconds"].as_i64().unwrap_or(0)),
+                    minutes_text(e.data["rollback_seconds"].as_f64().unwrap_or(0.0)),
                     e.data["target_seconds"]
                         .as_u64()
-                        .map(|t| format!(" (target < {})", minutes_text(t as i64)))
+                        .map(|t| format!(" (target < {})", minutes_text(t as f64)))
                         .unwrap_or_default()
                 );
                 let open: Vec<String> = rb
@@ -418,8 +418,8 @@ pub async fn status(
             }
             _ => println!(
                 "Took {} (target < {}), production {}",
-                minutes_text(e.data["duration_seconds"].as_i64().unwrap_or(0)),
-                minutes_text(e.data["target_seconds"].as_i64().unwrap_or(3600)),
+                minutes_text(e.data["duration_seconds"].as_f64().unwrap_or(0.0)),
+                minutes_text(e.data["target_seconds"].as_f64().unwrap_or(3600.0)),
                 e.data["health"].as_str().unwrap_or("?")
             ),
         }
@@ -442,7 +442,7 @@ pub async fn status(
                 } => {
                     format!(
                         "{what} {limit} for {} (to be watched: not evaluated yet)",
-                        minutes_text(*window_s as i64)
+                        minutes_text(*window_s as f64)
                     )
                 }
                 golive_engine::rules::RuleKind::Judgement => "a person's judgement".into(),
@@ -1154,7 +1154,7 @@ pub async fn finish(
             }
         }
     }
-    let took = seconds_between(&go.at, &jiff::Timestamp::now().to_string()).unwrap_or(0);
+    let took = seconds_between(&go.at, &jiff::Timestamp::now().to_string()).unwrap_or(0.0);
     let target =
         rb.stages
             .iter()
@@ -1179,7 +1179,7 @@ pub async fn finish(
     };
     let end = NewEvent::new(
         "deployment.ended",
-        json!({ "outcome": "SUCCESS", "duration_seconds": took, "target_seconds": target, "within_target": (took as u64) < target, "health": health }),
+        json!({ "outcome": "SUCCESS", "duration_seconds": took, "target_seconds": target, "within_target": took < target as f64, "health": health }),
     )
     .actor(&person.name);
     store
@@ -1190,7 +1190,7 @@ pub async fn finish(
         "SUCCESS: deployment {} took {} (target < {}), production {health}",
         d.id,
         minutes_text(took),
-        minutes_text(target as i64)
+        minutes_text(target as f64)
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -1214,7 +1214,7 @@ pub fn phase_lines(rb: &Runbook, events: &[golive_store::Event]) -> Vec<String> 
             }
             let complete = p.done == p.total;
             waiting = !complete;
-            let over = p.budget.is_some_and(|b| p.seconds as u64 > b);
+            let over = p.budget.is_some_and(|b| p.seconds > b as f64);
             let mut line = format!(
                 "- {}: {}/{} steps{}, {}{}{}",
                 p.title,
@@ -1223,7 +1223,7 @@ pub fn phase_lines(rb: &Runbook, events: &[golive_store::Event]) -> Vec<String> 
                 if complete { " complete" } else { "" },
                 minutes_text(p.seconds),
                 p.budget
-                    .map(|b| format!(" of {}", minutes_text(b as i64)))
+                    .map(|b| format!(" of {}", minutes_text(b as f64)))
                     .unwrap_or_default(),
                 if over { " OVER BUDGET" } else { "" }
             );
@@ -1241,7 +1241,7 @@ pub struct PhaseTiming {
     pub title: String,
     pub done: usize,
     pub total: usize,
-    pub seconds: i64,
+    pub seconds: f64,
     pub budget: Option<u64>,
     /// Its steps that took longer than their own budget.
     pub overruns: Vec<String>,
@@ -1285,11 +1285,11 @@ pub fn phase_timings(rb: &Runbook, events: &[golive_store::Event]) -> Vec<PhaseT
                     } else {
                         now.clone()
                     };
-                    let secs = seconds_between(st, &until).unwrap_or(0).max(0);
+                    let secs = seconds_between(st, &until).unwrap_or(0.0).max(0.0);
                     start = (finished == steps.len()).then_some(until);
                     secs
                 }
-                None => 0,
+                None => 0.0,
             };
             let overruns = steps
                 .iter()
@@ -1303,8 +1303,8 @@ pub fn phase_timings(rb: &Runbook, events: &[golive_store::Event]) -> Vec<PhaseT
                             "{} {}: {} of {} OVER BUDGET",
                             i.address,
                             golive_runbook::text::strip_trailing_parens(&i.title),
-                            minutes_text(t["seconds"].as_i64().unwrap_or(0)),
-                            minutes_text(t["budget_seconds"].as_i64().unwrap_or(0))
+                            minutes_text(t["seconds"].as_f64().unwrap_or(0.0)),
+                            minutes_text(t["budget_seconds"].as_f64().unwrap_or(0.0))
                         )
                     })
                 })

@@ -75,8 +75,8 @@ pub fn timing(rb: &Runbook, events: &[Event], seq: &[usize], step: usize, now: &
     };
     let secs = |from: Option<&str>| {
         from.and_then(|f| seconds_between(f, now))
-            .unwrap_or(0)
-            .max(0)
+            .unwrap_or(0.0)
+            .max(0.0)
     };
     let it = &rb.items[step];
     let seconds = secs(start_of(step));
@@ -113,22 +113,27 @@ pub fn timing(rb: &Runbook, events: &[Event], seq: &[usize], step: usize, now: &
 }
 
 /// Over budget: past it, or at it when the budget is strict (`<5 minutes`).
-fn over(seconds: i64, b: &golive_runbook::Budget) -> bool {
-    let s = seconds.max(0) as u64;
-    s > b.seconds || (b.strict && s == b.seconds)
+fn over(seconds: f64, b: &golive_runbook::Budget) -> bool {
+    let budget = b.seconds as f64;
+    seconds > budget || (b.strict && seconds >= budget)
 }
 
-pub fn seconds_between(a: &str, b: &str) -> Option<i64> {
+/// Seconds from `a` to `b` (RFC 3339 timestamps), to the millisecond.
+pub fn seconds_between(a: &str, b: &str) -> Option<f64> {
     let a: jiff::Timestamp = a.parse().ok()?;
     let b: jiff::Timestamp = b.parse().ok()?;
-    Some(b.as_second() - a.as_second())
+    Some((b.duration_since(a).as_secs_f64() * 1e3).round() / 1e3)
 }
 
-pub fn minutes_text(secs: i64) -> String {
-    if secs < 60 {
-        format!("{secs}s")
+/// `0.42s`, `12.3s`, `4m05s`.
+pub fn minutes_text(secs: f64) -> String {
+    if secs < 10.0 {
+        format!("{secs:.2}s")
+    } else if secs < 60.0 {
+        format!("{secs:.1}s")
     } else {
-        format!("{}m{:02}s", secs / 60, secs % 60)
+        let whole = secs.round() as u64;
+        format!("{}m{:02}s", whole / 60, whole % 60)
     }
 }
 
@@ -141,16 +146,16 @@ pub fn overrun_lines(rb: &Runbook, step: usize, t: &Value) -> Vec<String> {
             "OVERRUN: {} {} took {} against its budget of {}",
             it.address,
             it.title,
-            minutes_text(t["seconds"].as_i64().unwrap_or(0)),
-            minutes_text(t["budget_seconds"].as_i64().unwrap_or(0))
+            minutes_text(t["seconds"].as_f64().unwrap_or(0.0)),
+            minutes_text(t["budget_seconds"].as_f64().unwrap_or(0.0))
         ));
     }
     if t["phase"]["overrun"] == true {
         out.push(format!(
             "OVERRUN: {} took {} against its budget of {}",
             t["phase"]["title"].as_str().unwrap_or("the phase"),
-            minutes_text(t["phase"]["seconds"].as_i64().unwrap_or(0)),
-            minutes_text(t["phase"]["budget_seconds"].as_i64().unwrap_or(0))
+            minutes_text(t["phase"]["seconds"].as_f64().unwrap_or(0.0)),
+            minutes_text(t["phase"]["budget_seconds"].as_f64().unwrap_or(0.0))
         ));
     }
     out
@@ -187,21 +192,21 @@ pub fn done_events(
             .filter(|&&i| i != step)
             .all(|&i| done.contains(rb.items[i].id.as_str()));
     if last_rollback && let Some(started) = events.iter().find(|e| e.kind == "rollback.started") {
-        let took = seconds_between(&started.at, &now).unwrap_or(0);
+        let took = seconds_between(&started.at, &now).unwrap_or(0.0);
         new.push(NewEvent::new(
             "deployment.ended",
             json!({
                 "outcome": "ROLLED BACK",
                 "rollback_seconds": took,
                 "target_seconds": target,
-                "within_target": target.is_none_or(|t| (took as u64) < t),
+                "within_target": target.is_none_or(|t| took < t as f64),
             }),
         ));
         lines.push(format!(
             "ROLLED BACK: the rollback steps are done in {}{}",
             minutes_text(took),
             target
-                .map(|t| format!(" (target < {})", minutes_text(t as i64)))
+                .map(|t| format!(" (target < {})", minutes_text(t as f64)))
                 .unwrap_or_default()
         ));
     }

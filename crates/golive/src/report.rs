@@ -147,8 +147,8 @@ fn results(rb: &Runbook, events: &[Event], fills: &mut BTreeMap<String, String>)
             if gate_ran("verification") {
                 put("Post-Deployment Verification", verified.to_string());
             }
-            if let Some(secs) = ended.and_then(|e| e.data["duration_seconds"].as_i64()) {
-                put("Deployment Duration", format!("{:.1}", secs as f64 / 60.0));
+            if let Some(secs) = ended.and_then(|e| e.data["duration_seconds"].as_f64()) {
+                put("Deployment Duration", format!("{:.1}", secs / 60.0));
             }
         }
     }
@@ -260,13 +260,13 @@ fn deployment_log(rb: &Runbook, events: &[Event]) -> Option<Patch> {
             "deployment.ended" => {
                 let outcome = e.data["outcome"].as_str().unwrap_or("").to_string();
                 let secs = e.data["duration_seconds"]
-                    .as_i64()
-                    .or_else(|| e.data["rollback_seconds"].as_i64())
-                    .unwrap_or(0);
+                    .as_f64()
+                    .or_else(|| e.data["rollback_seconds"].as_f64())
+                    .unwrap_or(0.0);
                 (
                     "Deployment complete".to_string(),
                     outcome,
-                    format!("Total duration: {:.1} min", secs as f64 / 60.0),
+                    format!("Total duration: {:.1} min", secs / 60.0),
                 )
             }
             _ => continue,
@@ -484,16 +484,16 @@ pub fn render_html(rb: &Runbook, d: &golive_store::Deployment, events: &[Event])
         body.push_str("<h2>Procedure against its budgets</h2>\n<table class=\"timeline\">\n<tr><th>Phase</th><th>Steps</th><th>Time</th><th>Budget</th><th></th></tr>\n");
         for p in &phases {
             let width = match p.budget {
-                Some(b) if b > 0 => (p.seconds as f64 / b as f64 * 100.0).clamp(1.0, 100.0),
+                Some(b) if b > 0 => (p.seconds / b as f64 * 100.0).clamp(1.0, 100.0),
                 _ => 1.0,
             };
-            let over = p.budget.is_some_and(|b| p.seconds as u64 > b);
+            let over = p.budget.is_some_and(|b| p.seconds > b as f64);
             body.push_str(&format!(
-                "<tr><td>{}</td><td>{}/{}</td><td>{}s</td><td>{}</td><td><div class=\"bar{}\" style=\"width:{width:.0}%\"></div></td></tr>\n",
+                "<tr><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td><div class=\"bar{}\" style=\"width:{width:.0}%\"></div></td></tr>\n",
                 h(&p.title),
                 p.done,
                 p.total,
-                p.seconds,
+                crate::procedure::minutes_text(p.seconds),
                 p.budget.map(|b| format!("{b}s")).unwrap_or_else(|| "—".into()),
                 if over { " over" } else { "" }
             ));
