@@ -585,6 +585,33 @@ fn ms(us: u64) -> f64 {
     us as f64 / 1e3
 }
 
+/// Bars of the latency distribution, as oha draws them: ten equal spans from
+/// the fastest answer to the slowest, each with its upper bound and count.
+fn histogram(h: &Histogram<u64>) -> Value {
+    const BARS: u64 = 10;
+    if h.is_empty() {
+        return json!([]);
+    }
+    let (min, max) = (h.min() as f64, h.max() as f64);
+    // a run whose answers all took the same time has one bar's worth of width
+    let width = ((max - min) / BARS as f64).max(1.0 / BARS as f64);
+    let mut counts = [0u64; BARS as usize];
+    for v in h.iter_recorded() {
+        let at = (v.value_iterated_to() as f64).clamp(min, max);
+        let i = (((at - min) / width) as u64).min(BARS - 1);
+        counts[i as usize] += v.count_at_value();
+    }
+    counts
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let upper = min + width * (i as f64 + 1.0);
+            let upper = if i as u64 == BARS - 1 { max } else { upper };
+            json!({ "up_to_ms": upper.round() / 1e3, "count": n })
+        })
+        .collect()
+}
+
 fn observation(plan: &Plan, t: &Tally, elapsed: Duration) -> Value {
     let responses: u64 = t.statuses.values().sum();
     let errors: u64 = t.errors.values().sum();
@@ -620,6 +647,7 @@ fn observation(plan: &Plan, t: &Tally, elapsed: Duration) -> Value {
     };
     let secs = elapsed.as_secs_f64();
     json!({
+        "latency_histogram": histogram(h),
         "requests": requests,
         "succeeded": succeeded,
         "success_rate": rate(succeeded),
@@ -674,6 +702,24 @@ mod tests {
         ] {
             assert!(l[a].as_f64() <= l[b].as_f64(), "{a} <= {b}: {l}");
         }
+        // ten bars from the fastest to the slowest, every answer in one
+        let bars = obs["latency_histogram"].as_array().expect("histogram");
+        assert_eq!(bars.len(), 10);
+        let counts: Vec<u64> = bars
+            .iter()
+            .map(|b| b["count"].as_u64().expect("count"))
+            .collect();
+        assert_eq!(counts.iter().sum::<u64>(), 500, "{bars:?}");
+        assert!(
+            counts[0] > 0 && counts[9] > 0,
+            "min and max are in the end bars: {bars:?}"
+        );
+        let uppers: Vec<f64> = bars
+            .iter()
+            .map(|b| b["up_to_ms"].as_f64().expect("bound"))
+            .collect();
+        assert!(uppers.windows(2).all(|w| w[0] < w[1]), "{uppers:?}");
+        assert_eq!(uppers[9], l["max"].as_f64().expect("max"));
         let obs = probe(&format!("{url}boom"), "requests = 40\nconcurrency = 4")
             .observe()
             .await

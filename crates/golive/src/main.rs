@@ -8,6 +8,7 @@ mod checks;
 mod demo;
 mod deploy;
 mod lifecycle;
+mod loadview;
 mod procedure;
 mod record;
 mod report;
@@ -1093,8 +1094,12 @@ fn probe_command(
             println!("{}", pretty(&v));
         }
         Format::Text => {
-            println!("{} {}", k.name, probe.target());
-            print_flat("", &obs);
+            if k.name == "load" {
+                print!("{}", loadview::summary(&probe.target(), &obs));
+            } else {
+                println!("{} {}", k.name, probe.target());
+                print_flat("", &obs);
+            }
             if let (Some(c), Some((pass, actual))) = (&condition, &verdict) {
                 let shown: Vec<String> = actual.iter().map(|(k, v)| format!("{k} = {v}")).collect();
                 println!(

@@ -97,3 +97,59 @@ fn could_not_observe_is_exit_1_and_bad_input_exit_2() {
     ]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `golive probe load` prints what oha prints: a summary, the latency
+/// percentiles, a histogram holding every answer, and the status codes; with
+/// `--expect` it judges the run as a check would.
+#[tokio::test(flavor = "multi_thread")]
+async fn load_probe_prints_a_summary_and_a_histogram() {
+    let latency = golive_testkit::Latency {
+        base: std::time::Duration::from_millis(1),
+        slow: std::time::Duration::from_millis(10),
+        every: 20,
+    };
+    let server =
+        golive_testkit::slow_http(golive_testkit::routes(&[("/", 200, "ok\n")]), latency).await;
+    let url = format!("http://127.0.0.1:{}/", server.addr.port());
+    let out =
+        tokio::task::block_in_place(|| golive(&["probe", "load", &url, "-n", "200", "-c", "4"]));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for line in [
+        "  Success rate:  100.00 %",
+        "  Requests:      200 (200 answered 2xx/3xx)",
+        "  Connections:   4 opened for 4 workers, HTTP/1.1",
+        "  [200] 200 responses",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+    }
+    assert!(text.contains("\nLatency (ms):\n  min "), "{text}");
+    // every answer is in one of the ten bars, the slow ones (every 20th, 10 ms)
+    // apart from the rest
+    let bars: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.split_once(" [")?.1.split_once(']')?.0.trim().parse().ok())
+        .collect();
+    assert_eq!(bars.len(), 10 + 1, "ten bars and the status line: {text}");
+    assert_eq!(bars[..10].iter().sum::<u64>(), 200, "{text}");
+    let out = tokio::task::block_in_place(|| {
+        golive(&[
+            "probe",
+            "load",
+            &url,
+            "-n",
+            "100",
+            "-c",
+            "4",
+            "--expect",
+            "latency_ms.p99 < 5.0",
+        ])
+    });
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "p99 waits the slow 10 ms: {text}"
+    );
+    assert!(text.contains("FAIL: latency_ms.p99 < 5.0"), "{text}");
+}
