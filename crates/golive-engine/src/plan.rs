@@ -225,6 +225,12 @@ fn check(
         timeout,
     };
     let probe = (k.build)(&spec).map_err(|e: SpecError| (a.loc, e.to_string()))?;
+    let timeout = golive_probe::timeout_for(
+        &*probe,
+        table.contains_key("timeout").then_some(timeout),
+        k.default_timeout,
+    )
+    .map_err(|e| (a.loc, e))?;
     let expect_src = table
         .get("expect")
         .and_then(|v| v.as_str())

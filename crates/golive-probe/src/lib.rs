@@ -90,6 +90,35 @@ pub trait Probe: Send + Sync + std::fmt::Debug {
     /// Observe the target. Dropping the future cancels cleanly (sockets
     /// closed, child processes killed).
     fn observe(&self) -> BoxFuture<'_, Result<Observation, ProbeError>>;
+    /// How long observing takes by design, when it does (a load test's
+    /// `duration`, plus one `request_timeout` for its last requests): the
+    /// check's timeout must leave room for it.
+    fn least_time(&self) -> Option<Duration> {
+        None
+    }
+}
+
+/// The timeout of a check of `probe`: `given` (an annotation's `timeout`,
+/// `--timeout`) when it leaves room for the probe's [`Probe::least_time`],
+/// else why not; without one, the kind's `default`, lengthened to the
+/// probe's least time and ten seconds more (a 15-minute soak test is not cut
+/// at the default of ten).
+pub fn timeout_for(
+    probe: &dyn Probe,
+    given: Option<Duration>,
+    default: Duration,
+) -> Result<Duration, String> {
+    let least = probe.least_time();
+    match (given, least) {
+        (Some(t), Some(l)) if t <= l => Err(format!(
+            "`timeout` {} leaves no room for a run of {} (its duration and one request_timeout): give a longer one, or none",
+            show_duration(t),
+            show_duration(l)
+        )),
+        (Some(t), _) => Ok(t),
+        (None, Some(l)) => Ok(default.max(l + Duration::from_secs(10))),
+        (None, None) => Ok(default),
+    }
 }
 
 /// A kind of probe: its name, options, default condition and constructor.

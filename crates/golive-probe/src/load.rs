@@ -209,6 +209,10 @@ impl Probe for Load {
         self.plan.url.to_string()
     }
 
+    fn least_time(&self) -> Option<Duration> {
+        self.plan.duration.map(|d| d + self.plan.request_timeout)
+    }
+
     fn observe(&self) -> BoxFuture<'_, Result<Observation, ProbeError>> {
         let plan = self.plan.clone();
         Box::pin(async move {
@@ -841,6 +845,35 @@ mod tests {
         assert_eq!(obs["requests"], 4, "{obs}");
         assert_eq!(obs["errors"]["timed out after 200ms"], 4, "{obs}");
         assert_eq!(obs["error_rate"], 1.0);
+    }
+
+    #[test]
+    fn a_long_run_lengthens_its_timeout_or_is_refused_one_too_short() {
+        let p = probe(
+            "http://127.0.0.1:1/",
+            "duration = '15m'\nrequest_timeout = '5s'",
+        );
+        assert_eq!(p.least_time(), Some(Duration::from_secs(905)));
+        let default = KIND.default_timeout;
+        assert_eq!(
+            crate::timeout_for(&*p, None, default),
+            Ok(Duration::from_secs(915)),
+            "not cut at the default of {default:?}"
+        );
+        assert_eq!(
+            crate::timeout_for(&*p, Some(Duration::from_secs(1200)), default),
+            Ok(Duration::from_secs(1200))
+        );
+        let short = crate::timeout_for(&*p, Some(Duration::from_secs(60)), default);
+        assert!(
+            short
+                .as_ref()
+                .is_err_and(|e| e.contains("leaves no room for a run of 905s")),
+            "{short:?}"
+        );
+        // a count of requests has no least time: the default holds
+        let p = probe("http://127.0.0.1:1/", "requests = 10");
+        assert_eq!(crate::timeout_for(&*p, None, default), Ok(default));
     }
 
     #[test]

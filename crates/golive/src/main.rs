@@ -1018,10 +1018,11 @@ fn probe_command(
         let known: Vec<&str> = golive_probe::KINDS.iter().map(|k| k.name).collect();
         format!("unknown probe kind `{kind}` (known: {})", known.join(", "))
     })?;
-    let timeout = match timeout {
-        Some(t) => golive_probe::parse_duration(t).map_err(|e| format!("--timeout: {e}"))?,
-        None => k.default_timeout,
-    };
+    let given = timeout
+        .map(golive_probe::parse_duration)
+        .transpose()
+        .map_err(|e| format!("--timeout: {e}"))?;
+    let timeout = given.unwrap_or(k.default_timeout);
     let mut table = toml::Table::new();
     let key = if k.name == "command" {
         "command"
@@ -1055,6 +1056,8 @@ fn probe_command(
         timeout,
     };
     let probe = (k.build)(&spec).map_err(|e| e.to_string())?;
+    let timeout = golive_probe::timeout_for(&*probe, given, k.default_timeout)
+        .map_err(|e| e.replace("`timeout`", "--timeout"))?;
     let condition = expect
         .map(golive_engine::Condition::compile)
         .transpose()

@@ -153,3 +153,54 @@ async fn load_probe_prints_a_summary_and_a_histogram() {
     );
     assert!(text.contains("FAIL: latency_ms.p99 < 5.0"), "{text}");
 }
+
+/// A load test's duration lengthens its check's timeout; a timeout too short
+/// for it is refused where it is written, before anything runs.
+#[test]
+fn a_load_checks_timeout_leaves_room_for_its_duration() {
+    let dir = std::env::temp_dir().join(format!("golive-soak-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let runbook = dir.join("soak.md");
+    let check = |extra: &str| {
+        format!(
+            "  ```golive\n  check    = \"load\"\n  target   = \"http://127.0.0.1:9/\"\n  duration = \"15m\"\n{extra}  ```\n"
+        )
+    };
+    std::fs::write(
+        &runbook,
+        format!(
+            "# Soak\n\n## Checks (1 item)\n\n### Load (1 item)\n\n- [ ] **Soak for fifteen minutes**\n{}",
+            check("")
+        ),
+    )
+    .expect("runbook");
+    let path = runbook.to_str().expect("path");
+    let out = golive(&["plan", path, "--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    // 15 minutes, one request_timeout (30 s) and ten seconds
+    assert_eq!(v["checks"][0]["timeout_ms"], 940_000, "{v}");
+    std::fs::write(
+        &runbook,
+        format!(
+            "# Soak\n\n## Checks (1 item)\n\n### Load (1 item)\n\n- [ ] **Soak for fifteen minutes**\n{}",
+            check("  timeout  = \"10m\"\n")
+        ),
+    )
+    .expect("runbook");
+    let out = golive(&["plan", path]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`timeout` 10m leaves no room for a run of 930s")
+            && err.contains("soak.md:8:3"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
