@@ -781,7 +781,7 @@ pub struct Done<'a> {
 /// Mark a procedure step done (or skipped, when it or its phase is optional).
 /// Steps follow the GO decision and each other, in document order.
 pub async fn done(a: Done<'_>) -> Result<ExitCode, String> {
-    let (store, d, rb, _lock) = open_to_write(a.store, a.deployment).await?;
+    let (store, d, rb, lock) = open_to_write(a.store, a.deployment).await?;
     let step = match rb.resolve(a.step) {
         Ok(Target::Item(i)) => i,
         Ok(Target::SubCheck(i, _)) => {
@@ -803,7 +803,7 @@ pub async fn done(a: Done<'_>) -> Result<ExitCode, String> {
         Ok(p) => p,
         Err(why) => return refuse(why),
     };
-    let events = store.events(&d.id).await.map_err(|e| e.to_string())?;
+    let mut events = store.events(&d.id).await.map_err(|e| e.to_string())?;
     match events.iter().find(|e| e.kind == "decision") {
         Some(e) if e.data["verdict"] == "GO" => {}
         Some(_) => return refuse("the decision was NO-GO: the procedure does not run".into()),
@@ -857,6 +857,7 @@ pub async fn done(a: Done<'_>) -> Result<ExitCode, String> {
         }
     }
     let mut ran = Value::Null;
+    let _relock;
     if a.run {
         let runner = crate::procedure::Runner {
             actor: &person.name,
@@ -864,10 +865,25 @@ pub async fn done(a: Done<'_>) -> Result<ExitCode, String> {
             confirm_rerun: a.confirm_rerun,
             vars: a.vars,
         };
-        match crate::procedure::run_step(&store, &d, &rb, step, &events, &runner).await? {
+        // the lock is released while the commands run (see run_step), then
+        // taken again to record the step from the record as it is now
+        match crate::procedure::run_step(&store, &d, &rb, step, &events, &runner, Some(lock))
+            .await?
+        {
             Ok(v) => ran = v,
             Err(Refused(why)) => return refuse(why),
         }
+        _relock = Some(store.lock(&d.id).await.map_err(|e| e.to_string())?);
+        events = store.events(&d.id).await.map_err(|e| e.to_string())?;
+        if crate::procedure::done_steps(&events).contains(it.id.as_str()) {
+            eprintln!(
+                "golive: {} was recorded done by another command while its commands ran; their run is recorded, not a second step.done",
+                it.address
+            );
+            return Ok(ExitCode::from(1));
+        }
+    } else {
+        _relock = Some(lock);
     }
     let (new, lines) = crate::procedure::done_events(
         &rb,

@@ -247,9 +247,9 @@ pub async fn advance(
 ) -> Result<(Stop, Vec<String>), String> {
     let mut lines = Vec::new();
     loop {
-        // from reading the record to recording the step done, under the
-        // deployment's write lock: two runs at once never run the same step
-        let _lock = store.lock(&d.id).await.map_err(|e| e.to_string())?;
+        // deciding which step runs, under the deployment's write lock: two
+        // runs at once never run the same step
+        let lock = store.lock(&d.id).await.map_err(|e| e.to_string())?;
         let events = store.events(&d.id).await.map_err(|e| e.to_string())?;
         let Some(seq) = current_sequence(rb, &events) else {
             return Ok((Stop::Idle, lines));
@@ -268,10 +268,20 @@ pub async fn advance(
         if !r.allow_commands {
             return Ok((Stop::NeedsCommands(next), lines));
         }
-        let ran = match run_step(store, d, rb, next, &events, r).await? {
+        let ran = match run_step(store, d, rb, next, &events, r, Some(lock)).await? {
             Ok(v) => v,
             Err(Refused(why)) => return Ok((Stop::Failed(next, why), lines)),
         };
+        // the record again, as it is now, under the lock again
+        let _lock = store.lock(&d.id).await.map_err(|e| e.to_string())?;
+        let events = store.events(&d.id).await.map_err(|e| e.to_string())?;
+        if done_steps(&events).contains(it.id.as_str()) {
+            lines.push(format!(
+                "{} {} was recorded done by another command meanwhile",
+                it.address, it.title
+            ));
+            continue;
+        }
         let (new, more) = done_events(
             rb,
             &events,
@@ -287,7 +297,11 @@ pub async fn advance(
 
 /// Run a step's command blocks as one script: its start is recorded first (a
 /// run killed before its result is not repeated without `confirm_rerun`),
-/// then what it did. A failing script refuses the step.
+/// then what it did. A failing script refuses the step. `lock`, the
+/// deployment's write lock its caller decided under, is released once the
+/// start is recorded: the commands may take minutes, and meanwhile `golive
+/// watch` must still be able to raise a rollback (a second run sees the
+/// start and does not run the step again).
 pub async fn run_step(
     store: &Store,
     d: &Deployment,
@@ -295,6 +309,7 @@ pub async fn run_step(
     step: usize,
     events: &[Event],
     r: &Runner<'_>,
+    lock: Option<golive_store::WriteLock>,
 ) -> Result<Result<Value, Refused>, String> {
     let it = &rb.items[step];
     if !r.allow_commands {
@@ -367,6 +382,7 @@ pub async fn run_step(
         )
         .await
         .map_err(|e| e.to_string())?;
+    drop(lock);
     let obs = probe.observe().await;
     let (ok, record) = match &obs {
         Ok(o) => {

@@ -340,7 +340,7 @@ impl Watcher<'_> {
         }
         // deciding to raise and recording it under the deployment's write
         // lock: a rollback is raised once, whoever else is raising it
-        let _lock = if raise.is_empty() {
+        let lock = if raise.is_empty() {
             None
         } else {
             Some(
@@ -355,6 +355,8 @@ impl Watcher<'_> {
             .append(&self.deployment, &new)
             .await
             .map_err(|e| e.to_string())?;
+        // not held while alerts go out
+        drop(lock);
         let mut sent = Vec::new();
         for (k, item, state, observed) in alerts {
             let it = &self.rb.items[item];

@@ -1073,6 +1073,67 @@ fn procedure_steps_can_run_their_commands() {
     assert!(status.contains("- Phase 1: Flush: 1/2 steps"), "{status}");
 }
 
+/// A step's commands run without the deployment's write lock held: a
+/// command that takes it (here `golive gate`, from inside the step) is not
+/// kept waiting until the step ends, and neither would `golive watch`
+/// raising a rollback meanwhile. The step is still recorded done once.
+#[test]
+fn a_running_step_does_not_hold_the_deployment() {
+    let env = Env::new("steplock");
+    let path = drill(
+        &env,
+        "### Phase 1: Flush (5 minutes)\n\n**Step 1.1: Ask for the gate meanwhile**\n```bash\ntimeout 60 [GOLIVE] gate smoke --as 'Lead Signer' --roster [ROSTER]; echo gate-exit=$?\n```\n- [ ] Asked\n",
+    );
+    assert_eq!(env.golive(&["run", &path]).status.code(), Some(0));
+    let roster = go_as_lead(&env);
+    let golive = format!("GOLIVE={}", env!("CARGO_BIN_EXE_golive"));
+    let roster_var = format!("ROSTER={roster}");
+    for args in [
+        &["run", path.as_str(), "--allow-commands"][..],
+        &[
+            "done",
+            "2.1.1",
+            "--as",
+            "Lead Signer",
+            "--roster",
+            &roster,
+            "--run",
+            "--allow-commands",
+        ],
+    ] {
+        if args[0] == "done" {
+            // the same step again, by hand, on a deployment of its own
+            assert_eq!(env.golive(&["run", &path, "--new"]).status.code(), Some(0));
+            go_as_lead(&env);
+        }
+        let mut args = args.to_vec();
+        args.extend(["--var", &golive, "--var", &roster_var]);
+        let out = env.golive(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {err}");
+        let report: Value =
+            serde_json::from_slice(&env.golive(&["report", "--format", "json"]).stdout)
+                .expect("json");
+        let events = report["events"].as_array().expect("events");
+        let ran = events
+            .iter()
+            .find(|e| e["kind"] == "step.run")
+            .unwrap_or_else(|| panic!("{args:?}: no step.run: {err}"));
+        let stdout = ran["data"]["stdout"].as_str().unwrap_or("");
+        // the gate answered (it refuses: this drill has no smoke tests), it
+        // was not killed by `timeout` after waiting for the lock
+        assert!(
+            stdout.contains("gate-exit=") && !stdout.contains("gate-exit=124"),
+            "{args:?}: {ran}"
+        );
+        assert_eq!(
+            events.iter().filter(|e| e["kind"] == "step.done").count(),
+            1,
+            "{args:?}"
+        );
+    }
+}
+
 /// After GO, `golive run --allow-commands` takes the procedure as far as
 /// machines can: command steps run in order, a person's step stops it, and a
 /// step or phase that outlasts its declared budget is flagged.
