@@ -396,13 +396,7 @@ async fn route(st: &State, req: Request<Incoming>, peer: IpAddr) -> Answer {
             return answer(401, json!({ "error": "the admin API needs its token" }));
         }
         let rest = rest.to_string();
-        let body: Value = req
-            .into_body()
-            .collect()
-            .await
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b.to_bytes()).ok())
-            .unwrap_or(Value::Null);
+        let body = json_body(req).await;
         return admin(st, &rest, &body);
     }
     if path == "/metrics" {
@@ -466,13 +460,7 @@ async fn route(st: &State, req: Request<Incoming>, peer: IpAddr) -> Answer {
             json!({ "version": version, "build": st.build, "commit": st.commit }),
         ),
         (Method::POST, "/login") => {
-            let body: Value = req
-                .into_body()
-                .collect()
-                .await
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b.to_bytes()).ok())
-                .unwrap_or(Value::Null);
+            let body = json_body(req).await;
             if body["username"] == DEMO_USER.0 && body["password"] == DEMO_USER.1 {
                 let t = token();
                 lock(&st.sessions).insert(sha(&t));
@@ -776,4 +764,14 @@ pub async fn admin_call(
             std::process::ExitCode::from(1)
         },
     )
+}
+
+/// A request's body as JSON, or null when it is not JSON.
+async fn json_body(req: Request<Incoming>) -> Value {
+    req.into_body()
+        .collect()
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b.to_bytes()).ok())
+        .unwrap_or(Value::Null)
 }
