@@ -229,6 +229,7 @@ fn check(
         &*probe,
         table.contains_key("timeout").then_some(timeout),
         k.default_timeout,
+        "`timeout`",
     )
     .map_err(|e| (a.loc, e))?;
     let expect_src = table

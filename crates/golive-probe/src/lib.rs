@@ -103,15 +103,19 @@ pub trait Probe: Send + Sync + std::fmt::Debug {
 /// else why not; without one, the kind's `default`, lengthened to the
 /// probe's least time and ten seconds more (a 15-minute soak test is not cut
 /// at the default of ten).
+///
+/// `setting` names where `given` was written, for the message
+/// (`` `timeout` `` in an annotation, `--timeout` on the command line).
 pub fn timeout_for(
     probe: &dyn Probe,
     given: Option<Duration>,
     default: Duration,
+    setting: &str,
 ) -> Result<Duration, String> {
     let least = probe.least_time();
     match (given, least) {
         (Some(t), Some(l)) if t <= l => Err(format!(
-            "`timeout` {} leaves no room for a run of {} (its duration and one request_timeout): give a longer one, or none",
+            "{setting} {} leaves no room for a run of {} (its duration and one request_timeout): give a longer one, or none",
             show_duration(t),
             show_duration(l)
         )),

@@ -856,15 +856,15 @@ mod tests {
         assert_eq!(p.least_time(), Some(Duration::from_secs(905)));
         let default = KIND.default_timeout;
         assert_eq!(
-            crate::timeout_for(&*p, None, default),
+            crate::timeout_for(&*p, None, default, "`timeout`"),
             Ok(Duration::from_secs(915)),
             "not cut at the default of {default:?}"
         );
         assert_eq!(
-            crate::timeout_for(&*p, Some(Duration::from_secs(1200)), default),
+            crate::timeout_for(&*p, Some(Duration::from_secs(1200)), default, "`timeout`"),
             Ok(Duration::from_secs(1200))
         );
-        let short = crate::timeout_for(&*p, Some(Duration::from_secs(60)), default);
+        let short = crate::timeout_for(&*p, Some(Duration::from_secs(60)), default, "`timeout`");
         assert!(
             short
                 .as_ref()
@@ -873,7 +873,10 @@ mod tests {
         );
         // a count of requests has no least time: the default holds
         let p = probe("http://127.0.0.1:1/", "requests = 10");
-        assert_eq!(crate::timeout_for(&*p, None, default), Ok(default));
+        assert_eq!(
+            crate::timeout_for(&*p, None, default, "`timeout`"),
+            Ok(default)
+        );
     }
 
     #[test]

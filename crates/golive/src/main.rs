@@ -1056,8 +1056,7 @@ fn probe_command(
         timeout,
     };
     let probe = (k.build)(&spec).map_err(|e| e.to_string())?;
-    let timeout = golive_probe::timeout_for(&*probe, given, k.default_timeout)
-        .map_err(|e| e.replace("`timeout`", "--timeout"))?;
+    let timeout = golive_probe::timeout_for(&*probe, given, k.default_timeout, "--timeout")?;
     let condition = expect
         .map(golive_engine::Condition::compile)
         .transpose()
