@@ -1,8 +1,9 @@
 //! `command`: run a shell command and observe its exit code and output.
 //!
 //! The script is the annotation's `command`, or else the item's own shell
-//! block. Placeholders are substituted quoted for their context, so a value
-//! never runs as code. The process runs in its own process group, which is
+//! block. Placeholders become references to `GOLIVE_VAR_…` environment
+//! variables (see `shell`), so a value never runs as code and the script's
+//! text never holds a value, secret or not. The process runs in its own process group, which is
 //! killed whole on timeout or cancellation. Output is capped at 64 KiB per
 //! stream (the rest is drained, not kept).
 //!
@@ -11,7 +12,7 @@
 //! `expected_match` (trimmed stdout equals it; when both parse as JSON, the
 //! expected value must be a subset of the actual one; true with no line).
 
-use crate::shell::substitute_shell;
+use crate::shell::bind_shell;
 use crate::{BoxFuture, Kind, Observation, Probe, ProbeError, Spec, SpecError, millis};
 use serde_json::{Value, json};
 use std::process::Stdio;
@@ -32,6 +33,8 @@ const CAP: usize = 64 * 1024;
 #[derive(Debug)]
 struct CommandProbe {
     script: String,
+    /// The placeholders' values, for the command's environment.
+    bound: Vec<(String, String)>,
     expected: Option<String>,
     shell: String,
     env: Vec<(String, String)>,
@@ -62,10 +65,11 @@ fn build(spec: &Spec) -> Result<Box<dyn Probe>, SpecError> {
             (script, expected)
         }
     };
-    let script = substitute_shell(&raw, spec.vars)?;
+    let bound = bind_shell(&raw, spec.vars)?;
     let expected = expected.map(|e| spec.vars.substitute(&e)).transpose()?;
     Ok(Box::new(CommandProbe {
-        script,
+        script: bound.script,
+        bound: bound.env,
         expected,
         shell: spec.text("shell")?.unwrap_or_else(|| "/bin/sh".into()),
         env: spec.string_table("env")?,
@@ -129,7 +133,7 @@ impl Probe for CommandProbe {
                 .stderr(Stdio::piped())
                 .process_group(0)
                 .kill_on_drop(true);
-            for (k, v) in &self.env {
+            for (k, v) in self.bound.iter().chain(&self.env) {
                 cmd.env(k, v);
             }
             if let Some(dir) = &self.cwd {
