@@ -4,6 +4,9 @@
 use golive_probe::Vars;
 use std::path::Path;
 
+/// A secret shorter than this is accepted with a warning.
+const MIN_SECRET_CHARS: usize = 8;
+
 /// Bind `--vars-file` first, then `--var` (which wins), then secrets.
 pub fn bind(
     pairs: &[String],
@@ -36,7 +39,21 @@ pub fn bind(
                 "--secret {name}: the value comes from env:VAR or file:PATH, never the command line"
             ));
         };
-        vars.set_secret(name.trim(), &value);
+        let name = name.trim();
+        if value.is_empty() {
+            return Err(format!(
+                "--secret {name}: the value is empty: golive cannot hide an empty value, so it refuses it; \
+                 set the variable or file to the secret"
+            ));
+        }
+        let chars = value.chars().count();
+        if chars < MIN_SECRET_CHARS {
+            eprintln!(
+                "warning: --secret {name}: its value has {chars} characters; golive hides it wherever it appears, \
+                 also inside other words, so short values garble the output (use at least {MIN_SECRET_CHARS})"
+            );
+        }
+        vars.set_secret(name, &value);
     }
     Ok(vars)
 }
@@ -69,9 +86,10 @@ fn read_vars_file(path: &Path) -> Result<Vec<(String, String)>, String> {
 }
 
 /// Replaces every secret value with `[redacted]` in text that leaves golive:
-/// the value as it is, and as it appears once escaped for JSON, for a URL
-/// (percent-encoded) or for HTML, so that a secret holding `"`, `&` or `@`
-/// is caught in an observation, a URL or a report as well.
+/// the value as it is and in each form golive or a command may have written
+/// it in: escaped for JSON, percent-encoded for a URL, escaped for HTML or
+/// XML, quoted for a shell (between single quotes, or backslashed between
+/// double quotes), and each line of a value of several lines.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
     /// Every form of every secret, longest first (a secret that contains
@@ -83,14 +101,11 @@ impl Redactor {
     pub fn new(vars: &Vars) -> Self {
         let mut forms: Vec<String> = Vec::new();
         for s in vars.secret_values() {
-            // as it stands between the quotes of a JSON string
-            let quoted = serde_json::to_string(s).unwrap_or_default();
-            let json = quoted
-                .strip_prefix('"')
-                .and_then(|q| q.strip_suffix('"'))
-                .unwrap_or_default()
-                .to_string();
-            for form in [s.to_string(), json, percent_encoded(s), html_escaped(s)] {
+            let lines = s
+                .lines()
+                .filter(|l| l.chars().count() >= MIN_SECRET_CHARS && *l != s)
+                .map(str::to_string);
+            for form in encodings(s).into_iter().chain(lines) {
                 if !form.is_empty() && !forms.contains(&form) {
                     forms.push(form);
                 }
@@ -130,6 +145,40 @@ impl Redactor {
             other => other,
         }
     }
+}
+
+/// Every form a value may take in golive's outputs or a command's.
+pub fn encodings(s: &str) -> Vec<String> {
+    // as it stands between the quotes of a JSON string
+    let quoted = serde_json::to_string(s).unwrap_or_default();
+    let json = quoted
+        .strip_prefix('"')
+        .and_then(|q| q.strip_suffix('"'))
+        .unwrap_or_default()
+        .to_string();
+    let html = html_escaped(s);
+    vec![
+        s.to_string(),
+        json,
+        percent_encoded(s),
+        html.clone(),
+        html.replace("&#39;", "&apos;"),
+        html.replace("&#39;", "&#x27;"),
+        s.replace('\'', "'\\''"),
+        shell_backslashed(s),
+    ]
+}
+
+/// `s` as written between double quotes of a shell script.
+fn shell_backslashed(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if matches!(c, '\\' | '"' | '$' | '`') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// `s` with every byte but RFC 3986's unreserved characters as `%XX`.
