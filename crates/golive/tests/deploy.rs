@@ -742,11 +742,17 @@ fn success(s: &common::standin::StandIn) {
         "**Failed:** 0",
         "**Smoke Test Results:** 20/20 passed",
         "**Post-Deployment Verification:** 10/10 items complete",
-        "**Deployment Duration:** 0.0 minutes (Target: <60 minutes)",
         "| Smoke gate | PASS | 20/20 passed |",
-        "| Deployment complete | SUCCESS | Total duration: 0.0 min |",
     ] {
         assert!(report.contains(expected), "{expected}");
+    }
+    // how long it took depends on the machine, not on golive
+    for pattern in [
+        r"\*\*Deployment Duration:\*\* \d+\.\d minutes \(Target: <60 minutes\)",
+        r"\| Deployment complete \| SUCCESS \| Total duration: \d+\.\d min \|",
+    ] {
+        let re = regex::Regex::new(pattern).expect("pattern");
+        assert!(re.is_match(&report), "{pattern}\n{report}");
     }
     assert!(
         status.contains("Gate verification: 10/10 passed (target 10): PASS"),
