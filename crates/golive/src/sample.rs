@@ -252,6 +252,7 @@ pub async fn start(opts: Options) -> Result<Running, String> {
     let http_l = bind(opts.http).await?;
     let https = https_l.local_addr().map_err(|e| e.to_string())?;
     let http = http_l.local_addr().map_err(|e| e.to_string())?;
+    let origin: Arc<str> = own_origin(opts.https, https.port()).into();
     let st = state.clone();
     let https_task = tokio::spawn(async move {
         loop {
@@ -279,27 +280,11 @@ pub async fn start(opts: Options) -> Result<Running, String> {
             let Ok((tcp, _)) = http_l.accept().await else {
                 continue;
             };
+            let origin = origin.clone();
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: Request<Incoming>| async move {
-                    // plain HTTP only redirects, to the same path over HTTPS
-                    let host = req
-                        .headers()
-                        .get(http::header::HOST)
-                        .and_then(|h| h.to_str().ok())
-                        .and_then(|h| {
-                            h.rsplit_once(':')
-                                .map(|(h, _)| h.to_string())
-                                .or(Some(h.to_string()))
-                        })
-                        .unwrap_or_else(|| "localhost".into());
-                    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-                    Ok::<_, Infallible>(
-                        Response::builder()
-                            .status(StatusCode::MOVED_PERMANENTLY)
-                            .header("location", format!("https://{host}:{}{path}", https.port()))
-                            .body(Full::new(Bytes::new()))
-                            .unwrap_or_default(),
-                    )
+                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let origin = origin.clone();
+                    async move { Ok::<_, Infallible>(redirect(&origin, &req)) }
                 });
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(tcp), svc)
@@ -318,6 +303,33 @@ pub async fn start(opts: Options) -> Result<Running, String> {
 }
 
 type Answer = Response<Full<Bytes>>;
+
+/// Where plain HTTP sends its clients: the HTTPS address the service was
+/// told to listen on (`localhost` when that is every address), never a name
+/// a request brings in its `Host` header.
+fn own_origin(listen: SocketAddr, port: u16) -> String {
+    match listen.ip() {
+        ip if ip.is_unspecified() => format!("https://localhost:{port}"),
+        IpAddr::V4(ip) => format!("https://{ip}:{port}"),
+        IpAddr::V6(ip) => format!("https://[{ip}]:{port}"),
+    }
+}
+
+/// Plain HTTP's only answer: 301 to the same path on the service's own
+/// HTTPS origin.
+fn redirect(origin: &str, req: &Request<Incoming>) -> Answer {
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .filter(|p| p.starts_with('/'))
+        .unwrap_or("/");
+    Response::builder()
+        .status(StatusCode::MOVED_PERMANENTLY)
+        .header("location", format!("{origin}{path}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap_or_default()
+}
 
 fn answer(status: u16, body: Value) -> Answer {
     Response::builder()

@@ -369,3 +369,55 @@ async fn the_admin_api_switches_versions_and_injects_faults() {
         .expect("token file");
     assert_eq!(mode, 0o600);
 }
+
+/// One plain HTTP/1.1 request written by hand; the answer's Location.
+fn redirect_of(port: u16, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    tcp.write_all(request.as_bytes()).expect("send");
+    let mut answer = String::new();
+    let _ = tcp.read_to_string(&mut answer);
+    assert!(
+        answer.starts_with("HTTP/1.") && answer[8..].starts_with(" 301"),
+        "{answer}"
+    );
+    answer
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("location")
+                .then(|| value.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("a Location: {answer}"))
+}
+
+#[test]
+fn the_http_redirect_ignores_the_host_header() {
+    let s = start("host", &[]);
+    let own = format!("https://127.0.0.1:{}", s.https);
+    for (request, path) in [
+        (
+            "GET /health?x=1 HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+            "/health?x=1",
+        ),
+        (
+            "GET /login HTTP/1.1\r\nHost: evil.example:8443\r\nConnection: close\r\n\r\n",
+            "/login",
+        ),
+        (
+            "GET http://evil.example/x HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+            "/x",
+        ),
+        (
+            "GET //evil.example/ HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+            "//evil.example/",
+        ),
+        ("GET / HTTP/1.0\r\n\r\n", "/"),
+    ] {
+        assert_eq!(
+            redirect_of(s.http, request),
+            format!("{own}{path}"),
+            "{request:?}"
+        );
+    }
+}
