@@ -10,7 +10,7 @@
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rcgen::{
@@ -304,6 +304,15 @@ pub async fn start(opts: Options) -> Result<Running, String> {
 
 type Answer = Response<Full<Bytes>>;
 
+/// A request refused before it is served: the status and the JSON it says.
+struct Refusal(u16, Value);
+
+impl Refusal {
+    fn answer(self) -> Answer {
+        answer(self.0, self.1)
+    }
+}
+
 /// Where plain HTTP sends its clients: the HTTPS address the service was
 /// told to listen on (`localhost` when that is every address), never a name
 /// a request brings in its `Host` header.
@@ -408,8 +417,10 @@ async fn route(st: &State, req: Request<Incoming>, peer: IpAddr) -> Answer {
             return answer(401, json!({ "error": "the admin API needs its token" }));
         }
         let rest = rest.to_string();
-        let body = json_body(req).await;
-        return admin(st, &rest, &body);
+        return match json_body(req).await {
+            Ok(body) => admin(st, &rest, &body),
+            Err(refused) => refused.answer(),
+        };
     }
     if path == "/metrics" {
         return metrics(st);
@@ -472,7 +483,10 @@ async fn route(st: &State, req: Request<Incoming>, peer: IpAddr) -> Answer {
             json!({ "version": version, "build": st.build, "commit": st.commit }),
         ),
         (Method::POST, "/login") => {
-            let body = json_body(req).await;
+            let body = match json_body(req).await {
+                Ok(body) => body,
+                Err(refused) => return refused.answer(),
+            };
             if body["username"] == DEMO_USER.0 && body["password"] == DEMO_USER.1 {
                 let t = token();
                 lock(&st.sessions).insert(sha(&t));
@@ -520,14 +534,11 @@ async fn route(st: &State, req: Request<Incoming>, peer: IpAddr) -> Answer {
         (Method::GET, "/error") => internal_error(),
         // the alerting system's stand-in: takes a webhook's alert
         (Method::POST, "/hooks/alert") => {
-            let ok = req
-                .into_body()
-                .collect()
-                .await
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Value>(&b.to_bytes()).ok())
-                .is_some();
-            if ok {
+            let body = match read_body(req).await {
+                Ok(body) => body,
+                Err(refused) => return refused.answer(),
+            };
+            if serde_json::from_slice::<Value>(&body).is_ok() {
                 let n = st.alerts_received.fetch_add(1, Ordering::Relaxed) + 1;
                 answer(202, json!({ "status": "success", "received": n }))
             } else {
@@ -778,12 +789,44 @@ pub async fn admin_call(
     )
 }
 
-/// A request's body as JSON, or null when it is not JSON.
-async fn json_body(req: Request<Incoming>) -> Value {
-    req.into_body()
-        .collect()
-        .await
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b.to_bytes()).ok())
-        .unwrap_or(Value::Null)
+/// The most a request body may hold, in bytes (64 KiB): the largest body
+/// the service expects is a login or an admin call of a few hundred bytes.
+const MAX_BODY: usize = 64 * 1024;
+
+/// A request's body, read whole but never past [`MAX_BODY`]: every body the
+/// service reads comes through here. A body announcing a larger length is
+/// refused before any of it is read; one that grows past the cap as it
+/// streams (chunked, or HTTP/2 frames without a length) is refused as soon
+/// as it does, and the rest is never read (the connection closes).
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, Refusal> {
+    let announced = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(body) => Ok(body.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(_) => Err(Refusal(
+            400,
+            json!({ "error": "the request body could not be read" }),
+        )),
+    }
+}
+
+fn too_large() -> Refusal {
+    Refusal(
+        413,
+        json!({ "error": format!("a request body holds at most {MAX_BODY} bytes") }),
+    )
+}
+
+/// A request's body as JSON (null when it is not JSON), read by
+/// [`read_body`].
+async fn json_body(req: Request<Incoming>) -> Result<Value, Refusal> {
+    let body = read_body(req).await?;
+    Ok(serde_json::from_slice(&body).unwrap_or(Value::Null))
 }

@@ -370,6 +370,181 @@ async fn the_admin_api_switches_versions_and_injects_faults() {
     assert_eq!(mode, 0o600);
 }
 
+/// A figure of `/proc/PID/status` in KiB (VmRSS: now; VmHWM: the peak).
+fn memory_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} in {status}"))
+}
+
+/// A body of `left` 64 KiB frames of spaces that announces no length: over
+/// HTTP/1.1 it goes chunked, over HTTP/2 as frames.
+struct Spaces {
+    left: usize,
+}
+
+impl hyper::body::Body for Spaces {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        static FRAME: [u8; 1 << 16] = [b' '; 1 << 16];
+        if self.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        self.left -= 1;
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(
+            bytes::Bytes::from_static(&FRAME),
+        ))))
+    }
+}
+
+impl Sample {
+    /// POST `mib` MiB of a streamed body over `alpn` (`http/1.1` or `h2`)
+    /// with hyper's client, which takes an answer that comes before the
+    /// body is all sent; the status it got.
+    async fn stream(&self, path: &str, token: &str, mib: usize, alpn: &str) -> u16 {
+        use rustls_pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pki_types::CertificateDer::pem_file_iter(&self.ca).expect("ca") {
+            roots.add(cert.expect("ca cert")).expect("ca added");
+        }
+        let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("tls versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        tls.alpn_protocols = vec![alpn.as_bytes().to_vec()];
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.https))
+            .await
+            .expect("connect");
+        let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+        let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
+            .connect(name, tcp)
+            .await
+            .expect("tls");
+        if alpn == "h2" {
+            let io = hyper_util::rt::TokioIo::new(tls);
+            let (mut send, conn) =
+                hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                    .await
+                    .expect("h2 handshake");
+            tokio::spawn(conn);
+            let req = http::Request::post(self.url(path))
+                .header("content-type", "application/json")
+                .header("authorization", format!("Bearer {token}"))
+                .body(Spaces { left: mib * 16 })
+                .expect("request");
+            return send
+                .send_request(req)
+                .await
+                .expect("an answer")
+                .status()
+                .as_u16();
+        }
+        // HTTP/1.1 chunked, written by hand: the chunks go out while the
+        // answer is read, as a browser does
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut rd, mut wr) = tokio::io::split(tls);
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: localhost:{}\r\ncontent-type: application/json\r\nauthorization: Bearer {token}\r\ntransfer-encoding: chunked\r\n\r\n",
+            self.https
+        );
+        let writer = tokio::spawn(async move {
+            let chunk = [b' '; 1 << 16];
+            wr.write_all(head.as_bytes()).await?;
+            for _ in 0..mib * 16 {
+                wr.write_all(b"10000\r\n").await?;
+                wr.write_all(&chunk).await?;
+                wr.write_all(b"\r\n").await?;
+            }
+            wr.write_all(b"0\r\n\r\n").await
+        });
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        let status = loop {
+            // the first answer that is not a 1xx
+            let text = String::from_utf8_lossy(&got).into_owned();
+            let mut heads = text.split("\r\n\r\n").collect::<Vec<_>>();
+            heads.pop();
+            let code = heads.iter().find_map(|h| {
+                let code: u16 = h.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()?;
+                (code >= 200).then_some(code)
+            });
+            if let Some(code) = code {
+                break code;
+            }
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => panic!("no answer: {text}"),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        };
+        writer.abort();
+        status
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_upload_is_capped_not_kept_in_memory() {
+    let s = start("cap", &[]);
+    let pid = s.child.id();
+    // the service at rest, after one request of each kind
+    assert_eq!(s.get("/health").await["status"], 200);
+    let (rss, peak) = (memory_kib(pid, "VmRSS"), memory_kib(pid, "VmHWM"));
+    assert_eq!(
+        s.stream("/login", "", 32, "http/1.1").await,
+        413,
+        "login, chunked"
+    );
+    assert_eq!(
+        s.stream("/admin/version", &s.admin, 32, "http/1.1").await,
+        413,
+        "admin API, chunked"
+    );
+    assert_eq!(
+        s.stream("/login", "", 32, "h2").await,
+        413,
+        "login, HTTP/2 without a length"
+    );
+    assert_eq!(
+        s.stream("/hooks/alert", "", 32, "http/1.1").await,
+        413,
+        "the alert receiver"
+    );
+    let (rss_after, peak_after) = (memory_kib(pid, "VmRSS"), memory_kib(pid, "VmHWM"));
+    assert!(
+        rss_after < rss + 16 * 1024 && peak_after < peak + 16 * 1024,
+        "128 MiB sent: VmRSS {rss} -> {rss_after} KiB, VmHWM {peak} -> {peak_after} KiB"
+    );
+    // a body within the cap is still read, and the service still answers
+    let login = s
+        .call(
+            "POST",
+            "/login",
+            "",
+            json!({ "username": "demo", "password": "demo-password" }),
+        )
+        .await;
+    assert_eq!(login["status"], 200, "{login}");
+    // a length announced past the cap is refused before any of it is read
+    let big = s
+        .call("POST", "/login", "", Value::String("x".repeat(100 * 1024)))
+        .await;
+    assert_eq!(big["status"], 413, "{big}");
+    assert!(
+        big["body"].as_str().unwrap_or("").contains("65536"),
+        "{big}"
+    );
+}
+
 /// One plain HTTP/1.1 request written by hand; the answer's Location.
 fn redirect_of(port: u16, request: &str) -> String {
     use std::io::{Read, Write};
