@@ -639,27 +639,43 @@ fn admin(st: &State, what: &str, body: &Value) -> Answer {
             answer(200, json!({ "cleared": n }))
         }
         "snapshot" => {
-            let name = format!("snapshot-{}", jiff::Timestamp::now().as_millisecond());
-            match copy_dir(&st.data, &st.snapshots.join(&name)) {
+            let name = match snapshot_name(body) {
+                Ok(Some(name)) => name,
+                Ok(None) => format!("snapshot-{}", jiff::Timestamp::now().as_millisecond()),
+                Err(refused) => return refused.answer(),
+            };
+            let to = st.snapshots.join(&name);
+            if std::fs::symlink_metadata(&to).is_ok() {
+                return answer(
+                    409,
+                    json!({ "error": format!("snapshot: {name} exists: choose another name"), "field": "snapshot" }),
+                );
+            }
+            match copy_dir(&st.data, &to) {
                 Ok(files) => answer(200, json!({ "snapshot": name, "files": files })),
                 Err(e) => answer(500, json!({ "error": e })),
             }
         }
-        "restore" => match body["snapshot"]
-            .as_str()
-            .map(str::to_string)
-            .or_else(|| latest_snapshot(&st.snapshots))
-            .as_deref()
-        {
-            Some(n) if !n.contains(['/', '\\']) && st.snapshots.join(n).is_dir() => {
-                let _ = std::fs::remove_dir_all(&st.data);
-                match copy_dir(&st.snapshots.join(n), &st.data) {
-                    Ok(files) => answer(200, json!({ "restored": n, "files": files })),
-                    Err(e) => answer(500, json!({ "error": e })),
-                }
+        "restore" => {
+            let name = match snapshot_name(body) {
+                Ok(name) => name.or_else(|| latest_snapshot(&st.snapshots)),
+                Err(refused) => return refused.answer(),
+            };
+            // a snapshot is a real folder inside the snapshot folder, not a
+            // link out of it
+            let Some(name) = name.filter(|n| {
+                std::fs::symlink_metadata(st.snapshots.join(n)).is_ok_and(|m| m.is_dir())
+            }) else {
+                return answer(
+                    404,
+                    json!({ "error": "snapshot: no such snapshot (POST /admin/snapshot makes one)", "field": "snapshot" }),
+                );
+            };
+            match restore(&st.snapshots.join(&name), &st.data) {
+                Ok(files) => answer(200, json!({ "restored": name, "files": files })),
+                Err(e) => answer(500, json!({ "error": e })),
             }
-            _ => answer(404, json!({ "error": "no such snapshot" })),
-        },
+        }
         "webhook" => {
             let url = body["url"].as_str().map(str::to_string);
             *lock(&st.webhook) = url.clone();
@@ -669,22 +685,91 @@ fn admin(st: &State, what: &str, body: &Value) -> Answer {
     }
 }
 
+/// The longest snapshot name.
+const SNAPSHOT_NAME_MAX: usize = 64;
+
+/// Whether `name` is a snapshot name: 1 to 64 ASCII letters, digits, `.`,
+/// `_` or `-`, not starting with `.` and without `..`. Such a name is always
+/// one entry inside the snapshot folder: it cannot climb out of it, reach
+/// into a subfolder or name a hidden file.
+fn is_snapshot_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= SNAPSHOT_NAME_MAX
+        && !name.starts_with('.')
+        && !name.contains("..")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// The `snapshot` field of an admin request: absent, or a snapshot name;
+/// anything else is refused with a 422 naming the field.
+fn snapshot_name(body: &Value) -> Result<Option<String>, Refusal> {
+    match &body["snapshot"] {
+        Value::Null => Ok(None),
+        Value::String(name) if is_snapshot_name(name) => Ok(Some(name.clone())),
+        _ => Err(Refusal(
+            422,
+            json!({
+                "error": format!("snapshot: not a snapshot name: use 1 to {SNAPSHOT_NAME_MAX} letters, digits, '.', '_' or '-', not starting with '.' and without '..'"),
+                "field": "snapshot",
+            }),
+        )),
+    }
+}
+
 /// The newest snapshot's name.
 fn latest_snapshot(dir: &Path) -> Option<String> {
     std::fs::read_dir(dir)
         .ok()?
         .filter_map(Result::ok)
-        .filter(|e| e.path().is_dir())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| is_snapshot_name(n))
         .max()
 }
 
+/// Put a snapshot back: copied beside the data folder first, then swapped
+/// in, so a copy that fails leaves the data as it was.
+fn restore(snapshot: &Path, data: &Path) -> Result<usize, String> {
+    let tag = token();
+    let fresh = data.with_file_name(format!(".data-restoring-{}", &tag[..12]));
+    let old = data.with_file_name(format!(".data-replaced-{}", &tag[..12]));
+    let files = match copy_dir(snapshot, &fresh) {
+        Ok(files) => files,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&fresh);
+            return Err(e);
+        }
+    };
+    let replaced = match std::fs::rename(data, &old) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&fresh);
+            return Err(e.to_string());
+        }
+    };
+    if let Err(e) = std::fs::rename(&fresh, data) {
+        if replaced {
+            let _ = std::fs::rename(&old, data);
+        }
+        let _ = std::fs::remove_dir_all(&fresh);
+        return Err(e.to_string());
+    }
+    if replaced {
+        let _ = std::fs::remove_dir_all(&old);
+    }
+    Ok(files)
+}
+
+/// Copy the regular files of `from` (not its links, not its folders).
 fn copy_dir(from: &Path, to: &Path) -> Result<usize, String> {
     std::fs::create_dir_all(to).map_err(|e| e.to_string())?;
     let mut n = 0;
     for entry in std::fs::read_dir(from).map_err(|e| e.to_string())? {
         let entry = entry.map_err(|e| e.to_string())?;
-        if entry.path().is_file() {
+        if entry.file_type().is_ok_and(|t| t.is_file()) {
             std::fs::copy(entry.path(), to.join(entry.file_name())).map_err(|e| e.to_string())?;
             n += 1;
         }
@@ -739,13 +824,13 @@ pub async fn admin_call(
     let body = match (action, arg) {
         ("version", Some(v)) => json!({ "version": v }),
         ("maintenance", Some(on)) => json!({ "on": on == "on" }),
-        ("restore", Some(name)) => json!({ "snapshot": name }),
+        ("restore" | "snapshot", Some(name)) => json!({ "snapshot": name }),
         ("webhook", Some(url)) => json!({ "url": url }),
         ("faults", Some(f)) => serde_json::from_str(f).map_err(|e| format!("faults: {e}"))?,
         ("snapshot" | "restore" | "cache/clear", None) => json!({}),
         _ => {
             return Err(format!(
-                "sample-admin: `{action}` (actions: version V, maintenance on|off, snapshot, restore [NAME], cache/clear, faults JSON, webhook URL)"
+                "sample-admin: `{action}` (actions: version V, maintenance on|off, snapshot [NAME], restore [NAME], cache/clear, faults JSON, webhook URL)"
             ));
         }
     };

@@ -545,6 +545,70 @@ async fn a_chunked_upload_is_capped_not_kept_in_memory() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_refuses_a_snapshot_name_that_leaves_the_snapshot_folder() {
+    let s = start("restore", &[]);
+    std::fs::write(s.dir.join("data/orders.db"), "42 orders").expect("data");
+    // a folder next to the snapshots that `../x` would name
+    std::fs::create_dir_all(s.dir.join("x")).expect("x");
+    std::fs::write(s.dir.join("x/planted.db"), "planted").expect("planted");
+    std::fs::create_dir_all(s.dir.join("snapshots/a/b")).expect("a/b");
+    std::fs::create_dir_all(s.dir.join("snapshots/.hidden")).expect(".hidden");
+    for name in ["..", "../x", "a/b", "a\\b", ".hidden", "", "x\u{0}"] {
+        for action in ["/admin/restore", "/admin/snapshot"] {
+            let r = s
+                .call("POST", action, &s.admin, json!({ "snapshot": name }))
+                .await;
+            assert_eq!(r["status"], 422, "{action} {name:?}: {r}");
+            let error = r["json"]["error"].as_str().unwrap_or("");
+            assert!(error.starts_with("snapshot: "), "names the field: {r}");
+            assert_eq!(r["json"]["field"], "snapshot", "{r}");
+        }
+    }
+    // nothing was read from outside the snapshots nor written anywhere
+    let mut data: Vec<_> = std::fs::read_dir(s.dir.join("data"))
+        .expect("data")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    data.sort();
+    assert_eq!(data, ["orders.db"]);
+    assert_eq!(
+        std::fs::read_to_string(s.dir.join("data/orders.db")).expect("data"),
+        "42 orders"
+    );
+    let mut snapshots: Vec<_> = std::fs::read_dir(s.dir.join("snapshots"))
+        .expect("snapshots")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    snapshots.sort();
+    assert_eq!(snapshots, [".hidden", "a"]);
+    assert!(!s.dir.join("x/orders.db").exists());
+    // a name of its own is taken, and put back
+    let snap = s
+        .call(
+            "POST",
+            "/admin/snapshot",
+            &s.admin,
+            json!({ "snapshot": "before-v1.1.0" }),
+        )
+        .await;
+    assert_eq!(snap["json"]["snapshot"], "before-v1.1.0", "{snap}");
+    std::fs::write(s.dir.join("data/orders.db"), "broken").expect("data");
+    let r = s
+        .call(
+            "POST",
+            "/admin/restore",
+            &s.admin,
+            json!({ "snapshot": "before-v1.1.0" }),
+        )
+        .await;
+    assert_eq!(r["status"], 200, "{r}");
+    assert_eq!(
+        std::fs::read_to_string(s.dir.join("data/orders.db")).expect("data"),
+        "42 orders"
+    );
+}
+
 /// One plain HTTP/1.1 request written by hand; the answer's Location.
 fn redirect_of(port: u16, request: &str) -> String {
     use std::io::{Read, Write};
