@@ -10,7 +10,7 @@
 
 use crate::sample::{self, Fault};
 use golive_runbook::{ItemKind, Runbook, StageKind};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -20,6 +20,8 @@ pub const ROLLED_BACK: u8 = 3;
 pub struct Demo {
     pub fault: Option<Fault>,
     pub keep: bool,
+    /// Where the demo writes: a missing folder (made), an empty one, or
+    /// one an earlier demo made ([`prepare_out`]); by default a new one.
     pub out: Option<PathBuf>,
     /// Another runbook than the built-in `examples/demo.md`.
     pub runbook: Option<PathBuf>,
@@ -224,17 +226,13 @@ const DEMO_RUNBOOK: &str = include_str!("../../../examples/demo.md");
 
 pub async fn demo(d: Demo) -> Result<ExitCode, String> {
     let started = Instant::now();
-    let out = match d.out {
-        Some(o) => o,
-        None => std::env::temp_dir().join(format!(
-            "golive-demo-{}",
-            jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S")
-        )),
+    let out = match &d.out {
+        Some(o) => prepare_out(o)?,
+        None => new_out()?,
     };
-    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let out = out.canonicalize().map_err(|e| e.to_string())?;
     let service_dir = out.join("service");
-    std::fs::create_dir_all(&service_dir).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&service_dir)
+        .map_err(|e| format!("{}: cannot make the folder: {e}", service_dir.display()))?;
     let runbook = match &d.runbook {
         Some(p) => p.clone(),
         None => {
@@ -440,6 +438,152 @@ pub async fn demo(d: Demo) -> Result<ExitCode, String> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The file that marks a folder as one `golive demo` made.
+const MARKER: &str = ".golive-demo";
+
+/// What the marker says; a file of that name saying anything else is not
+/// golive's.
+const MARKER_TEXT: &str = "This folder was made by `golive demo`: a later `golive demo --out` into it\nreplaces the demo's own files here (demo.md, golive.db*, report.*, service/)\nand leaves anything else alone.\n";
+
+/// Whether `name` is an entry the demo writes in its folder (the marker
+/// aside): what a reuse of the folder replaces.
+fn is_demo_entry(name: &str) -> bool {
+    matches!(
+        name,
+        "demo.md" | "service" | "report.md" | "report.html" | "report.json" | "report.xml"
+    ) || name.starts_with("golive.db")
+}
+
+/// What to do when a folder is refused.
+const CHOOSE: &str =
+    "give --out a missing or empty folder (or one an earlier demo made), or no --out for a new one";
+
+/// Make `out` the demo's folder, or refuse it with nothing written: a
+/// missing folder is made, an empty one is taken, one an earlier demo made
+/// (it holds the marker) is reused with the earlier demo's files removed
+/// first. Anything else (a file, a folder holding other things, the root
+/// folder) is refused, naming the path. Answers the folder's real path.
+fn prepare_out(out: &Path) -> Result<PathBuf, String> {
+    let shown = out.display();
+    match std::fs::metadata(out) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("{shown}: cannot make the folder: {e}"))?;
+            }
+            match std::fs::create_dir(out) {
+                Ok(()) => {}
+                // made at the same moment by someone else: judge it as it is
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return prepare_out_existing(out);
+                }
+                Err(e) => return Err(format!("{shown}: cannot make the folder: {e}")),
+            }
+            let real = out.canonicalize().map_err(|e| format!("{shown}: {e}"))?;
+            mark(&real)?;
+            Ok(real)
+        }
+        Err(e) => Err(format!("{shown}: {e}: {CHOOSE}")),
+        Ok(_) => prepare_out_existing(out),
+    }
+}
+
+/// [`prepare_out`] for a path that is there.
+fn prepare_out_existing(out: &Path) -> Result<PathBuf, String> {
+    let real = out
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}: {CHOOSE}", out.display()))?;
+    let shown = real.display();
+    if real.parent().is_none() {
+        return Err(format!(
+            "{shown}: the demo never writes into the root folder; nothing was written: {CHOOSE}"
+        ));
+    }
+    if !real.is_dir() {
+        return Err(format!(
+            "{shown}: not a folder; nothing was written: {CHOOSE}"
+        ));
+    }
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&real).map_err(|e| format!("{shown}: {e}: {CHOOSE}"))? {
+        let entry = entry.map_err(|e| format!("{shown}: {e}: {CHOOSE}"))?;
+        names.push(entry.file_name());
+    }
+    if names.is_empty() {
+        mark(&real)?;
+        return Ok(real);
+    }
+    if !is_marked(&real) {
+        return Err(format!(
+            "{shown}: holds files of its own and no earlier demo made it (it has no {MARKER} of golive's); nothing was written: {CHOOSE}"
+        ));
+    }
+    // the earlier demo's files go, so nothing is written through what may
+    // have replaced them (a link) and the new store starts empty
+    for name in names
+        .iter()
+        .filter_map(|n| n.to_str())
+        .filter(|n| is_demo_entry(n))
+    {
+        let path = real.join(name);
+        let folder = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+        let removed = if folder {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(|e| {
+            format!(
+                "{}: cannot remove the earlier demo's file: {e}",
+                path.display()
+            )
+        })?;
+    }
+    Ok(real)
+}
+
+/// Whether `dir` holds golive's marker: a regular file (not a link) saying
+/// [`MARKER_TEXT`].
+fn is_marked(dir: &Path) -> bool {
+    let path = dir.join(MARKER);
+    std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file())
+        && std::fs::read_to_string(&path).is_ok_and(|t| t == MARKER_TEXT)
+}
+
+fn mark(dir: &Path) -> Result<(), String> {
+    let path = dir.join(MARKER);
+    std::fs::write(&path, MARKER_TEXT).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A new folder under the system's temporary folder, named by the time
+/// (with `-2`, `-3`… when a demo of the same second has it).
+fn new_out() -> Result<PathBuf, String> {
+    let tmp = std::env::temp_dir();
+    let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S").to_string();
+    for n in 1..1000 {
+        let name = match n {
+            1 => format!("golive-demo-{stamp}"),
+            n => format!("golive-demo-{stamp}-{n}"),
+        };
+        let dir = tmp.join(name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {
+                let real = dir
+                    .canonicalize()
+                    .map_err(|e| format!("{}: {e}", dir.display()))?;
+                mark(&real)?;
+                return Ok(real);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("{}: cannot make the folder: {e}", dir.display())),
+        }
+    }
+    Err(format!(
+        "{}: no free name for a new demo folder: pass --out",
+        tmp.display()
+    ))
 }
 
 /// The version the service answers now (after the demo).

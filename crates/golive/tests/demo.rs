@@ -146,3 +146,128 @@ fn latency_rolls_back() {
 fn a_service_down_rolls_back() {
     rolls_back("down");
 }
+
+/// `golive demo --out OUT`: its exit code and what it printed.
+fn demo_into(out: &Path) -> (i32, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_golive"))
+        .arg("demo")
+        .arg("--out")
+        .arg(out)
+        .output()
+        .expect("golive demo runs");
+    (
+        o.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+/// Every entry under `dir` with its content (a folder's is empty).
+fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("listing") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            all.push((path.clone(), Vec::new()));
+            all.extend(tree(&path));
+        } else {
+            let content = std::fs::read(&path).expect("content");
+            all.push((path, content));
+        }
+    }
+    all.sort();
+    all
+}
+
+#[test]
+fn demo_out_refuses_a_folder_that_holds_other_files() {
+    let dir = std::env::temp_dir().join(format!("golive-demo-foreign-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("notes")).expect("folder");
+    std::fs::write(dir.join("report.md"), "# my own report\n").expect("report");
+    std::fs::write(dir.join("golive.db"), "not a store").expect("db");
+    std::fs::write(dir.join("notes/todo.txt"), "keep me").expect("notes");
+    // a marker that is not golive's does not make the folder the demo's
+    std::fs::write(dir.join(".golive-demo"), "mine\n").expect("marker");
+    let before = tree(&dir);
+    let (code, text) = demo_into(&dir);
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains(&format!("golive: {}: ", dir.display())),
+        "names the folder: {text}"
+    );
+    assert!(text.contains("--out"), "says what to do: {text}");
+    assert_eq!(tree(&dir), before, "nothing written: {text}");
+    // a file is not a folder
+    let file = dir.join("report.md");
+    let (code, text) = demo_into(&file);
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains(&format!("golive: {}: ", file.display())),
+        "names the file: {text}"
+    );
+    assert_eq!(tree(&dir), before, "nothing written: {text}");
+    // a missing folder under a file cannot be made
+    let under = dir.join("report.md/out");
+    let (code, text) = demo_into(&under);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains(&under.display().to_string()), "{text}");
+    assert_eq!(tree(&dir), before, "nothing written: {text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What a demo would leave at the top of the root folder.
+const DEMO_ENTRIES: [&str; 5] = [
+    ".golive-demo",
+    "demo.md",
+    "golive.db",
+    "report.md",
+    "service",
+];
+
+#[test]
+fn demo_out_refuses_the_root_folder() {
+    for entry in DEMO_ENTRIES {
+        assert!(!Path::new("/").join(entry).exists(), "/{entry} before");
+    }
+    let up = std::env::temp_dir().join("..");
+    for out in [Path::new("/"), up.as_path()] {
+        let (code, text) = demo_into(out);
+        assert_eq!(code, 2, "{}: {text}", out.display());
+        assert!(text.contains("golive: /: "), "names the folder: {text}");
+        assert!(text.contains("--out"), "says what to do: {text}");
+        for entry in DEMO_ENTRIES {
+            assert!(!Path::new("/").join(entry).exists(), "/{entry} written");
+        }
+    }
+}
+
+#[test]
+fn demo_out_takes_an_empty_folder_then_reuses_its_own() {
+    let dir = std::env::temp_dir().join(format!("golive-demo-again-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("an empty folder");
+    let (code, text) = demo_into(&dir);
+    assert_eq!(code, 0, "an empty folder is taken: {text}");
+    assert!(
+        dir.join(".golive-demo").is_file(),
+        "the demo marks its folder"
+    );
+    // something of the user's beside the demo's files stays as it is
+    std::fs::write(dir.join("notes.txt"), "keep me").expect("notes");
+    let (code, text) = demo_into(&dir);
+    assert_eq!(code, 0, "the demo's own folder is reused: {text}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("notes.txt")).expect("notes"),
+        "keep me"
+    );
+    reports_and_record(&dir, "SUCCEEDED");
+    // the second demo starts a store of its own: one deployment in it
+    let (code, verify) = golive(&dir, &["audit", "verify"]);
+    assert_eq!(code, 0, "{verify}");
+    assert_eq!(verify.lines().count(), 1, "one deployment: {verify}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
