@@ -40,6 +40,21 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// A failure about the runbook, naming it.
+    fn about_runbook(&self, what: impl std::fmt::Display) -> String {
+        format!("{}: {what}", self.runbook)
+    }
+
+    /// A failure about the record, naming the store.
+    fn about_store(&self, what: impl std::fmt::Display) -> String {
+        format!("{}: {what}", self.store)
+    }
+
+    /// The person of the demo roster holding `role`.
+    fn person(&self, rb: &Runbook, role: &str) -> Result<String, String> {
+        person(rb, role).ok_or_else(|| self.about_runbook(format!("the demo roster has no {role}")))
+    }
+
     /// Run `golive ARGS…` (with the run's variables for run-like commands);
     /// its exit code and output.
     async fn golive(
@@ -79,7 +94,7 @@ impl Ctx {
         let (code, out, err) = self.golive(&args, true).await?;
         if code == 2 {
             // bad input: the runbook's checks cannot run as written
-            return Err(format!("golive run --only {only}:\n{err}"));
+            return Err(self.about_runbook(format!("golive run --only {only}:\n{err}")));
         }
         Ok((code, out, err))
     }
@@ -133,7 +148,7 @@ fn checked(rb: &Runbook, kind: StageKind) -> Vec<(String, String)> {
 
 async fn sign_all(ctx: &Ctx, rb: &Runbook, items: &[(String, String)]) -> Result<(), String> {
     for (id, role) in items {
-        let name = person(rb, role).ok_or_else(|| format!("the demo roster has no {role}"))?;
+        let name = ctx.person(rb, role)?;
         let (code, _, err) = ctx
             .golive(
                 &[
@@ -150,7 +165,7 @@ async fn sign_all(ctx: &Ctx, rb: &Runbook, items: &[(String, String)]) -> Result
             )
             .await?;
         if code != 0 {
-            return Err(format!("signing {id} as {name}: {}", err.trim()));
+            return Err(ctx.about_store(format!("signing {id} as {name}: {}", err.trim())));
         }
     }
     Ok(())
@@ -169,7 +184,7 @@ async fn advance(ctx: &Ctx, rb: &Runbook, only: &str) -> Result<(), String> {
             ctx.say(l.trim());
         }
         if err.contains("stopped at") {
-            return Err(format!("the steps stopped: {}", err.trim()));
+            return Err(ctx.about_runbook(format!("the steps stopped: {}", err.trim())));
         }
         let Some(line) = err.lines().find(|l| l.starts_with("next: ")) else {
             // every step done (or, for the Rollback Steps, the deployment
@@ -187,7 +202,7 @@ async fn advance(ctx: &Ctx, rb: &Runbook, only: &str) -> Result<(), String> {
         } else {
             "Deployment Lead"
         };
-        let name = person(rb, role).ok_or("no demo person for the steps")?;
+        let name = ctx.person(rb, role)?;
         let (c, out, e) = ctx
             .golive(
                 &["done", address, "--as", &name, "--comment", DEMO_SIGNATURE],
@@ -195,7 +210,7 @@ async fn advance(ctx: &Ctx, rb: &Runbook, only: &str) -> Result<(), String> {
             )
             .await?;
         if c != 0 {
-            return Err(format!("{address}: {}", e.trim()));
+            return Err(ctx.about_store(format!("{address}: {}", e.trim())));
         }
         for l in out.lines() {
             ctx.say(l.trim());
@@ -204,7 +219,7 @@ async fn advance(ctx: &Ctx, rb: &Runbook, only: &str) -> Result<(), String> {
             return Ok(());
         }
     }
-    Err("the steps did not end".into())
+    Err(ctx.about_runbook(format!("the steps of {only} did not end")))
 }
 
 /// `golive status`, as printed.
@@ -226,6 +241,8 @@ const DEMO_RUNBOOK: &str = include_str!("../../../examples/demo.md");
 
 pub async fn demo(d: Demo) -> Result<ExitCode, String> {
     let started = Instant::now();
+    // a runbook of one's own is read before anything is written
+    let given = d.runbook.as_deref().map(crate::load).transpose()?;
     let out = match &d.out {
         Some(o) => prepare_out(o)?,
         None => new_out()?,
@@ -233,15 +250,15 @@ pub async fn demo(d: Demo) -> Result<ExitCode, String> {
     let service_dir = out.join("service");
     std::fs::create_dir_all(&service_dir)
         .map_err(|e| format!("{}: cannot make the folder: {e}", service_dir.display()))?;
-    let runbook = match &d.runbook {
-        Some(p) => p.clone(),
-        None => {
+    let (runbook, rb) = match (&d.runbook, given) {
+        (Some(p), Some(rb)) => (p.clone(), rb),
+        _ => {
             let p = out.join("demo.md");
             std::fs::write(&p, DEMO_RUNBOOK).map_err(|e| format!("{}: {e}", p.display()))?;
-            p
+            let rb = crate::load(&p)?;
+            (p, rb)
         }
     };
-    let rb = crate::load(&runbook)?;
     let prev = "v1.0.0";
     let next = "v1.1.0";
     let svc = sample::start(sample::Options {
@@ -253,7 +270,8 @@ pub async fn demo(d: Demo) -> Result<ExitCode, String> {
         rate_limit: 60,
         faulty: d.fault.map(|f| (next.to_string(), f)),
     })
-    .await?;
+    .await
+    .map_err(|e| format!("the sample service in {}: {e}", service_dir.display()))?;
     sample::write_info(&service_dir, &svc)?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find golive itself: {e}"))?;
     let domain = format!("localhost:{}", svc.https.port());
@@ -291,14 +309,14 @@ pub async fn demo(d: Demo) -> Result<ExitCode, String> {
     // pre-deployment: the checks, then the sign-offs
     let (code, _, err) = ctx.run("pre-deployment-checklist", false).await?;
     if code != 0 {
-        return Err(format!("the pre-deployment checks failed:\n{err}"));
+        return Err(ctx.about_runbook(format!("the pre-deployment checks failed:\n{err}")));
     }
     ctx.say("pre-deployment checks passed");
     sign_all(&ctx, &rb, &manual(&rb, StageKind::PreDeployment)).await?;
     sign_all(&ctx, &rb, &checked(&rb, StageKind::PreDeployment)).await?;
     ctx.say("pre-deployment items signed by the demo roster");
     for role in crate::deploy::decision_signers(&rb) {
-        let name = person(&rb, &role).ok_or_else(|| format!("the demo roster has no {role}"))?;
+        let name = ctx.person(&rb, &role)?;
         let (code, _, err) = ctx
             .golive(
                 &[
@@ -315,7 +333,7 @@ pub async fn demo(d: Demo) -> Result<ExitCode, String> {
             )
             .await?;
         if code != 0 {
-            return Err(format!("GO by {name}: {}", err.trim()));
+            return Err(ctx.about_store(format!("GO by {name}: {}", err.trim())));
         }
     }
     ctx.say("GO decided");
@@ -342,7 +360,7 @@ pub async fn demo(d: Demo) -> Result<ExitCode, String> {
         ctx.say(l.trim_start_matches("golive: "));
     }
     sign_all(&ctx, &rb, &manual(&rb, StageKind::Smoke)).await?;
-    let qa = person(&rb, "QA Engineer").ok_or("no QA Engineer")?;
+    let qa = ctx.person(&rb, "QA Engineer")?;
     let (gate, out_gate, _) = ctx.golive(&["gate", "smoke", "--as", &qa], false).await?;
     ctx.say(out_gate.trim());
     let mut rolled_back = false;
@@ -350,7 +368,7 @@ pub async fn demo(d: Demo) -> Result<ExitCode, String> {
     if gate != 0 || state(&st).contains("ROLL") {
         ctx.say("the rollback criteria hold: Rollback Steps");
         if state(&st) == "ROLLBACK DECISION RAISED" {
-            let devops = person(&rb, "DevOps Engineer").ok_or("no DevOps Engineer")?;
+            let devops = ctx.person(&rb, "DevOps Engineer")?;
             ctx.golive(
                 &[
                     "rollback",
@@ -377,12 +395,12 @@ pub async fn demo(d: Demo) -> Result<ExitCode, String> {
             .await?;
         ctx.say(o.trim());
         if code != 0 {
-            return Err("the verification gate failed".into());
+            return Err(ctx.about_store(format!("the verification gate failed: {}", o.trim())));
         }
-        let lead = person(&rb, "Deployment Lead").ok_or("no Deployment Lead")?;
+        let lead = ctx.person(&rb, "Deployment Lead")?;
         let (code, o, e) = ctx.golive(&["finish", "--as", &lead], false).await?;
         if code != 0 {
-            return Err(format!("finish: {}", e.trim()));
+            return Err(ctx.about_store(format!("finish: {}", e.trim())));
         }
         ctx.say(o.lines().next().unwrap_or("").trim());
     }
@@ -395,11 +413,15 @@ pub async fn demo(d: Demo) -> Result<ExitCode, String> {
         ("json", "json"),
         ("junit", "xml"),
     ] {
+        let path = out.join(format!("report.{ext}"));
         let (code, text, err) = ctx.golive(&["report", "--format", format], false).await?;
         if code != 0 {
-            return Err(format!("report {format}: {}", err.trim()));
+            return Err(format!(
+                "{}: golive report --format {format}: {}",
+                path.display(),
+                err.trim()
+            ));
         }
-        let path = out.join(format!("report.{ext}"));
         std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
         paths.push(path);
     }

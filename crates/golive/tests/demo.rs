@@ -271,3 +271,50 @@ fn demo_out_takes_an_empty_folder_then_reuses_its_own() {
     assert_eq!(verify.lines().count(), 1, "one deployment: {verify}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn every_demo_error_names_its_path() {
+    let dir = std::env::temp_dir().join(format!("golive-demo-errors-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("folder");
+    // a runbook that is not there: named, and the output folder not made
+    let missing = dir.join("missing.md");
+    let out = dir.join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_golive"))
+        .arg("demo")
+        .arg("--out")
+        .arg(&out)
+        .arg("--runbook")
+        .arg(&missing)
+        .output()
+        .expect("golive demo runs");
+    let text = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{text}");
+    assert!(text.contains(&missing.display().to_string()), "{text}");
+    assert!(
+        !out.exists(),
+        "nothing written for a runbook that is not there"
+    );
+    // a runbook whose roster cannot sign: the runbook is named
+    let tiny = dir.join("tiny.md");
+    std::fs::write(
+        &tiny,
+        "# Tiny\n\n## Pre-Deployment Checklist\n\n- [ ] **Something**\n  - Responsible: Nobody\n",
+    )
+    .expect("runbook");
+    let o = Command::new(env!("CARGO_BIN_EXE_golive"))
+        .arg("demo")
+        .arg("--out")
+        .arg(&out)
+        .arg("--runbook")
+        .arg(&tiny)
+        .output()
+        .expect("golive demo runs");
+    let text = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains(&format!("golive: {}: ", tiny.display())),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
