@@ -467,15 +467,25 @@ const MARKER: &str = ".golive-demo";
 
 /// What the marker says; a file of that name saying anything else is not
 /// golive's.
-const MARKER_TEXT: &str = "This folder was made by `golive demo`: a later `golive demo --out` into it\nreplaces the demo's own files here (demo.md, golive.db*, report.*, service/)\nand leaves anything else alone.\n";
+const MARKER_TEXT: &str = "This folder was made by `golive demo`: a later `golive demo --out` into it\nreplaces the demo's own files here (demo.md, golive.db, report.*, service/)\nand leaves anything else alone.\n";
 
 /// Whether `name` is an entry the demo writes in its folder (the marker
 /// aside): what a reuse of the folder replaces.
 fn is_demo_entry(name: &str) -> bool {
     matches!(
         name,
-        "demo.md" | "service" | "report.md" | "report.html" | "report.json" | "report.xml"
-    ) || name.starts_with("golive.db")
+        "demo.md"
+            | "service"
+            | "golive.db"
+            | "golive.db-wal"
+            | "golive.db-shm"
+            | "golive.db-journal"
+            | "golive.db.lock"
+            | "report.md"
+            | "report.html"
+            | "report.json"
+            | "report.xml"
+    )
 }
 
 /// What to do when a folder is refused.

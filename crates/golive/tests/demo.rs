@@ -258,11 +258,16 @@ fn demo_out_takes_an_empty_folder_then_reuses_its_own() {
     );
     // something of the user's beside the demo's files stays as it is
     std::fs::write(dir.join("notes.txt"), "keep me").expect("notes");
+    std::fs::write(dir.join("golive.db.backup"), "keep me too").expect("backup");
     let (code, text) = demo_into(&dir);
     assert_eq!(code, 0, "the demo's own folder is reused: {text}");
     assert_eq!(
         std::fs::read_to_string(dir.join("notes.txt")).expect("notes"),
         "keep me"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("golive.db.backup")).expect("backup"),
+        "keep me too"
     );
     reports_and_record(&dir, "SUCCEEDED");
     // the second demo starts a store of its own: one deployment in it
