@@ -424,6 +424,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    quiet_when_the_reader_leaves();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -432,6 +433,21 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `golive show … | head` closes golive's standard output early; printing
+/// then fails, and Rust's print macros panic. End the way Unix tools do when
+/// their reader has gone (the exit status SIGPIPE would give), with no panic
+/// message and no stack trace. Any other panic is reported as before.
+fn quiet_when_the_reader_leaves() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info.payload_as_str().unwrap_or_default();
+        if msg.starts_with("failed printing to std") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        report(info);
+    }));
 }
 
 fn run(cli: Cli) -> Result<ExitCode, String> {

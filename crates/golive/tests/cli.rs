@@ -322,3 +322,28 @@ fn without_a_store_the_deployment_commands_create_nothing() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `golive show … | head -c 10` used to end in a panic and a stack trace
+/// ("failed printing to stdout: Broken pipe").
+#[test]
+fn a_reader_that_leaves_early_gets_no_panic() {
+    use std::io::Read;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_golive"))
+        .args(["show", "examples/aiwg-production.md", "--format", "json"])
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("golive");
+    let mut first = [0u8; 10];
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_exact(&mut first)
+        .expect("the output starts");
+    // the pipe is closed here, with 340 KB still to print
+    let out = child.wait_with_output().expect("golive ends");
+    assert_eq!(out.status.code(), Some(141));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
