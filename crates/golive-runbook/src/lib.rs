@@ -24,6 +24,7 @@ pub mod loc;
 pub mod model;
 pub mod resolve;
 pub mod text;
+pub mod url;
 
 pub use diagnostic::{Diagnostic, Severity, render_text};
 pub use export::{ExportError, Outcomes, export};
