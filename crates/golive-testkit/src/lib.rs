@@ -1,6 +1,7 @@
 //! golive-testkit: real servers on 127.0.0.1 for tests. Nothing here is a
 //! mock: the HTTP servers are hyper, the TLS is rustls with certificates from
-//! a CA generated per test, the legacy-TLS server is `openssl s_server`.
+//! a CA generated per test, the legacy-TLS server is `openssl s_server`, the
+//! PostgreSQL with TLS ([`PostgresServer`]) is Debian's own, in a fresh cluster.
 //!
 //! ```no_run
 //! # async fn f() {
@@ -843,4 +844,183 @@ pub async fn receiver(status: u16) -> (Server, Arc<std::sync::Mutex<Vec<Received
         }
     });
     (Server { addr, task }, seen)
+}
+
+/// A PostgreSQL server of a test's own (Debian's `postgresql`): a fresh
+/// cluster in a temporary folder, on a free port of 127.0.0.1, with TLS on
+/// (a certificate for `names` signed by the test's CA) and only `hostssl`
+/// connections allowed, user `postgres` trusted. A connection that is let in
+/// over TCP is therefore encrypted; one without TLS is refused by the server
+/// with its reason. As root (the tests and CI), it runs as the `postgres`
+/// system user: PostgreSQL refuses to run as root. Stopped and removed when
+/// dropped.
+pub struct PostgresServer {
+    pub port: u16,
+    dir: PathBuf,
+    bin: PathBuf,
+    as_postgres: bool,
+}
+
+impl PostgresServer {
+    /// Create the cluster, start it and wait until it accepts (at most 60 s).
+    pub fn start_tls(pki: &Pki, names: &[&str]) -> PostgresServer {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .filter(|b| b.join("initdb").is_file())
+            .max_by_key(|b| {
+                b.parent()
+                    .and_then(|v| v.file_name())
+                    .and_then(|v| v.to_str())
+                    .and_then(|v| v.parse::<u32>().ok())
+            })
+            .expect("initdb in /usr/lib/postgresql/*/bin (.ci/run installs Debian's postgresql)");
+        let as_postgres = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("golive-postgres-{}-{port}", std::process::id()));
+        let data = dir.join("data");
+        std::fs::create_dir_all(&dir).expect("postgres dir");
+        let server = PostgresServer {
+            port,
+            dir,
+            bin,
+            as_postgres,
+        };
+        server.own(&server.dir);
+        server.run(
+            "initdb",
+            &[
+                "-D".as_ref(),
+                data.as_os_str(),
+                "-U".as_ref(),
+                "postgres".as_ref(),
+                "--auth=trust".as_ref(),
+                "--no-sync".as_ref(),
+                "--encoding=UTF8".as_ref(),
+            ],
+        );
+        let (cert, key) = pki.leaf_files(names, "postgres-server");
+        std::fs::copy(cert, data.join("server.crt")).expect("server certificate");
+        std::fs::copy(key, data.join("server.key")).expect("server key");
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                data.join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .expect("key mode");
+        }
+        let mut conf = std::fs::read_to_string(data.join("postgresql.conf")).expect("conf");
+        conf.push_str(&format!(
+            "\nlisten_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\nfsync = off\nmax_connections = 30\nshared_buffers = 16MB\n",
+            server.dir.display()
+        ));
+        std::fs::write(data.join("postgresql.conf"), conf).expect("conf");
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+        )
+        .expect("pg_hba.conf");
+        server.own(&data);
+        let log = server.dir.join("log");
+        server.run(
+            "pg_ctl",
+            &[
+                "-D".as_ref(),
+                data.as_os_str(),
+                "-l".as_ref(),
+                log.as_os_str(),
+                "-w".as_ref(),
+                "-t".as_ref(),
+                "60".as_ref(),
+                "start".as_ref(),
+            ],
+        );
+        server
+    }
+
+    /// `postgres://postgres@HOST:PORT/postgres`, `host` being how the client
+    /// names the server (127.0.0.1, or a name resolving to it).
+    pub fn url(&self, host: &str) -> String {
+        format!("postgres://postgres@{host}:{}/postgres", self.port)
+    }
+
+    /// Hand `path` (and what is in it) to the `postgres` user, when running
+    /// as root.
+    fn own(&self, path: &std::path::Path) {
+        if self.as_postgres {
+            let ok = std::process::Command::new("chown")
+                .arg("-R")
+                .arg("postgres:postgres")
+                .arg(path)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "chown -R postgres {}", path.display());
+        }
+    }
+
+    /// Run one of PostgreSQL's programs, as `postgres` when root; panics
+    /// with its output (and the server's log) when it fails.
+    fn run(&self, program: &str, args: &[&std::ffi::OsStr]) {
+        if let Err(e) = self.try_run(program, args) {
+            panic!("{e}");
+        }
+    }
+
+    fn try_run(&self, program: &str, args: &[&std::ffi::OsStr]) -> Result<(), String> {
+        let program = self.bin.join(program);
+        let mut cmd = if self.as_postgres {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&program);
+            c
+        } else {
+            std::process::Command::new(&program)
+        };
+        let out = cmd
+            .args(args)
+            .current_dir(&self.dir)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| format!("{}: {e}", program.display()))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(format!(
+            "{} failed: {}{}\n{}",
+            program.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+        ))
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        let data = self.dir.join("data");
+        if data.join("postmaster.pid").exists() {
+            // never a panic here: it may run while a failed test unwinds
+            let _ = self.try_run(
+                "pg_ctl",
+                &[
+                    "-D".as_ref(),
+                    data.as_os_str(),
+                    "-m".as_ref(),
+                    "immediate".as_ref(),
+                    "-w".as_ref(),
+                    "stop".as_ref(),
+                ],
+            );
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
