@@ -75,7 +75,16 @@ fn build(spec: &Spec) -> Result<Box<dyn Probe>, SpecError> {
         password,
         db,
         command,
-        shown: without_password(&target),
+        shown: match auth {
+            // a userinfo with no `:` is the password here, not a user name
+            Some(a) if !a.contains(':') => {
+                format!(
+                    "{}***@{rest}",
+                    &target[..target.len() - rest.len() - a.len() - 1]
+                )
+            }
+            _ => without_password(&target),
+        },
     }))
 }
 
@@ -334,5 +343,15 @@ mod tests {
         let mut t = toml::Table::new();
         t.insert("target".into(), toml::Value::String("redis://h/x".into()));
         assert!(KIND.probe(&t).is_err());
+    }
+
+    /// Defect: `redis://PASSWORD@host` (no `:`; this probe reads it as the
+    /// password) was shown in clear.
+    #[test]
+    fn a_redis_password_without_a_user_is_never_shown() {
+        let p = probe("redis://s3cr@t@cache.internal:6380", None);
+        assert_eq!(p.target(), "redis://***@cache.internal:6380");
+        let p = probe("only-Pw@cache.internal:6380", None);
+        assert_eq!(p.target(), "***@cache.internal:6380");
     }
 }
