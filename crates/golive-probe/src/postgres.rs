@@ -10,10 +10,9 @@
 //! they run wrapped as `SELECT row_to_json(q) FROM (…) q`.
 
 use crate::{BoxFuture, Kind, Observation, Probe, ProbeError, Spec, SpecError, millis};
+use golive_postgres::{ConnectError, Target};
 use serde_json::{Value, json};
-use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, Row};
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 pub(crate) static KIND: Kind = Kind {
@@ -28,10 +27,9 @@ pub(crate) static KIND: Kind = Kind {
 #[derive(Debug)]
 struct Postgres {
     url: String,
-    /// The URL as the driver reads it (without `connect_timeout`).
-    options: PgConnectOptions,
-    /// `connect_timeout=SECONDS`: how long the server may take to answer.
-    connect_timeout: Option<Duration>,
+    /// The URL read: without `connect_timeout`, it waits as long as the
+    /// check's timeout allows.
+    target: Target,
     shown: String,
     query: String,
     version_query: Option<String>,
@@ -45,25 +43,11 @@ fn build(spec: &Spec) -> Result<Box<dyn Probe>, SpecError> {
             "a PostgreSQL target is a postgres:// URL".into(),
         ));
     }
-    let (driver_url, wait) = golive_runbook::url::take_query_param(&url, "connect_timeout");
-    let connect_timeout = match wait {
-        None => None,
-        Some(v) => match v.trim().parse::<u64>() {
-            Ok(s) if s > 0 => Some(Duration::from_secs(s)),
-            _ => {
-                return Err(SpecError::Invalid(
-                    "target".into(),
-                    format!("connect_timeout={v}: give whole seconds, at least 1"),
-                ));
-            }
-        },
-    };
-    let options = PgConnectOptions::from_str(&driver_url)
-        .map_err(|e| SpecError::Invalid("target".into(), format!("not a PostgreSQL URL: {e}")))?;
+    let target =
+        Target::parse(&url).map_err(|e| SpecError::Invalid("target".into(), e.to_string()))?;
     Ok(Box::new(Postgres {
         shown: without_password(&url),
-        options,
-        connect_timeout,
+        target,
         url,
         query: spec.text("query")?.unwrap_or_else(|| "SELECT 1".into()),
         version_query: spec.text("version_query")?,
@@ -91,45 +75,14 @@ fn db_error(e: sqlx::Error) -> ProbeError {
     }
 }
 
-/// Why connecting failed: refused, TLS (and what about the certificate), or
-/// the server's own reason.
-fn connect_error(e: sqlx::Error, opts: &PgConnectOptions) -> ProbeError {
-    let at = format!("{}:{}", opts.get_host(), opts.get_port());
+/// A failed connection as the probe reports it: refused and TLS failures
+/// as such, the rest with their cause.
+fn connect_error(e: ConnectError) -> ProbeError {
     match e {
-        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
-            ProbeError::Refused(at)
-        }
-        sqlx::Error::Io(io) => match io
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            Some(tls) => ProbeError::Tls(at, tls_cause(tls, opts.get_host())),
-            None => ProbeError::Io(format!("{at}: {io}")),
-        },
-        sqlx::Error::Tls(t) => ProbeError::Tls(at, t.to_string()),
-        sqlx::Error::Database(d) => {
-            ProbeError::Protocol(format!("postgres: the server refused: {}", d.message()))
-        }
-        other => ProbeError::Protocol(format!("postgres: {other}")),
-    }
-}
-
-/// A TLS failure, with what to do for the two a deployer meets.
-fn tls_cause(e: &rustls::Error, host: &str) -> String {
-    use rustls::CertificateError as C;
-    match e {
-        // BadSignature: a CA of the same name signed it, not the one trusted
-        rustls::Error::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => format!(
-            "the server's certificate is not signed by a CA trusted here ({e}): sslrootcert=PATH names the CA to trust"
-        ),
-        rustls::Error::InvalidCertificate(
-            C::NotValidForName | C::NotValidForNameContext { .. },
-        ) => {
-            format!(
-                "the server's certificate is not valid for the host name `{host}` ({e}): connect by a name it holds, or use sslmode=verify-ca to check only the CA"
-            )
-        }
-        other => other.to_string(),
+        ConnectError::Refused(at) => ProbeError::Refused(at),
+        ConnectError::Tls { at, why } => ProbeError::Tls(at, why),
+        ConnectError::Server(_) => ProbeError::Protocol(format!("postgres: {e}")),
+        other => ProbeError::Io(other.to_string()),
     }
 }
 
@@ -161,25 +114,12 @@ impl Probe for Postgres {
 
     fn observe(&self) -> BoxFuture<'_, Result<Observation, ProbeError>> {
         Box::pin(async move {
-            let (_, root) = golive_runbook::url::take_query_param(&self.url, "sslrootcert");
-            if let Some(root) = root.filter(|r| !r.trim_start().starts_with("-----BEGIN")) {
-                std::fs::metadata(&root)
-                    .map_err(|e| ProbeError::Io(format!("sslrootcert={root}: {e}")))?;
-            }
             let t = Instant::now();
-            let connect = sqlx::PgConnection::connect_with(&self.options);
-            let mut conn = match self.connect_timeout {
-                Some(wait) => tokio::time::timeout(wait, connect).await.map_err(|_| {
-                    ProbeError::Io(format!(
-                        "no answer from the server within {}s at {}:{} (connect_timeout)",
-                        wait.as_secs(),
-                        self.options.get_host(),
-                        self.options.get_port()
-                    ))
-                })?,
-                None => connect.await,
-            }
-            .map_err(|e| connect_error(e, &self.options))?;
+            let mut conn = self
+                .target
+                .connect(self.target.connect_timeout())
+                .await
+                .map_err(connect_error)?;
             let connect = t.elapsed();
             let t = Instant::now();
             let found = rows(&mut conn, &self.query).await?;

@@ -4,7 +4,7 @@ use crate::chain::{Violation, ViolationKind, event_hash, event_hash_hex, genesis
 use serde_json::Value;
 use sha2::Digest;
 use sqlx::Connection;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgPoolOptions, PgRow};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
@@ -760,85 +760,21 @@ fn redact_url(location: &str) -> String {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A pool on the PostgreSQL server `url` names, once one connection to it
-/// succeeded. `connect_timeout=SECONDS` in the URL (as libpq reads it) bounds
-/// the wait for the server. The pool alone retries a refused port until its
-/// time-out and then reports only that it timed out: the first connection,
-/// made here, reports why it failed, at once.
+/// succeeded. The pool alone retries a refused port until its time-out and
+/// then reports only that it timed out: the first connection, made here,
+/// reports why it failed, at once.
 async fn connect_postgres(url: &str) -> Result<PgPool, String> {
-    let (url, wait) = golive_runbook::url::take_query_param(url, "connect_timeout");
-    let wait = match wait {
-        None => CONNECT_TIMEOUT,
-        Some(v) => match v.trim().parse::<u64>() {
-            Ok(s) if s > 0 => Duration::from_secs(s),
-            _ => {
-                return Err(format!(
-                    "connect_timeout={v}: give whole seconds, at least 1 (e.g. connect_timeout=5)"
-                ));
-            }
-        },
-    };
-    let opts =
-        PgConnectOptions::from_str(&url).map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
-    let (_, root) = golive_runbook::url::take_query_param(&url, "sslrootcert");
-    if let Some(root) = root.filter(|r| !r.trim_start().starts_with("-----BEGIN")) {
-        std::fs::metadata(&root).map_err(|e| format!("sslrootcert={root}: {e}"))?;
-    }
-    let first = tokio::time::timeout(wait, sqlx::PgConnection::connect_with(&opts))
+    let target = golive_postgres::Target::parse(url).map_err(|e| e.to_string())?;
+    let wait = target.connect_timeout().unwrap_or(CONNECT_TIMEOUT);
+    let first = target
+        .connect(Some(wait))
         .await
-        .map_err(|_| {
-            format!(
-                "no answer from the server within {}s at {}:{} (connect_timeout=SECONDS in the URL waits longer)",
-                wait.as_secs(),
-                opts.get_host(),
-                opts.get_port()
-            )
-        })?
-        .map_err(|e| postgres_cause(&e, &opts))?;
+        .map_err(|e| e.to_string())?;
     let _ = tokio::time::timeout(Duration::from_secs(1), first.close()).await;
     PgPoolOptions::new()
         .max_connections(8)
         .acquire_timeout(wait.max(CONNECT_TIMEOUT))
-        .connect_with(opts.clone())
+        .connect_with(target.options().clone())
         .await
-        .map_err(|e| postgres_cause(&e, &opts))
-}
-
-/// Why connecting failed, in words: refused, TLS (and what about the
-/// certificate), or the server's own reason.
-fn postgres_cause(e: &sqlx::Error, opts: &PgConnectOptions) -> String {
-    let at = format!("{}:{}", opts.get_host(), opts.get_port());
-    match e {
-        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
-            format!("connection refused by {at}")
-        }
-        sqlx::Error::Io(io) => match io
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            Some(tls) => format!("TLS with {at}: {}", tls_cause(tls, opts.get_host())),
-            None => format!("{at}: {io}"),
-        },
-        sqlx::Error::Tls(t) => format!("TLS with {at}: {t}"),
-        sqlx::Error::Database(d) => format!("the server refused: {}", d.message()),
-        other => other.to_string(),
-    }
-}
-
-/// A TLS failure, with what to do for the two a deployer meets.
-fn tls_cause(e: &rustls::Error, host: &str) -> String {
-    use rustls::CertificateError as C;
-    match e {
-        // BadSignature: a CA of the same name signed it, not the one trusted
-        rustls::Error::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => format!(
-            "the server's certificate is not signed by a CA trusted here ({e}): sslrootcert=PATH names the CA to trust"
-        ),
-        rustls::Error::InvalidCertificate(
-            C::NotValidForName | C::NotValidForNameContext { .. },
-        ) => {
-            format!(
-                "the server's certificate is not valid for the host name `{host}` ({e}): connect by a name it holds, or use sslmode=verify-ca to check only the CA"
-            )
-        }
-        other => other.to_string(),
-    }
+        .map_err(|e| target.cause(e).to_string())
 }
