@@ -2,8 +2,10 @@
 //!
 //! One [`Store`] over SQLite (a file, WAL, no server) or PostgreSQL (for a
 //! team). Every change to a deployment is an [`Event`] appended with the
-//! SHA-256 of its predecessor; [`Store::verify`] walks the chain and names the
-//! first row that was edited, deleted, inserted or moved.
+//! SHA-256 of its predecessor, the first one with the hash of the deployment's
+//! own row; [`Store::verify`] walks the chain and names the first row that was
+//! edited, deleted, inserted or moved, and [`Store::verify_to`] proves that it
+//! still reaches a [`Head`] kept elsewhere.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), golive_store::StoreError> {
@@ -20,5 +22,7 @@
 mod chain;
 mod store;
 
-pub use chain::{Violation, ViolationKind, event_hash, genesis};
-pub use store::{Deployment, Event, NewDeployment, NewEvent, Store, StoreError, WriteLock};
+pub use chain::{Head, Violation, ViolationKind, event_hash, legacy_genesis, row_genesis};
+pub use store::{
+    Binding, Deployment, Event, NewDeployment, NewEvent, Store, StoreError, WriteLock,
+};

@@ -1,6 +1,8 @@
 //! The store: one API over SQLite and PostgreSQL.
 
-use crate::chain::{Violation, ViolationKind, event_hash, event_hash_hex, genesis};
+use crate::chain::{
+    Head, Violation, ViolationKind, event_hash, event_hash_hex, legacy_genesis, row_genesis,
+};
 use serde_json::Value;
 use sha2::Digest;
 use sqlx::Connection;
@@ -45,6 +47,39 @@ pub struct Deployment {
     pub vars: Value,
     pub head_seq: i64,
     pub head_hash: String,
+    /// The hash of this row as stored now, where its chain starts.
+    pub genesis: String,
+    /// Whether the chain starts from this row as stored.
+    pub binding: Binding,
+}
+
+/// How a deployment's own row is bound to its chain, judged from the link
+/// of its first event (or, before any, its recorded head).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding {
+    /// The chain starts from the hash of the row as it is.
+    Covered,
+    /// Recorded by an older golive: the chain starts from a hash of the id
+    /// alone, and the rest of the row is not covered.
+    Legacy,
+    /// The chain starts from neither: the row (or the first event's link)
+    /// was edited.
+    Broken,
+    /// The first event is missing: `verify` says what happened.
+    Unknown,
+}
+
+impl Deployment {
+    /// The chain's last point, `SEQ:HASH`.
+    pub fn head(&self) -> Head {
+        Head::new(self.head_seq, &self.head_hash)
+    }
+
+    /// Whether the row (runbook hash, variables, who, when) is covered by
+    /// the chain: false for a deployment recorded by an older golive.
+    pub fn row_covered(&self) -> bool {
+        self.binding == Binding::Covered
+    }
 }
 
 /// What a new deployment records.
@@ -128,6 +163,14 @@ pub struct Store {
     sqlite_path: Option<std::path::PathBuf>,
     /// Where it is, for messages (never with a password).
     pub location: String,
+}
+
+/// A deployment's row, and the link its chain starts with: the first
+/// event's `prev_hash`.
+macro_rules! deployment_sql {
+    () => {
+        "SELECT id, runbook_path, runbook_sha256, started_by, created_at, vars, head_seq, head_hash, (SELECT prev_hash FROM events WHERE events.deployment_id = deployments.id AND events.seq = 1) AS first_link FROM deployments"
+    };
 }
 
 /// Run the same query text on either backend (placeholders `$1`, `$2` … in
@@ -353,7 +396,17 @@ impl Store {
             ts.strftime("%Y%m%dT%H%M%S"),
             hex::encode(&salt[..4])
         );
-        let head = genesis(&id);
+        let created_at = ts.to_string();
+        let vars = d.vars.to_string();
+        // the chain starts from the row itself
+        let head = row_genesis(
+            &id,
+            &d.runbook_path,
+            &d.runbook_sha256,
+            &d.started_by,
+            &created_at,
+            &vars,
+        );
         on_both!(self, |pool| {
             sqlx::query(
                 "INSERT INTO deployments (id, runbook_path, runbook_sha256, started_by, created_at, vars, head_seq, head_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -362,8 +415,8 @@ impl Store {
             .bind(&d.runbook_path)
             .bind(&d.runbook_sha256)
             .bind(&d.started_by)
-            .bind(ts.to_string())
-            .bind(d.vars.to_string())
+            .bind(&created_at)
+            .bind(&vars)
             .bind(0i64)
             .bind(&head)
             .execute(pool)
@@ -375,8 +428,11 @@ impl Store {
 
     /// The deployment `id`, or the newest one when `id` is None.
     pub async fn deployment(&self, id: Option<&str>) -> Result<Deployment, StoreError> {
-        let sql_one = "SELECT id, runbook_path, runbook_sha256, started_by, created_at, vars, head_seq, head_hash FROM deployments WHERE id = $1";
-        let sql_newest = "SELECT id, runbook_path, runbook_sha256, started_by, created_at, vars, head_seq, head_hash FROM deployments ORDER BY created_at DESC, id DESC LIMIT 1";
+        let sql_one = concat!(deployment_sql!(), " WHERE id = $1");
+        let sql_newest = concat!(
+            deployment_sql!(),
+            " ORDER BY created_at DESC, id DESC LIMIT 1"
+        );
         let d = match &self.backend {
             Backend::Sqlite(pool) => {
                 let row: Option<SqliteRow> = match id {
@@ -473,11 +529,24 @@ impl Store {
         }
     }
 
-    /// Walk the chain of `deployment`: the first row that does not hold, or
-    /// Ok with the number of events checked. Rows are hashed as stored (the
-    /// data's text, not a re-serialisation), so any byte changed is found.
+    /// Walk the chain of `deployment` from its row: the first row that does
+    /// not hold, or Ok with the number of events checked. Rows are hashed as
+    /// stored (the data's text, not a re-serialisation), so any byte changed
+    /// is found.
     pub async fn verify(&self, deployment: &str) -> Result<Result<i64, Violation>, StoreError> {
+        self.verify_to(deployment, None).await
+    }
+
+    /// [`Store::verify`], and that the chain still reaches `kept`, a head
+    /// printed earlier and kept elsewhere: rows removed from the end, with
+    /// the recorded head set back, hold by themselves, but no longer reach it.
+    pub async fn verify_to(
+        &self,
+        deployment: &str,
+        kept: Option<&Head>,
+    ) -> Result<Result<i64, Violation>, StoreError> {
         let d = self.deployment(Some(deployment)).await?;
+        let kept = kept.cloned();
         let sql = "SELECT seq, at, kind, item, actor, data, prev_hash, hash FROM events WHERE deployment_id = $1 ORDER BY seq";
         if let Backend::Sqlite(pool) = &self.backend {
             // fold the write-ahead log into the database first: reading a
@@ -490,11 +559,11 @@ impl Store {
             // SQLite: read the chain on a blocking thread with a direct reader;
             // the async driver hands rows over one at a time and is several
             // times slower over a million of them
-            return tokio::task::spawn_blocking(move || verify_sqlite(&path, &d))
+            return tokio::task::spawn_blocking(move || verify_sqlite(&path, &d, kept.as_ref()))
                 .await
                 .map_err(|e| StoreError::Db(e.to_string()))?;
         }
-        let mut check = Chain::new(&d);
+        let mut check = Chain::new(&d, kept.as_ref());
         on_both!(self, |pool| {
             use futures_util::TryStreamExt;
             let mut rows = sqlx::query(sql).bind(deployment).fetch(pool);
@@ -526,6 +595,7 @@ const VERIFY_SQL: &str = "SELECT seq, at, kind, item, actor, data, prev_hash, ha
 fn verify_sqlite(
     path: &std::path::Path,
     d: &Deployment,
+    kept: Option<&Head>,
 ) -> Result<Result<i64, Violation>, StoreError> {
     use rusqlite::{Connection, OpenFlags};
     let db = |e: rusqlite::Error| StoreError::Db(e.to_string());
@@ -537,7 +607,7 @@ fn verify_sqlite(
     conn.busy_timeout(Duration::from_secs(60)).map_err(db)?;
     let mut stmt = conn.prepare(VERIFY_SQL).map_err(db)?;
     let mut rows = stmt.query([&d.id]).map_err(db)?;
-    let mut check = Chain::new(d);
+    let mut check = Chain::new(d, kept);
     // a text column read as stored; a row whose column holds another type was
     // edited, and reads as text that cannot match its hash
     fn text<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<Option<&'r str>, StoreError> {
@@ -633,19 +703,29 @@ fn chain_events(
         .collect()
 }
 
-/// Walks a deployment's rows in order, against its chain and recorded head.
+/// Walks a deployment's rows in order, from its row, against its chain,
+/// its recorded head and a head kept elsewhere.
 struct Chain<'d> {
     d: &'d Deployment,
     prev: String,
     expected: i64,
+    kept: Option<&'d Head>,
+    reached: bool,
 }
 
 impl<'d> Chain<'d> {
-    fn new(d: &'d Deployment) -> Self {
+    fn new(d: &'d Deployment, kept: Option<&'d Head>) -> Self {
+        // an older golive's chain starts from the id alone
+        let prev = match d.binding {
+            Binding::Legacy => legacy_genesis(&d.id),
+            _ => d.genesis.clone(),
+        };
         Chain {
+            reached: kept.is_some_and(|k| k.matches(0, &prev)),
             d,
-            prev: genesis(&d.id),
+            prev,
             expected: 1,
+            kept,
         }
     }
 
@@ -677,10 +757,28 @@ impl<'d> Chain<'d> {
             });
         }
         if prev_hash != self.prev {
+            // the first event, intact, links elsewhere than the row: the row
+            // was edited
+            let kind = if seq == 1 {
+                ViolationKind::DeploymentRow
+            } else {
+                ViolationKind::OutOfOrder
+            };
             return Err(Violation {
-                seq,
-                kind: ViolationKind::OutOfOrder,
+                seq: if seq == 1 { 0 } else { seq },
+                kind,
             });
+        }
+        if let Some(k) = self.kept
+            && k.seq == seq
+        {
+            if !k.matches(seq, hash) {
+                return Err(Violation {
+                    seq,
+                    kind: ViolationKind::Unreached,
+                });
+            }
+            self.reached = true;
         }
         self.prev.clear();
         self.prev.push_str(hash);
@@ -690,6 +788,13 @@ impl<'d> Chain<'d> {
 
     fn end(self) -> Result<i64, Violation> {
         let last = self.expected - 1;
+        if last == 0 && self.d.binding == Binding::Broken {
+            // no event yet: the recorded head is the row's hash
+            return Err(Violation {
+                seq: 0,
+                kind: ViolationKind::DeploymentRow,
+            });
+        }
         if self.d.head_seq < last {
             // rows appended behind the store's back
             return Err(Violation {
@@ -703,6 +808,14 @@ impl<'d> Chain<'d> {
                 kind: ViolationKind::Truncated,
             });
         }
+        if let Some(k) = self.kept
+            && !self.reached
+        {
+            return Err(Violation {
+                seq: k.seq,
+                kind: ViolationKind::Unreached,
+            });
+        }
         Ok(last)
     }
 }
@@ -711,18 +824,57 @@ fn deployment_from<R: Row>(r: &R) -> Result<Deployment, StoreError>
 where
     for<'a> &'a str: sqlx::ColumnIndex<R>,
     for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
 {
     let vars: String = r.try_get("vars")?;
+    let (id, runbook_path, runbook_sha256, started_by, created_at): (
+        String,
+        String,
+        String,
+        String,
+        String,
+    ) = (
+        r.try_get("id")?,
+        r.try_get("runbook_path")?,
+        r.try_get("runbook_sha256")?,
+        r.try_get("started_by")?,
+        r.try_get("created_at")?,
+    );
+    let head_seq: i64 = r.try_get("head_seq")?;
+    let head_hash: String = r.try_get("head_hash")?;
+    let first_link: Option<String> = r.try_get("first_link")?;
+    // hashed as stored: the variables' text, not a re-serialisation
+    let genesis = row_genesis(
+        &id,
+        &runbook_path,
+        &runbook_sha256,
+        &started_by,
+        &created_at,
+        &vars,
+    );
+    let link = match (&first_link, head_seq) {
+        (Some(l), _) => Some(l.as_str()),
+        (None, 0) => Some(head_hash.as_str()),
+        (None, _) => None,
+    };
+    let binding = match link {
+        None => Binding::Unknown,
+        Some(l) if l == genesis => Binding::Covered,
+        Some(l) if l == legacy_genesis(&id) => Binding::Legacy,
+        Some(_) => Binding::Broken,
+    };
     Ok(Deployment {
-        id: r.try_get("id")?,
-        runbook_path: r.try_get("runbook_path")?,
-        runbook_sha256: r.try_get("runbook_sha256")?,
-        started_by: r.try_get("started_by")?,
-        created_at: r.try_get("created_at")?,
         vars: serde_json::from_str(&vars).unwrap_or(Value::Null),
-        head_seq: r.try_get("head_seq")?,
-        head_hash: r.try_get("head_hash")?,
+        id,
+        runbook_path,
+        runbook_sha256,
+        started_by,
+        created_at,
+        head_seq,
+        head_hash,
+        genesis,
+        binding,
     })
 }
 

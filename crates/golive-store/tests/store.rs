@@ -301,3 +301,119 @@ async fn the_write_lock_is_held_until_dropped() {
         assert!(rx.try_recv().is_ok(), "{name}");
     }
 }
+
+/// The deployment's own row (id, runbook hash, variables, who started it and
+/// when) is where its chain starts: editing the variables or the runbook's
+/// hash with the database's own tool is found, and names the row.
+#[tokio::test]
+async fn the_deployment_row_is_outside_the_hash_chain() {
+    for (name, store, location) in backends("row").await {
+        for (column, value) in [
+            ("vars", r#"{"DOMAIN":"evil.example.test"}"#.to_string()),
+            ("runbook_sha256", "cd".repeat(32)),
+            ("started_by", "someone-else".to_string()),
+            ("created_at", "2020-01-01T00:00:00Z".to_string()),
+        ] {
+            let id = deployment(&store).await;
+            store.append(&id, &events(3)).await.expect("append");
+            assert_eq!(store.verify(&id).await.expect("verify"), Ok(3), "{name}");
+            sql_tool(
+                name,
+                &location,
+                &format!("UPDATE deployments SET {column} = '{value}' WHERE id = '{id}'"),
+            );
+            let v = store
+                .verify(&id)
+                .await
+                .expect("verify runs")
+                .expect_err(&format!("{name}: editing {column} is found"));
+            assert!(
+                v.to_string().contains("the deployment row was edited"),
+                "{name} {column}: {v}"
+            );
+        }
+    }
+}
+
+/// A deployment recorded before its row was part of the chain (its first
+/// event links to the hash of its id alone) still verifies, and says that
+/// its row is not covered.
+#[tokio::test]
+async fn a_deployment_of_an_older_golive_still_verifies() {
+    for (name, store, location) in backends("legacy").await {
+        let id = deployment(&store).await;
+        // rewritten as an older golive recorded it: the chain from the id's hash
+        let legacy = golive_store::legacy_genesis(&id);
+        let at = "2026-11-27T12:00:00Z";
+        let hash = golive_store::event_hash(&legacy, &id, 1, at, "run.started", None, None, "{}");
+        sql_tool(
+            name,
+            &location,
+            &format!(
+                "INSERT INTO events (deployment_id, seq, at, kind, item, actor, data, prev_hash, hash) VALUES ('{id}', 1, '{at}', 'run.started', NULL, NULL, '{{}}', '{legacy}', '{hash}'); \
+                 UPDATE deployments SET head_seq = 1, head_hash = '{hash}' WHERE id = '{id}'"
+            ),
+        );
+        assert_eq!(store.verify(&id).await.expect("verify"), Ok(1), "{name}");
+        let d = store.deployment(Some(&id)).await.expect("deployment");
+        assert!(!d.row_covered(), "{name}");
+        // appends go on from the old chain
+        store.append(&id, &events(2)).await.expect("append");
+        assert_eq!(store.verify(&id).await.expect("verify"), Ok(3), "{name}");
+        let fresh = deployment(&store).await;
+        let d = store.deployment(Some(&fresh)).await.expect("deployment");
+        assert!(d.row_covered(), "{name}");
+    }
+}
+
+/// Rows deleted at the end, with the deployment's head set back to the new
+/// last row, leave a chain that holds by itself: only a head kept elsewhere
+/// shows that it no longer reaches as far.
+#[tokio::test]
+async fn a_truncated_tail_goes_unseen() {
+    for (name, store, location) in backends("tail").await {
+        let id = deployment(&store).await;
+        store.append(&id, &events(6)).await.expect("append");
+        // as printed, then read back
+        let kept = store
+            .deployment(Some(&id))
+            .await
+            .expect("deployment")
+            .head()
+            .to_string();
+        let all = store.events(&id).await.expect("events");
+        sql_tool(
+            name,
+            &location,
+            &format!(
+                "DELETE FROM events WHERE deployment_id = '{id}' AND seq > 4; \
+                 UPDATE deployments SET head_seq = 4, head_hash = '{}' WHERE id = '{id}'",
+                all[3].hash
+            ),
+        );
+        assert_eq!(store.verify(&id).await.expect("verify"), Ok(4), "{name}");
+        let head: golive_store::Head = kept.parse().expect("head");
+        let v = store
+            .verify_to(&id, Some(&head))
+            .await
+            .expect("verify runs")
+            .expect_err("the kept head is no longer reached");
+        assert!(v.to_string().contains("no longer reaches"), "{name}: {v}");
+        // a head from before still holds, as does one given by a prefix
+        let earlier: golive_store::Head =
+            format!("3:{}", &all[2].hash[..12]).parse().expect("head");
+        assert_eq!(
+            store.verify_to(&id, Some(&earlier)).await.expect("verify"),
+            Ok(4),
+            "{name}"
+        );
+        // a row rewritten at the kept head's place is no match either
+        let other: golive_store::Head = format!("4:{}", &all[2].hash[..16]).parse().expect("head");
+        let v = store
+            .verify_to(&id, Some(&other))
+            .await
+            .expect("verify runs")
+            .expect_err("another row at seq 4");
+        assert!(v.to_string().contains("no longer reaches"), "{name}: {v}");
+    }
+}
