@@ -204,7 +204,7 @@ impl std::fmt::Display for Violation {
             ),
             ViolationKind::DeploymentRow => write!(
                 f,
-                "the deployment row was edited: its runbook hash, variables, starter or start time no longer match the hash its chain starts from"
+                "the deployment row was edited: its runbook path or hash, variables, starter or start time no longer match the hash its chain starts from"
             ),
             ViolationKind::Unreached => write!(
                 f,

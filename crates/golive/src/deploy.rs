@@ -22,6 +22,7 @@ async fn open(location: &str, id: Option<&str>) -> Result<(Store, Deployment, Ru
         .deployment(id)
         .await
         .map_err(|e| format!("{e} ({})", store.location))?;
+    crate::record::intact(&d)?;
     let rb = crate::load(Path::new(&d.runbook_path))?;
     let sha = hex::encode(Sha256::digest(rb.source.as_bytes()));
     if sha != d.runbook_sha256 {

@@ -3,7 +3,7 @@
 use crate::vars::Redactor;
 use golive_engine::{CheckResult, Plan};
 use golive_runbook::Runbook;
-use golive_store::{NewDeployment, NewEvent, Store};
+use golive_store::{Binding, Deployment, NewDeployment, NewEvent, Store};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::process::ExitCode;
@@ -73,6 +73,7 @@ impl Recorder {
                     .deployment(Some(id))
                     .await
                     .map_err(|e| e.to_string())?;
+                intact(&d)?;
                 if d.runbook_sha256 != sha {
                     return Err(format!(
                         "{} changed since deployment {id} started: start a new one with --new",
@@ -196,6 +197,8 @@ impl Recorder {
             .deployment(Some(&self.deployment))
             .await
             .map_err(|e| e.to_string())?;
+        // the steps run with the recorded variables: not from an edited row
+        intact(&d)?;
         crate::procedure::advance(&self.store, &d, rb, runner).await
     }
 
@@ -270,6 +273,19 @@ impl Recorder {
     }
 }
 
+/// A deployment whose own row no longer matches its record (edited after it
+/// was recorded) is used by no command: its variables and runbook hash are
+/// not what was recorded.
+pub fn intact(d: &Deployment) -> Result<(), String> {
+    if d.binding == Binding::Broken {
+        return Err(format!(
+            "deployment {}'s row no longer matches its record: its runbook path or hash, variables, starter or start time were edited after it was recorded (golive audit verify {} says so); it is not used",
+            d.id, d.id
+        ));
+    }
+    Ok(())
+}
+
 /// The newest deployment of this runbook (same path and content) that has
 /// not ended: no NO-GO decision and no `deployment.ended` event.
 /// The newest deployment of this runbook as it is now (ended or not: a
@@ -304,6 +320,7 @@ async fn open_deployment(store: &Store, path: &str, sha: &str) -> Result<Option<
         Ok(None) => return Ok(None),
         Err(e) => return Err(e.to_string()),
     };
+    intact(&newest)?;
     if newest.runbook_sha256 != sha {
         return Ok(None);
     }
@@ -330,6 +347,12 @@ pub async fn verify(location: &str, deployment: Option<&str>) -> Result<ExitCode
                 d.id,
                 &d.head_hash[..16.min(d.head_hash.len())]
             );
+            if !d.row_covered() {
+                println!(
+                    "{}: deployment row not covered (created by an older golive): its runbook hash and variables are not part of the chain",
+                    d.id
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(v) => {

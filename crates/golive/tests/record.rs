@@ -1,0 +1,194 @@
+//! The deployment record and the lifecycle's rules, against the real binary:
+//! the deployment's own row inside the chain, a truncated tail found with a
+//! kept head, decisions set by `decide` only, a step never run twice, and
+//! edits of the runbook that do not orphan the open deployment. On SQLite
+//! (edited with `sqlite3`) and PostgreSQL (edited with `psql`).
+
+mod common;
+
+use common::standin::database_url;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// A drill runbook in a folder of its own, and the store its deployments
+/// are recorded in.
+struct Env {
+    dir: PathBuf,
+    store: String,
+}
+
+const DRILL: &str = "# Record drill\n\n**Status:** PENDING\n\n## Pre-Deployment Checklist\n\n- [ ] **Workspace present**\n  ```golive\n  check     = \"file\"\n  path      = \"[WORK]\"\n  expect    = \"exists\"\n  auto_sign = true\n  ```\n\n## Go/No-Go Decision\n\n- [ ] **GO** - Proceed\n- [ ] **NO-GO** - Abort\n\n**Sign-offs:**\n- Deployment Lead: ________________ Date: ________\n\n## Deployment Procedure\n\n### Phase 1: Ship (5 minutes)\n\n";
+
+/// The drill's Status Update Template.
+const TEMPLATE: &str = "\n## Communication\n\n**Status Update Template:**\n```\nSTATUS - [TIMESTAMP]\nPhase: [CURRENT_PHASE]\nProgress: [X]/[Y] steps complete\n```\n";
+
+/// The drill's one step: it writes the deployment's target into a file.
+const POINT: &str = "**Step 1.1: Point at the target**\n```bash\necho [TARGET] >> [WORK]/targets.log\n```\n- [ ] Pointed\n";
+
+impl Env {
+    fn new(tag: &str, postgres: bool) -> Env {
+        let dir = std::env::temp_dir().join(format!(
+            "golive-record-{tag}-{}-{}",
+            std::process::id(),
+            if postgres { "pg" } else { "sqlite" }
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let store = if postgres {
+            database_url()
+        } else {
+            format!("sqlite://{}", dir.join("golive.db").display())
+        };
+        let env = Env { dir, store };
+        env.write_drill(POINT);
+        std::fs::write(
+            env.dir.join("roster.toml"),
+            "[[person]]\nname = \"Lead Signer\"\nroles = [\"Deployment Lead\"]\n",
+        )
+        .expect("roster");
+        env
+    }
+
+    fn runbook(&self) -> String {
+        self.dir.join("drill.md").display().to_string()
+    }
+
+    fn write_drill(&self, procedure: &str) {
+        std::fs::write(self.runbook(), format!("{DRILL}{procedure}{TEMPLATE}")).expect("runbook");
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_golive"));
+        c.args(args)
+            .current_dir(&self.dir)
+            .env("GOLIVE_STORE", &self.store);
+        c
+    }
+
+    fn golive(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("golive runs")
+    }
+
+    /// `golive run` of the drill, with its variables.
+    fn run_args(&self, extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "run".into(),
+            self.runbook(),
+            "--var".into(),
+            format!("WORK={}", self.dir.display()),
+            "--var".into(),
+            "TARGET=staging".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    }
+
+    fn run(&self, extra: &[&str]) -> Output {
+        let args = self.run_args(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.golive(&args)
+    }
+
+    /// A new deployment of the drill, taken to GO; its id.
+    fn deployment_at_go(&self) -> String {
+        let out = self.run(&["--new"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let id = deployment_id(&stderr(&out));
+        let out = self.golive(&[
+            "decide",
+            &id,
+            "go",
+            "--as",
+            "Lead Signer",
+            "--role",
+            "Deployment Lead",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        id
+    }
+
+    /// SQL with the database's own tool, as an insider would run it.
+    fn sql(&self, sql: &str) {
+        let out = match self.store.strip_prefix("sqlite://") {
+            Some(path) => Command::new("sqlite3").arg(path).arg(sql).output(),
+            None => Command::new("psql")
+                .args([
+                    self.store.as_str(),
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-q",
+                    "-c",
+                    sql,
+                ])
+                .output(),
+        }
+        .expect("sqlite3 and psql are installed (.ci/run installs them)");
+        assert!(out.status.success(), "{sql}: {}", stderr(&out));
+    }
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The deployment a run recorded in, from what it says.
+fn deployment_id(text: &str) -> String {
+    regex::Regex::new(r"d-\d{8}T\d{6}-[0-9a-f]{8}")
+        .expect("pattern")
+        .find(text)
+        .unwrap_or_else(|| panic!("no deployment id in: {text}"))
+        .as_str()
+        .to_string()
+}
+
+/// Defect: editing `deployments.vars` or `runbook_sha256` passed `audit
+/// verify`, and the next run used the edited variables. Both edits are now
+/// found, naming the deployment row, and `golive run` refuses the
+/// deployment; nothing of it runs.
+#[test]
+fn the_deployment_row_is_outside_the_hash_chain() {
+    for postgres in [false, true] {
+        let env = Env::new("row", postgres);
+        for (column, value) in [
+            (
+                "vars",
+                format!(
+                    r#"{{"TARGET":"production","WORK":"{}"}}"#,
+                    env.dir.display()
+                ),
+            ),
+            ("runbook_sha256", "ab".repeat(32)),
+        ] {
+            let id = env.deployment_at_go();
+            let out = env.golive(&["audit", "verify", &id]);
+            assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+            env.sql(&format!(
+                "UPDATE deployments SET {column} = '{value}' WHERE id = '{id}'"
+            ));
+            let out = env.golive(&["audit", "verify", &id]);
+            assert_eq!(out.status.code(), Some(1), "{column}: {}", stdout(&out));
+            assert!(
+                stdout(&out).contains("TAMPERED: the deployment row was edited"),
+                "{column}: {}",
+                stdout(&out)
+            );
+            let out = env.run(&["--allow-commands"]);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{column}: {err}");
+            assert!(
+                err.contains(&format!(
+                    "deployment {id}'s row no longer matches its record"
+                )) && err.contains("golive audit verify"),
+                "{column}: {err}"
+            );
+            assert!(
+                !env.dir.join("targets.log").exists(),
+                "{column}: the step ran with the edited row"
+            );
+        }
+    }
+}
