@@ -168,11 +168,8 @@ async fn check_sign(
         Err(e) => return Ok(Err(Refused(e.to_string()))),
     };
     let it = &rb.items[item];
-    if it.kind == ItemKind::Step {
-        return Ok(Err(Refused(format!(
-            "{} is a procedure step: it is marked done, not signed",
-            it.address
-        ))));
+    if let Err(why) = crate::lifecycle::signable(rb, item) {
+        return Ok(Err(Refused(why)));
     }
     let roster = roster_for(rb, a.roster)?;
     let Some(person) = roster.person(a.name) else {

@@ -115,6 +115,26 @@ pub fn rollback_authority(rb: &Runbook) -> (String, Vec<String>) {
     (auto, manual)
 }
 
+/// Whether a person may sign `item`: a procedure step is marked done, and
+/// the items of the go/no-go decision (GO, NO-GO) are set by the decision
+/// itself, taken with `golive decide` by the people the document names.
+pub fn signable(rb: &Runbook, item: usize) -> Result<(), String> {
+    let it = &rb.items[item];
+    if it.kind == ItemKind::Step {
+        return Err(format!(
+            "{} is a procedure step: it is marked done, not signed",
+            it.address
+        ));
+    }
+    if rb.stages[it.stage].kind == StageKind::Decision {
+        return Err(format!(
+            "{} {} belongs to the go/no-go decision: it is set by the decision, signed with golive decide go|no-go --as NAME --role ROLE, not by golive sign",
+            it.address, it.title
+        ));
+    }
+    Ok(())
+}
+
 /// The GO decision, when it was taken.
 pub fn go_decision(events: &[Event]) -> Option<&Event> {
     events

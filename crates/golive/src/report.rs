@@ -82,9 +82,10 @@ pub fn render_markdown(rb: &Runbook, events: &[Event]) -> Result<String, String>
                 .entry(b.id.clone())
                 .or_insert_with(|| short_time(&last.at));
         }
-        if item.marker.is_some()
-            && !item.checked()
-            && (sign.is_some() || (passed && (auto || gate_stage)))
+        // a sign-off ticks only what may be signed (a sign-off of GO or
+        // NO-GO recorded by an older golive ticks nothing)
+        let signed = sign.is_some() && crate::lifecycle::signable(rb, i).is_ok();
+        if item.marker.is_some() && !item.checked() && (signed || (passed && (auto || gate_stage)))
         {
             out.ticks.push((rb.items[i].address.clone(), true));
         }

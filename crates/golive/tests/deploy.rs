@@ -262,14 +262,18 @@ const ITEM_ROLES: &[&str] = &[
     "Deployment Lead",
 ];
 
-/// (id, Responsible role) of every task item of the reference, in order
-/// (the first 48 are the pre-deployment items); items naming no role are the
+/// (id, Responsible role) of every task item of the reference that a person
+/// signs, in order (the first 48 are the pre-deployment items; the decision's
+/// GO and NO-GO are set by `golive decide`); items naming no role are the
 /// Deployment Lead's.
 fn task_items(env: &Env) -> Vec<(String, String)> {
     let out = env.golive(&["show", "examples/aiwg-production.md", "--format", "json"]);
     let show: Value = serde_json::from_slice(&out.stdout).expect("show");
     let mut items = Vec::new();
     for stage in show["stages"].as_array().expect("stages") {
+        if stage["kind"] == "decision" {
+            continue;
+        }
         let lists = std::iter::once(&stage["items"]).chain(
             stage["groups"]
                 .as_array()

@@ -7,6 +7,7 @@
 mod common;
 
 use common::standin::database_url;
+use serde_json::Value;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -125,6 +126,13 @@ impl Env {
         .expect("sqlite3 and psql are installed (.ci/run installs them)");
         assert!(out.status.success(), "{sql}: {}", stderr(&out));
     }
+
+    fn events(&self, id: &str) -> Vec<Value> {
+        let out = self.golive(&["report", id, "--format", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+        v["events"].as_array().cloned().unwrap_or_default()
+    }
 }
 
 fn stdout(out: &Output) -> String {
@@ -191,4 +199,38 @@ fn the_deployment_row_is_outside_the_hash_chain() {
             );
         }
     }
+}
+
+/// Defect: `golive sign 2.1` on the decision stage's GO and NO-GO items was
+/// accepted, and the filled report then showed both boxes ticked while no
+/// decision was taken. They are set by `golive decide` only.
+#[test]
+fn anyone_on_the_roster_can_tick_go_or_no_go() {
+    let env = Env::new("tick", false);
+    let out = env.run(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let id = deployment_id(&stderr(&out));
+    let before = env.events(&id).len();
+    for item in ["2.1", "2.2"] {
+        let out = env.golive(&[
+            "sign",
+            item,
+            "--as",
+            "Lead Signer",
+            "--role",
+            "Deployment Lead",
+        ]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{item}: {err}");
+        assert!(
+            err.contains("golive decide") && err.contains("nothing was recorded"),
+            "{item}: {err}"
+        );
+    }
+    assert_eq!(env.events(&id).len(), before, "refusals record nothing");
+    let report = stdout(&env.golive(&["report", &id]));
+    assert!(
+        report.contains("- [ ] **GO** - Proceed") && report.contains("- [ ] **NO-GO** - Abort"),
+        "{report}"
+    );
 }
