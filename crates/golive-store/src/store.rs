@@ -470,6 +470,24 @@ impl Store {
         }
     }
 
+    /// Every deployment of the runbook at `path`, newest first.
+    pub async fn deployments_for(&self, path: &str) -> Result<Vec<Deployment>, StoreError> {
+        let sql = concat!(
+            deployment_sql!(),
+            " WHERE runbook_path = $1 ORDER BY created_at DESC, id DESC"
+        );
+        match &self.backend {
+            Backend::Sqlite(pool) => {
+                let rows: Vec<SqliteRow> = sqlx::query(sql).bind(path).fetch_all(pool).await?;
+                rows.iter().map(deployment_from).collect()
+            }
+            Backend::Postgres(pool) => {
+                let rows: Vec<PgRow> = sqlx::query(sql).bind(path).fetch_all(pool).await?;
+                rows.iter().map(deployment_from).collect()
+            }
+        }
+    }
+
     /// Append events in one transaction, each linked to its predecessor.
     /// Concurrent appenders to one deployment are serialised by the database
     /// (SQLite: an immediate transaction; PostgreSQL: a row lock).

@@ -135,6 +135,13 @@ pub fn signable(rb: &Runbook, item: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether the deployment has ended: a NO-GO decision, or its end recorded.
+pub fn ended(events: &[Event]) -> bool {
+    events.iter().any(|e| {
+        e.kind == "deployment.ended" || (e.kind == "decision" && e.data["verdict"] == "NO-GO")
+    })
+}
+
 /// The GO decision, when it was taken.
 pub fn go_decision(events: &[Event]) -> Option<&Event> {
     events

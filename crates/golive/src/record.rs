@@ -45,9 +45,9 @@ pub fn check_event(rb: &Runbook, res: &CheckResult, r: &Redactor) -> NewEvent {
 }
 
 impl Recorder {
-    /// Continue the open deployment of this runbook (the newest deployment of
-    /// the same document, unless it ended), or create one when there is none
-    /// or `new` is asked; then record that the run started.
+    /// Continue the open deployment of this runbook (see [`choose`]), or
+    /// create one when there is none or `new` is asked; then record that the
+    /// run started.
     pub async fn start(
         location: &str,
         rb: &Runbook,
@@ -75,15 +75,23 @@ impl Recorder {
                     .map_err(|e| e.to_string())?;
                 intact(&d)?;
                 if d.runbook_sha256 != sha {
-                    return Err(format!(
-                        "{} changed since deployment {id} started: start a new one with --new",
-                        rb.path
-                    ));
+                    return Err(refuse_changed(&rb.path, &d, &sha));
                 }
                 Some(d.id)
             }
             None if new => None,
-            None => open_deployment(&store, &rb.path, &sha).await?,
+            None => match choose(&store, &rb.path, &sha).await? {
+                Choice::Continue(d) => Some(d.id),
+                Choice::New => None,
+                Choice::Changed(d) => {
+                    eprintln!(
+                        "golive: {}: a new deployment is recorded; {} stays open (before GO): restore the runbook as it was then to go back to it",
+                        changed(&rb.path, &d, &sha),
+                        d.id
+                    );
+                    None
+                }
+            },
         };
         let continued = open.is_some();
         let deployment = match open {
@@ -286,18 +294,82 @@ pub fn intact(d: &Deployment) -> Result<(), String> {
     Ok(())
 }
 
-/// The newest deployment of this runbook (same path and content) that has
-/// not ended: no NO-GO decision and no `deployment.ended` event.
-/// The newest deployment of this runbook as it is now (ended or not: a
-/// watch follows a deployment after its end), or a new one.
-pub async fn deployment_of(store: &Store, rb: &Runbook) -> Result<String, String> {
-    let sha = hex::encode(Sha256::digest(rb.source.as_bytes()));
-    if let Some(d) = store
-        .deployment_for(&rb.path)
+/// What changed: the runbook at `path`, since deployment `d` started.
+fn changed(path: &str, d: &Deployment, sha: &str) -> String {
+    format!(
+        "{path} changed since deployment {} was started (sha256 {} then, {} now)",
+        d.id,
+        &d.runbook_sha256[..12.min(d.runbook_sha256.len())],
+        &sha[..12.min(sha.len())]
+    )
+}
+
+/// A run refused because the runbook changed under deployment `d`, and how
+/// to go on.
+fn refuse_changed(path: &str, d: &Deployment, sha: &str) -> String {
+    format!(
+        "{}; it is not left behind: restore the runbook as it was to continue it, or start a new deployment with --new",
+        changed(path, d, sha)
+    )
+}
+
+/// Which deployment a run of a runbook goes on with.
+pub enum Choice {
+    /// The newest open deployment of the same path and content.
+    Continue(Deployment),
+    /// None is open: a new one.
+    New,
+    /// None of this content is open, and the newest open one (before GO)
+    /// was started from another content: a new one, saying so.
+    Changed(Deployment),
+}
+
+/// The deployment a run of the runbook at `path` with content `sha` goes on
+/// with: the newest open (not ended) deployment of the same path and
+/// content. Before it, in order from the newest: an open deployment past GO
+/// of another content is never left behind silently (the runbook changed
+/// under it: restore it, or `--new`), and a deployment whose row was edited
+/// is refused.
+pub async fn choose(store: &Store, path: &str, sha: &str) -> Result<Choice, String> {
+    let mut changed_before_go = None;
+    for d in store
+        .deployments_for(path)
         .await
         .map_err(|e| e.to_string())?
-        && d.runbook_sha256 == sha
     {
+        let events = store.events(&d.id).await.map_err(|e| e.to_string())?;
+        if crate::lifecycle::ended(&events) {
+            continue;
+        }
+        intact(&d)?;
+        if d.runbook_sha256 == sha {
+            return Ok(Choice::Continue(d));
+        }
+        if crate::lifecycle::go_decision(&events).is_some() {
+            return Err(refuse_changed(path, &d, sha));
+        }
+        changed_before_go.get_or_insert(d);
+    }
+    Ok(changed_before_go.map_or(Choice::New, Choice::Changed))
+}
+
+/// The deployment a watch of the runbook follows: the newest of this
+/// runbook as it is now (ended or not: a watch follows a deployment after
+/// its end), or a new one, unless the newest open one is past GO with
+/// another content.
+pub async fn deployment_of(store: &Store, rb: &Runbook) -> Result<String, String> {
+    let sha = hex::encode(Sha256::digest(rb.source.as_bytes()));
+    for d in store
+        .deployments_for(&rb.path)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        if d.runbook_sha256 == sha {
+            intact(&d)?;
+            return Ok(d.id);
+        }
+    }
+    if let Choice::Continue(d) = choose(store, &rb.path, &sha).await? {
         return Ok(d.id);
     }
     let started_by = std::env::var("USER")
@@ -312,23 +384,6 @@ pub async fn deployment_of(store: &Store, rb: &Runbook) -> Result<String, String
         })
         .await
         .map_err(|e| e.to_string())
-}
-
-async fn open_deployment(store: &Store, path: &str, sha: &str) -> Result<Option<String>, String> {
-    let newest = match store.deployment_for(path).await {
-        Ok(Some(d)) => d,
-        Ok(None) => return Ok(None),
-        Err(e) => return Err(e.to_string()),
-    };
-    intact(&newest)?;
-    if newest.runbook_sha256 != sha {
-        return Ok(None);
-    }
-    let events = store.events(&newest.id).await.map_err(|e| e.to_string())?;
-    let ended = events.iter().any(|e| {
-        e.kind == "deployment.ended" || (e.kind == "decision" && e.data["verdict"] == "NO-GO")
-    });
-    Ok((!ended).then_some(newest.id))
 }
 
 /// `golive audit verify`.

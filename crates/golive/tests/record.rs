@@ -234,3 +234,79 @@ fn anyone_on_the_roster_can_tick_go_or_no_go() {
         "{report}"
     );
 }
+
+/// Defect: after the runbook changed, `golive run` started a new deployment
+/// silently, and reverting the file then started a third instead of going
+/// on with the one past GO. A run now refuses to leave a deployment past GO
+/// behind: it says what changed and how to continue it (restore the
+/// runbook) or start another (`--new`); restoring continues it.
+#[test]
+fn edits_orphan_the_open_deployment() {
+    let env = Env::new("edit", false);
+    let id = env.deployment_at_go();
+    let original = std::fs::read_to_string(env.runbook()).expect("runbook");
+    std::fs::write(env.runbook(), format!("{original}\nA late edit.\n")).expect("edit");
+    let out = env.run(&[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("changed since deployment {id} was started"))
+            && err.contains("restore")
+            && err.contains("--new"),
+        "{err}"
+    );
+    let db = env.dir.join("golive.db");
+    let out = Command::new("sqlite3")
+        .arg(&db)
+        .arg("SELECT id FROM deployments")
+        .output()
+        .expect("sqlite3");
+    assert_eq!(stdout(&out).trim(), id, "no deployment was started");
+    // restored, the run goes on with the deployment past GO
+    std::fs::write(env.runbook(), &original).expect("restore");
+    let out = env.run(&[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!("recorded in the open deployment {id}")),
+        "{err}"
+    );
+    // edited again, --new starts another on purpose
+    std::fs::write(env.runbook(), format!("{original}\nA late edit.\n")).expect("edit");
+    let out = env.run(&["--new"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_ne!(deployment_id(&err), id);
+}
+
+/// Before GO, a changed runbook starts a new deployment, and says so and how
+/// to go back to the one before; restoring the runbook goes back to it.
+#[test]
+fn a_changed_runbook_before_go_starts_a_new_deployment_and_says_so() {
+    let env = Env::new("edit-pre", false);
+    let out = env.run(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let first = deployment_id(&stderr(&out));
+    let original = std::fs::read_to_string(env.runbook()).expect("runbook");
+    std::fs::write(env.runbook(), format!("{original}\nA late edit.\n")).expect("edit");
+    let out = env.run(&[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!("changed since deployment {first} was started")),
+        "{err}"
+    );
+    let second = regex::Regex::new(r"recorded as deployment (d-\S+)")
+        .expect("pattern")
+        .captures(&err)
+        .unwrap_or_else(|| panic!("{err}"))[1]
+        .to_string();
+    assert_ne!(second, first);
+    std::fs::write(env.runbook(), &original).expect("restore");
+    let out = env.run(&[]);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("recorded in the open deployment {first}")),
+        "{err}"
+    );
+}
