@@ -306,6 +306,65 @@ impl Store {
         }
     }
 
+    /// Take, without waiting, the lock that a process holds while it runs
+    /// `item` of `deployment` (a procedure step's commands): None when
+    /// another process holds it, that is, when the item is running now. The
+    /// system releases it when its holder dies, so a step whose start is
+    /// recorded and whose lock is free was left by a process that is gone.
+    ///
+    /// SQLite: an exclusive lock on a file of its own under `PATH.running/`
+    /// beside the store. PostgreSQL: a session advisory lock keyed by the
+    /// deployment and the item, on a connection of its own.
+    pub async fn try_lock_running(
+        &self,
+        deployment: &str,
+        item: &str,
+    ) -> Result<Option<WriteLock>, StoreError> {
+        let digest = sha2::Sha256::digest(format!("golive running {deployment} {item}"));
+        match &self.backend {
+            Backend::Sqlite(_) => {
+                let Some(db) = &self.sqlite_path else {
+                    return Err(StoreError::Db("no SQLite file to lock".into()));
+                };
+                let mut dir = db.clone().into_os_string();
+                dir.push(".running");
+                let path = std::path::PathBuf::from(dir)
+                    .join(format!("{}.lock", hex::encode(&digest[..8])));
+                let shown = path.display().to_string();
+                let file = (|| {
+                    std::fs::create_dir_all(path.parent().unwrap_or(std::path::Path::new(".")))?;
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .truncate(false)
+                        .write(true)
+                        .open(&path)
+                })()
+                .map_err(|e| StoreError::Db(format!("lock {shown}: {e}")))?;
+                match file.try_lock() {
+                    Ok(()) => Ok(Some(WriteLock {
+                        _held: Held::File { _file: file },
+                    })),
+                    Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+                    Err(std::fs::TryLockError::Error(e)) => {
+                        Err(StoreError::Db(format!("lock {shown}: {e}")))
+                    }
+                }
+            }
+            Backend::Postgres(pool) => {
+                let mut conn = pool.acquire().await?.detach();
+                let mut key = [0u8; 8];
+                key.copy_from_slice(&digest[..8]);
+                let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                    .bind(i64::from_be_bytes(key))
+                    .fetch_one(&mut conn)
+                    .await?;
+                Ok(taken.then_some(WriteLock {
+                    _held: Held::Postgres { _conn: conn },
+                }))
+            }
+        }
+    }
+
     /// Whether golive's schema is there (its migrations table).
     async fn has_schema(&self) -> Result<bool, StoreError> {
         let n: i64 = match &self.backend {

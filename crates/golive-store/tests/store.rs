@@ -417,3 +417,36 @@ async fn a_truncated_tail_goes_unseen() {
         assert!(v.to_string().contains("no longer reaches"), "{name}: {v}");
     }
 }
+
+/// The lock a process holds while it runs a step is taken by one holder at a
+/// time, without waiting, on both backends; dropped, it is free again.
+#[tokio::test]
+async fn a_running_step_is_held_by_one_process_at_a_time() {
+    for (name, store, _) in backends("running").await {
+        let id = deployment(&store).await;
+        let held = store
+            .try_lock_running(&id, "step-1")
+            .await
+            .expect("try")
+            .expect("free at first");
+        assert!(
+            store
+                .try_lock_running(&id, "step-1")
+                .await
+                .expect("try")
+                .is_none(),
+            "{name}: taken twice"
+        );
+        let other = store.try_lock_running(&id, "step-2").await.expect("try");
+        assert!(other.is_some(), "{name}: another step is not held");
+        drop(held);
+        assert!(
+            store
+                .try_lock_running(&id, "step-1")
+                .await
+                .expect("try")
+                .is_some(),
+            "{name}: free once dropped"
+        );
+    }
+}

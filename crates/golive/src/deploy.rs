@@ -856,6 +856,7 @@ pub async fn done(a: Done<'_>) -> Result<ExitCode, String> {
     }
     let mut ran = Value::Null;
     let _relock;
+    let mut _running = None;
     if a.run {
         let runner = crate::procedure::Runner {
             actor: &person.name,
@@ -864,12 +865,18 @@ pub async fn done(a: Done<'_>) -> Result<ExitCode, String> {
             vars: a.vars,
         };
         // the lock is released while the commands run (see run_step), then
-        // taken again to record the step from the record as it is now
+        // taken again to record the step from the record as it is now; the
+        // step's running lock is held until then
         match crate::procedure::run_step(&store, &d, &rb, step, &events, &runner, Some(lock))
             .await?
         {
-            Ok(v) => ran = v,
-            Err(Refused(why)) => return refuse(why),
+            crate::procedure::StepRun::Succeeded(v, running) => {
+                ran = v;
+                _running = Some(running);
+            }
+            crate::procedure::StepRun::Running(why) | crate::procedure::StepRun::Refused(why) => {
+                return refuse(why);
+            }
         }
         _relock = Some(store.lock(&d.id).await.map_err(|e| e.to_string())?);
         events = store.events(&d.id).await.map_err(|e| e.to_string())?;
@@ -881,6 +888,10 @@ pub async fn done(a: Done<'_>) -> Result<ExitCode, String> {
             return Ok(ExitCode::from(1));
         }
     } else {
+        // marked done by hand: not while a process is running its commands
+        if let Some(why) = crate::procedure::running_now(&store, &d, &rb, &events, step).await? {
+            return refuse(why);
+        }
         _relock = Some(lock);
     }
     let (new, lines) = crate::procedure::done_events(

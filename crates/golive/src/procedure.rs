@@ -4,7 +4,6 @@
 //! (with `--allow-commands`) in document order until a step that a person
 //! must do, which waits for `golive done`.
 
-use crate::deploy::Refused;
 use golive_runbook::{ItemKind, Runbook, StageKind};
 use golive_store::{Deployment, Event, NewEvent, Store};
 use serde_json::{Value, json};
@@ -235,6 +234,78 @@ pub enum Stop {
     NeedsCommands(usize),
     /// A step's commands failed or were refused.
     Failed(usize, String),
+    /// The step is running now, in another process (which, since when): it
+    /// is not run again.
+    Running(usize, String),
+}
+
+/// What became of running a step's commands.
+pub enum StepRun {
+    /// They succeeded: what they did, and the step's running lock, to hold
+    /// until the step is recorded done.
+    Succeeded(Value, golive_store::WriteLock),
+    /// Another process is running the step now: nothing was run.
+    Running(String),
+    /// Not run (not allowed, no commands, a rerun not confirmed), or run
+    /// and failed.
+    Refused(String),
+}
+
+/// This machine's name, to tell which process holds a step.
+fn host() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "an unknown host".into())
+}
+
+/// Who started `step` last, as its `step.started` event recorded it:
+/// `at TIME by ACTOR (pid N on HOST)`.
+fn holder(rb: &Runbook, events: &[Event], step: usize) -> String {
+    let id = rb.items[step].id.as_str();
+    match events
+        .iter()
+        .rev()
+        .find(|e| e.kind == "step.started" && e.item.as_deref() == Some(id))
+    {
+        Some(e) => format!(
+            "at {} by {}{}",
+            e.at,
+            e.actor.as_deref().unwrap_or("?"),
+            match (e.data["pid"].as_u64(), e.data["host"].as_str()) {
+                (Some(pid), Some(host)) => format!(" (pid {pid} on {host})"),
+                _ => String::new(),
+            }
+        ),
+        None => "by another process".into(),
+    }
+}
+
+/// Why `step` cannot be taken now, when another process is running it (it
+/// holds the step's running lock).
+pub async fn running_now(
+    store: &Store,
+    d: &Deployment,
+    rb: &Runbook,
+    events: &[Event],
+    step: usize,
+) -> Result<Option<String>, String> {
+    let it = &rb.items[step];
+    let free = store
+        .try_lock_running(&d.id, &it.id)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some();
+    Ok((!free).then(|| {
+        format!(
+            "{} is running now: started {}; it is not run again",
+            it.address,
+            holder(rb, events, step)
+        )
+    }))
 }
 
 /// Run the current sequence's command steps in order, recording each as
@@ -268,9 +339,11 @@ pub async fn advance(
         if !r.allow_commands {
             return Ok((Stop::NeedsCommands(next), lines));
         }
-        let ran = match run_step(store, d, rb, next, &events, r, Some(lock)).await? {
-            Ok(v) => v,
-            Err(Refused(why)) => return Ok((Stop::Failed(next, why), lines)),
+        // the step's running lock is held until it is recorded done
+        let (ran, _running) = match run_step(store, d, rb, next, &events, r, Some(lock)).await? {
+            StepRun::Succeeded(v, running) => (v, running),
+            StepRun::Running(why) => return Ok((Stop::Running(next, why), lines)),
+            StepRun::Refused(why) => return Ok((Stop::Failed(next, why), lines)),
         };
         // the record again, as it is now, under the lock again
         let _lock = store.lock(&d.id).await.map_err(|e| e.to_string())?;
@@ -295,13 +368,17 @@ pub async fn advance(
     }
 }
 
-/// Run a step's command blocks as one script: its start is recorded first (a
-/// run killed before its result is not repeated without `confirm_rerun`),
-/// then what it did. A failing script refuses the step. `lock`, the
-/// deployment's write lock its caller decided under, is released once the
-/// start is recorded: the commands may take minutes, and meanwhile `golive
-/// watch` must still be able to raise a rollback (a second run sees the
-/// start and does not run the step again).
+/// Run a step's command blocks as one script: its start is recorded first,
+/// with the process running it, then what it did. A failing script refuses
+/// the step. `lock`, the deployment's write lock its caller decided under,
+/// is released once the start is recorded: the commands may take minutes,
+/// and meanwhile `golive watch` must still be able to raise a rollback.
+///
+/// The step's running lock ([`Store::try_lock_running`]) is taken first and
+/// held until the caller has recorded the step done: while it is held, a
+/// second command finds the step running (and by whom) and never runs it,
+/// `confirm_rerun` or not. A start recorded with the lock free was left by a
+/// process that is gone: the step is not run again without `confirm_rerun`.
 pub async fn run_step(
     store: &Store,
     d: &Deployment,
@@ -310,13 +387,13 @@ pub async fn run_step(
     events: &[Event],
     r: &Runner<'_>,
     lock: Option<golive_store::WriteLock>,
-) -> Result<Result<Value, Refused>, String> {
+) -> Result<StepRun, String> {
     let it = &rb.items[step];
     if !r.allow_commands {
-        return Ok(Err(Refused(format!(
+        return Ok(StepRun::Refused(format!(
             "running {}'s commands needs --allow-commands",
             it.address
-        ))));
+        )));
     }
     let commands: Vec<(String, Option<String>)> = it
         .commands
@@ -325,11 +402,22 @@ pub async fn run_step(
         .map(|c| (c.text.clone(), c.expected.clone()))
         .collect();
     if commands.is_empty() {
-        return Ok(Err(Refused(format!(
+        return Ok(StepRun::Refused(format!(
             "{} has no command block to run",
             it.address
-        ))));
+        )));
     }
+    let Some(running) = store
+        .try_lock_running(&d.id, &it.id)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(StepRun::Running(format!(
+            "{} is running now: started {}; it is not run again",
+            it.address,
+            holder(rb, events, step)
+        )));
+    };
     let count = |kind: &str| {
         events
             .iter()
@@ -337,10 +425,12 @@ pub async fn run_step(
             .count()
     };
     if count("step.started") > count("step.run") && !r.confirm_rerun {
-        return Ok(Err(Refused(format!(
-            "{} was started by an earlier run that did not finish: check what it did, then pass --confirm-rerun",
-            it.address
-        ))));
+        // its lock is free: the process that started it is gone
+        return Ok(StepRun::Refused(format!(
+            "{} was started {}, which ended without recording what its commands did: check what they did, then pass --confirm-rerun",
+            it.address,
+            holder(rb, events, step)
+        )));
     }
     // the deployment's recorded variables, then the ones given now
     let mut vars = golive_probe::Vars::new();
@@ -369,16 +459,17 @@ pub async fn run_step(
     let kind = golive_probe::kind("command").ok_or("no command probe")?;
     let probe = match (kind.build)(&spec) {
         Ok(p) => p,
-        Err(e) => return Ok(Err(Refused(format!("{}: {e}", it.address)))),
+        Err(e) => return Ok(StepRun::Refused(format!("{}: {e}", it.address))),
     };
     store
         .append(
             &d.id,
-            &[
-                NewEvent::new("step.started", json!({ "address": it.address }))
-                    .item(&it.id)
-                    .actor(r.actor),
-            ],
+            &[NewEvent::new(
+                "step.started",
+                json!({ "address": it.address, "pid": std::process::id(), "host": host() }),
+            )
+            .item(&it.id)
+            .actor(r.actor)],
         )
         .await
         .map_err(|e| e.to_string())?;
@@ -408,9 +499,9 @@ pub async fn run_step(
         .await
         .map_err(|e| e.to_string())?;
     if ok {
-        Ok(Ok(record))
+        Ok(StepRun::Succeeded(record, running))
     } else {
-        Ok(Err(Refused(format!(
+        Ok(StepRun::Refused(format!(
             "{}'s commands failed (exit {}{}): {}",
             it.address,
             record["exit_code"],
@@ -424,7 +515,7 @@ pub async fn run_step(
                 .or(record["error"].as_str())
                 .unwrap_or("")
                 .trim()
-        ))))
+        )))
     }
 }
 
@@ -445,5 +536,6 @@ pub fn stop_line(rb: &Runbook, stop: &Stop) -> Option<String> {
             rb.items[*i].address
         )),
         Stop::Failed(i, why) => Some(format!("stopped at {}: {why}", step(*i))),
+        Stop::Running(i, why) => Some(format!("next: {}: {why}", step(*i))),
     }
 }

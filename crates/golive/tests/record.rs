@@ -9,7 +9,7 @@ mod common;
 use common::standin::database_url;
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 /// A drill runbook in a folder of its own, and the store its deployments
 /// are recorded in.
@@ -25,6 +25,9 @@ const TEMPLATE: &str = "\n## Communication\n\n**Status Update Template:**\n```\n
 
 /// The drill's one step: it writes the deployment's target into a file.
 const POINT: &str = "**Step 1.1: Point at the target**\n```bash\necho [TARGET] >> [WORK]/targets.log\n```\n- [ ] Pointed\n";
+
+/// A step that counts its runs, then waits until the test lets it end.
+const WAIT: &str = "**Step 1.1: Count and wait**\n```bash\necho ran >> [WORK]/count.log\nfor i in $(seq 600); do [ -e [WORK]/release ] && break; sleep 0.1; done\n```\n- [ ] Counted\n";
 
 impl Env {
     fn new(tag: &str, postgres: bool) -> Env {
@@ -233,6 +236,80 @@ fn anyone_on_the_roster_can_tick_go_or_no_go() {
         report.contains("- [ ] **GO** - Proceed") && report.contains("- [ ] **NO-GO** - Abort"),
         "{report}"
     );
+}
+
+/// Defect: while one `golive run --allow-commands` was inside a step, a
+/// second with `--confirm-rerun` started the same commands again, and
+/// without the flag it said the first "did not finish". The second run now
+/// says the step is running, and by which process, and never runs it.
+#[test]
+fn a_step_runs_twice() {
+    let env = Env::new("twice", false);
+    env.write_drill(WAIT);
+    env.deployment_at_go();
+    let args = env.run_args(&["--allow-commands"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let first = env
+        .command(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("first run");
+    let count = env.dir.join("count.log");
+    let runs = || {
+        std::fs::read_to_string(&count)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    // the first run is inside the step once it has counted
+    while runs() == 0 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for extra in [&[][..], &["--confirm-rerun"][..]] {
+        let mut args = env.run_args(&["--allow-commands"]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut second = env
+            .command(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("second run");
+        // it ends by itself, or it is running the step a second time
+        let status = loop {
+            if let Some(status) = second.try_wait().expect("wait") {
+                break Some(status);
+            }
+            if runs() > 1 {
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let Some(status) = status else {
+            std::fs::write(env.dir.join("release"), "").expect("release");
+            let _ = second.wait();
+            panic!("{extra:?}: the step's commands ran a second time");
+        };
+        let out = second.wait_with_output().expect("output");
+        let err = stderr(&out);
+        assert!(status.success(), "{extra:?}: {err}");
+        assert!(
+            err.contains("3.1.1 is running now")
+                && err.contains(&format!("pid {}", first.id()))
+                && !err.contains("did not finish"),
+            "{extra:?}: {err}"
+        );
+    }
+    std::fs::write(env.dir.join("release"), "").expect("release");
+    let out = first.wait_with_output().expect("first run ends");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("3.1.1 Step 1.1: Count and wait done by golive"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(runs(), 1, "the step's commands ran exactly once");
 }
 
 /// Defect: after the runbook changed, `golive run` started a new deployment
