@@ -48,18 +48,23 @@ pub fn slack_payload(a: &Alert) -> Value {
         "resolved" => ("RESOLVED", "#2e9e5b"),
         _ => ("TEST", "#3867d6"),
     };
+    let mut fields = vec![
+        json!({ "title": "Deployment", "value": a.deployment, "short": true }),
+        json!({ "title": "Runbook", "value": a.runbook, "short": true }),
+        json!({ "title": "State", "value": a.state, "short": true }),
+        json!({ "title": "Severity", "value": a.severity, "short": true }),
+    ];
+    // the record's head (SEQ:HASH) when the alert is about a recorded deployment
+    if let Some(head) = a.details["head"].as_str() {
+        fields.push(json!({ "title": "Record head", "value": head, "short": true }));
+    }
     json!({
         "text": format!("[{mark}] {}: {} ({})", a.rule, a.summary, a.deployment),
         "attachments": [{
             "color": color,
             "title": a.rule,
             "text": a.summary,
-            "fields": [
-                { "title": "Deployment", "value": a.deployment, "short": true },
-                { "title": "Runbook", "value": a.runbook, "short": true },
-                { "title": "State", "value": a.state, "short": true },
-                { "title": "Severity", "value": a.severity, "short": true },
-            ],
+            "fields": fields,
             "ts": jiff::Timestamp::now().as_second(),
         }],
     })

@@ -280,11 +280,12 @@ pub async fn status(
     let (store, d, rb) = open(location, id).await?;
     let events = store.events(&d.id).await.map_err(|e| e.to_string())?;
     if message {
-        let text = crate::report::render_message(&rb, &events)
+        let text = crate::report::render_message(&rb, &d, &events)
             .ok_or_else(|| format!("{} has no Status Update Template", rb.path))?;
         print!("{text}");
         return Ok(ExitCode::SUCCESS);
     }
+    let head = crate::report::head(&d, &events);
     let st = states(&rb, &events);
     let mut stages = Vec::new();
     let mut pending = Vec::new();
@@ -342,7 +343,8 @@ pub async fn status(
         .collect();
     if json_out {
         let v = json!({
-            "deployment": d.id, "runbook": d.runbook_path, "started_at": d.created_at, "started_by": d.started_by,
+            "deployment": d.id, "head": format!("{}:{}", head.seq, head.hash),
+            "runbook": d.runbook_path, "started_at": d.created_at, "started_by": d.started_by,
             "events": events.len(), "stages": stages, "pending_signoffs": pending, "checks": checks,
             "signed_items": signed.len(),
             "decision": events.iter().find(|e| e.kind == "decision").map(|e| e.data.clone()),
@@ -357,6 +359,10 @@ pub async fn status(
         d.created_at,
         d.started_by,
         events.len()
+    );
+    println!(
+        "Head: {head} (keep it: golive audit verify {} --head {head} proves later that the record still reaches it)",
+        d.id
     );
     for s in &stages {
         println!("\n{}", s["title"].as_str().unwrap_or(""));
@@ -736,12 +742,14 @@ pub async fn report(location: &str, id: Option<&str>, format: &str) -> Result<Ex
     let (store, d, rb) = open(location, id).await?;
     let events = store.events(&d.id).await.map_err(|e| e.to_string())?;
     match format {
-        "md" => print!("{}", crate::report::render_markdown(&rb, &events)?),
+        "md" => print!("{}", crate::report::render_markdown(&rb, &d, &events)?),
         "junit" => print!("{}", crate::report::render_junit(&rb, &d, &events)),
         "html" => print!("{}", crate::report::render_html(&rb, &d, &events)),
         "json" => {
+            let head = crate::report::head(&d, &events);
             let v = json!({
-                "deployment": d.id, "runbook": d.runbook_path, "runbook_sha256": d.runbook_sha256,
+                "deployment": d.id, "head": format!("{}:{}", head.seq, head.hash),
+                "runbook": d.runbook_path, "runbook_sha256": d.runbook_sha256,
                 "started_at": d.created_at, "started_by": d.started_by, "vars": d.vars,
                 "events": events.iter().map(|e| json!({
                     "seq": e.seq, "at": e.at, "kind": e.kind, "item": e.item, "actor": e.actor,

@@ -95,6 +95,10 @@ enum AuditAction {
     /// Verify a deployment's event chain (the newest deployment by default).
     Verify {
         deployment: Option<String>,
+        /// A head printed earlier (by status, a report or an alert) and kept
+        /// elsewhere: the chain must still reach it.
+        #[arg(long, value_name = "SEQ:HASH")]
+        head: Option<golive_store::Head>,
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
     },
@@ -630,8 +634,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             })
         }
         Command::Audit {
-            action: AuditAction::Verify { deployment, store },
-        } => runtime()?.block_on(record::verify(&store, deployment.as_deref())),
+            action:
+                AuditAction::Verify {
+                    deployment,
+                    head,
+                    store,
+                },
+        } => runtime()?.block_on(record::verify(&store, deployment.as_deref(), head.as_ref())),
         Command::Sign {
             names,
             name,

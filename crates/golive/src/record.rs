@@ -3,7 +3,7 @@
 use crate::vars::Redactor;
 use golive_engine::{CheckResult, Plan};
 use golive_runbook::Runbook;
-use golive_store::{Binding, Deployment, NewDeployment, NewEvent, Store};
+use golive_store::{Binding, Deployment, Head, NewDeployment, NewEvent, Store};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::process::ExitCode;
@@ -386,8 +386,12 @@ pub async fn deployment_of(store: &Store, rb: &Runbook) -> Result<String, String
         .map_err(|e| e.to_string())
 }
 
-/// `golive audit verify`.
-pub async fn verify(location: &str, deployment: Option<&str>) -> Result<ExitCode, String> {
+/// `golive audit verify [ID] [--head SEQ:HASH]`.
+pub async fn verify(
+    location: &str,
+    deployment: Option<&str>,
+    kept: Option<&Head>,
+) -> Result<ExitCode, String> {
     let store = Store::open_existing(location)
         .await
         .map_err(|e| e.to_string())?;
@@ -395,12 +399,18 @@ pub async fn verify(location: &str, deployment: Option<&str>) -> Result<ExitCode
         .deployment(deployment)
         .await
         .map_err(|e| format!("{e} ({})", store.location))?;
-    match store.verify(&d.id).await.map_err(|e| e.to_string())? {
+    match store
+        .verify_to(&d.id, kept)
+        .await
+        .map_err(|e| e.to_string())?
+    {
         Ok(n) => {
             println!(
-                "{}: {n} events, chain intact (head {})",
+                "{}: {n} events, chain intact (head {}){}",
                 d.id,
-                &d.head_hash[..16.min(d.head_hash.len())]
+                d.head(),
+                kept.map(|k| format!(", reaches the kept head {k}"))
+                    .unwrap_or_default()
             );
             if !d.row_covered() {
                 println!(

@@ -10,12 +10,36 @@
 //! **TOTAL: 48/48 items complete** (Target: 48/48 = 100%)
 //! ```
 //!
-//! Only checkboxes and blanks change; every other byte is the runbook's.
+//! Only checkboxes and blanks change; every other byte is the runbook's, and
+//! a last line names the record's head:
+//!
+//! ```text
+//! Recorded by golive: deployment `d-20261127T121700-6b385333`, head `42:3fa9c0d1e2b3a4f5` (…)
+//! ```
+//!
+//! Every format carries the head (`SEQ:HASH`, the chain's last event as
+//! rendered): kept elsewhere, `golive audit verify ID --head SEQ:HASH` proves
+//! later that the record still reaches it.
 
 use golive_runbook::export::{Patch, apply, patches};
 use golive_runbook::{Blank, Outcomes, Runbook, StageKind};
-use golive_store::Event;
+use golive_store::{Event, Head};
 use std::collections::BTreeMap;
+
+/// The head of the record as rendered: its last event, or the deployment's
+/// own head before any.
+pub fn head(d: &golive_store::Deployment, events: &[Event]) -> Head {
+    events
+        .last()
+        .map_or_else(|| d.head(), |e| Head::new(e.seq, &e.hash))
+}
+
+/// The line that ends the filled Markdown and the status message.
+fn head_line(id: &str, head: &Head) -> String {
+    format!(
+        "Recorded by golive: deployment `{id}`, head `{head}` (keep it: `golive audit verify {id} --head {head}` proves later that the record still reaches it)"
+    )
+}
 
 /// `2026-11-27 12:17 UTC` from an RFC 3339 time.
 fn short_time(at: &str) -> String {
@@ -31,8 +55,12 @@ fn blank_named<'a>(blanks: &'a [Blank], key: &str) -> Option<&'a Blank> {
         .or_else(|| blanks.iter().find(|b| b.id.rsplit('#').next() == Some(key)))
 }
 
-/// The filled document.
-pub fn render_markdown(rb: &Runbook, events: &[Event]) -> Result<String, String> {
+/// The filled document, and the line naming the record's head.
+pub fn render_markdown(
+    rb: &Runbook,
+    d: &golive_store::Deployment,
+    events: &[Event],
+) -> Result<String, String> {
     let mut out = Outcomes::default();
     let mut fills: BTreeMap<String, String> = BTreeMap::new();
     let checks = crate::lifecycle::latest_checks(events);
@@ -97,7 +125,20 @@ pub fn render_markdown(rb: &Runbook, events: &[Event]) -> Result<String, String>
     let mut all = patches(rb, &out).map_err(|e| e.to_string())?;
     all.extend(status_line(rb, events));
     all.extend(deployment_log(rb, events));
-    apply(&rb.source, all).map_err(|e| e.to_string())
+    let mut text = apply(&rb.source, all).map_err(|e| e.to_string())?;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    let newline = if rb.source.contains("\r\n") {
+        "\r\n"
+    } else {
+        "\n"
+    };
+    text.push_str(&format!(
+        "{newline}---{newline}{newline}{}{newline}",
+        head_line(&d.id, &head(d, events))
+    ));
+    Ok(text)
 }
 
 /// The header's `**Status:** PENDING` becomes the deployment's state.
@@ -400,6 +441,11 @@ pub fn render_junit(rb: &Runbook, d: &golive_store::Deployment, events: &[Event]
     let count = |v: &[&Event], o: &str| v.iter().filter(|e| e.data["outcome"] == o).count();
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     out.push_str(&format!(
+        "<!-- golive deployment {}, head {} -->\n",
+        xml(&d.id),
+        head(d, events)
+    ));
+    out.push_str(&format!(
         "<testsuites name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\">\n",
         xml(&d.id),
         checks.len(),
@@ -470,12 +516,15 @@ pub fn render_html(rb: &Runbook, d: &golive_store::Deployment, events: &[Event])
     let state = crate::lifecycle::state(events);
     let mut body = String::new();
     body.push_str(&format!(
-        "<h1>{}</h1>\n<p class=\"meta\">Deployment <code>{}</code> of <code>{}</code>, started {} by {}</p>\n<p class=\"state state-{}\">{}</p>\n",
+        "<h1>{}</h1>\n<p class=\"meta\">Deployment <code>{}</code> of <code>{}</code>, started {} by {}</p>\n<p class=\"meta\">Record head <code>{}</code> (<code>golive audit verify {} --head {}</code> proves later that the record still reaches it)</p>\n<p class=\"state state-{}\">{}</p>\n",
         h(rb.title.as_ref().map_or("Deployment", |t| t.text.as_str())),
         h(&d.id),
         h(&d.runbook_path),
         h(&short_time(&d.created_at)),
         h(&d.started_by),
+        head(d, events),
+        h(&d.id),
+        head(d, events),
         h(&state.to_lowercase().replace(' ', "-")),
         h(state)
     ));
@@ -545,8 +594,12 @@ table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}td,th{text-align
 code{background:#f1f3f7;padding:0 .25rem;border-radius:.2rem}";
 
 /// `golive status --message`: the document's Status Update Template filled
-/// from the live state.
-pub fn render_message(rb: &Runbook, events: &[Event]) -> Option<String> {
+/// from the live state, then the line naming the record's head.
+pub fn render_message(
+    rb: &Runbook,
+    d: &golive_store::Deployment,
+    events: &[Event],
+) -> Option<String> {
     let at = rb.source.find("Status Update Template")?;
     let rest = &rb.source[at..];
     let open = rest.find("```")?;
@@ -617,5 +670,10 @@ pub fn render_message(rb: &Runbook, events: &[Event]) -> Option<String> {
     ] {
         text = text.replace(k, &v);
     }
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&head_line(&d.id, &head(d, events)));
+    text.push('\n');
     Some(text)
 }

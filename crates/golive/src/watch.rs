@@ -351,10 +351,21 @@ impl Watcher<'_> {
             )
         };
         new.extend(self.raise(&raise).await?);
-        self.store
+        let appended = self
+            .store
             .append(&self.deployment, &new)
             .await
             .map_err(|e| e.to_string())?;
+        // every alert carries the record's head as it stands now
+        let head = match appended.last() {
+            Some(e) => golive_store::Head::new(e.seq, &e.hash),
+            None => self
+                .store
+                .deployment(Some(&self.deployment))
+                .await
+                .map_err(|e| e.to_string())?
+                .head(),
+        };
         // not held while alerts go out
         drop(lock);
         let mut sent = Vec::new();
@@ -376,7 +387,7 @@ impl Watcher<'_> {
                 }
                 .into(),
                 summary: self.redact.clean(&observed),
-                details: json!({ "item": it.id, "check": k }),
+                details: json!({ "item": it.id, "check": k, "head": head.to_string() }),
                 dedup_key: format!("{}/{k}", self.deployment),
             };
             for hook in &self.a.hooks {

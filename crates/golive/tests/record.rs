@@ -204,6 +204,80 @@ fn the_deployment_row_is_outside_the_hash_chain() {
     }
 }
 
+/// The head, `SEQ:HASH`, as `golive status` prints it.
+fn printed_head(text: &str) -> String {
+    regex::Regex::new(r"Head: (\d+:[0-9a-f]{16})\b")
+        .expect("pattern")
+        .captures(text)
+        .unwrap_or_else(|| panic!("no head in: {text}"))[1]
+        .to_string()
+}
+
+/// Defect: rows deleted at the end, with the head set to the new last row,
+/// passed `audit verify`. It still does (nothing in the store can tell), but
+/// every report and status message carries the head, and `audit verify
+/// --head` with a head printed earlier says the chain no longer reaches it.
+#[test]
+fn a_truncated_tail_goes_unseen() {
+    let env = Env::new("tail", false);
+    let id = env.deployment_at_go();
+    let out = env.run(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let status = stdout(&env.golive(&["status", &id]));
+    let kept = printed_head(&status);
+    let events = env.events(&id);
+    let last = events.last().expect("events");
+    assert_eq!(
+        kept,
+        format!(
+            "{}:{}",
+            last["seq"],
+            &last["hash"].as_str().expect("hash")[..16]
+        )
+    );
+    // the head in the status message and every report format
+    for args in [&["--message"][..], &["--format", "json"]] {
+        let mut all = vec!["status", id.as_str()];
+        all.extend_from_slice(args);
+        let out = env.golive(&all);
+        assert!(stdout(&out).contains(&kept), "{args:?}: {}", stdout(&out));
+    }
+    for format in ["md", "json", "junit", "html"] {
+        let out = env.golive(&["report", &id, "--format", format]);
+        assert!(stdout(&out).contains(&kept), "{format}: {}", stdout(&out));
+    }
+    let out = env.golive(&["audit", "verify", &id, "--head", &kept]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    // the tail cut, and the head set back to the new last row
+    let n = events.len();
+    let new_last = &events[n - 3];
+    env.sql(&format!(
+        "DELETE FROM events WHERE deployment_id = '{id}' AND seq > {}; UPDATE deployments SET head_seq = {}, head_hash = '{}' WHERE id = '{id}'",
+        new_last["seq"],
+        new_last["seq"],
+        new_last["hash"].as_str().expect("hash")
+    ));
+    let out = env.golive(&["audit", "verify", &id]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "alone it cannot know: {}",
+        stdout(&out)
+    );
+    let out = env.golive(&["audit", "verify", &id, "--head", &kept]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("no longer reaches the kept head"),
+        "{}",
+        stdout(&out)
+    );
+    // a head that is not one is bad input, named
+    let out = env.golive(&["audit", "verify", &id, "--head", "12:abc"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--head"), "{}", stderr(&out));
+}
+
 /// Defect: `golive sign 2.1` on the decision stage's GO and NO-GO items was
 /// accepted, and the filled report then showed both boxes ticked while no
 /// decision was taken. They are set by `golive decide` only.

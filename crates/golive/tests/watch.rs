@@ -129,6 +129,34 @@ async fn a_fault_goes_pending_then_firing_then_resolved_and_alerts_twice() {
             .as_str()
             .is_some_and(|t| t.starts_with("[RESOLVED]"))
     );
+    // each alert carries the record's head, which the record still reaches
+    let head = body(1)["payload"]["custom_details"]["head"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no head: {}", got[1].body))
+        .to_string();
+    assert!(
+        body(0)["attachments"][0]["fields"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f["title"] == "Record head")),
+        "{}",
+        got[0].body
+    );
+    let verified = golive(
+        &d,
+        vec![
+            "audit".into(),
+            "verify".into(),
+            "--head".into(),
+            head.clone(),
+        ],
+    )
+    .await;
+    assert_eq!(
+        verified.status.code(),
+        Some(0),
+        "{head}: {}",
+        String::from_utf8_lossy(&verified.stdout)
+    );
 
     // the record: every evaluation, the changes, the deliveries with their time
     let report = golive(&d, vec!["report".into(), "--format".into(), "json".into()]).await;
