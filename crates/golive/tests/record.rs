@@ -375,6 +375,11 @@ fn a_step_runs_twice() {
             "{extra:?}: {err}"
         );
     }
+    // nor is it marked done by hand meanwhile
+    let out = env.golive(&["done", "3.1.1", "--as", "Lead Signer"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("3.1.1 is running now"), "{err}");
     std::fs::write(env.dir.join("release"), "").expect("release");
     let out = first.wait_with_output().expect("first run ends");
     assert!(out.status.success(), "{}", stderr(&out));
