@@ -299,13 +299,16 @@ pub async fn running_now(
         .await
         .map_err(|e| e.to_string())?
         .is_some();
-    Ok((!free).then(|| {
-        format!(
-            "{} is running now: started {}; it is not run again",
-            it.address,
-            holder(rb, events, step)
-        )
-    }))
+    Ok((!free).then(|| running_text(rb, events, step)))
+}
+
+/// What is said of a step another process is running.
+fn running_text(rb: &Runbook, events: &[Event], step: usize) -> String {
+    format!(
+        "{} is running now: started {}; it is not run again",
+        rb.items[step].address,
+        holder(rb, events, step)
+    )
 }
 
 /// Run the current sequence's command steps in order, recording each as
@@ -412,11 +415,7 @@ pub async fn run_step(
         .await
         .map_err(|e| e.to_string())?
     else {
-        return Ok(StepRun::Running(format!(
-            "{} is running now: started {}; it is not run again",
-            it.address,
-            holder(rb, events, step)
-        )));
+        return Ok(StepRun::Running(running_text(rb, events, step)));
     };
     let count = |kind: &str| {
         events
