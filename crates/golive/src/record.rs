@@ -11,6 +11,49 @@ use std::process::ExitCode;
 /// The store used when none is named: a file under the working directory.
 pub const DEFAULT_STORE: &str = "sqlite://.golive/golive.db";
 
+/// Who is running golive, as the system knows them: the account name of the
+/// effective user id, or `uid N` when the user database has no entry for it
+/// (a container's user, for one). Not `$USER` or `$LOGNAME`: those are
+/// whatever the environment says, and absent under cron, systemd or `env -i`.
+pub fn account() -> String {
+    let uid = effective_uid();
+    account_name(uid).unwrap_or_else(|| format!("uid {uid}"))
+}
+
+#[allow(unsafe_code)]
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid takes no argument, cannot fail and touches no memory of ours.
+    unsafe { libc::geteuid() }
+}
+
+/// The user database's name for `uid`, if it has an entry.
+#[allow(unsafe_code)]
+fn account_name(uid: u32) -> Option<String> {
+    let mut size = 1024usize;
+    loop {
+        let mut buf = vec![0 as libc::c_char; size];
+        // SAFETY: an all-zero passwd is a valid value (null pointers, zero ids).
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer is to memory owned here and live for the
+        // call: getpwuid_r writes the entry into `pwd`, its strings into
+        // `buf` (at most `size` bytes), and `found` to `&mut pwd` or null.
+        let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), size, &mut found) };
+        if rc == libc::ERANGE && size < 1 << 20 {
+            size *= 4;
+            continue;
+        }
+        if rc != 0 || found.is_null() || pwd.pw_name.is_null() {
+            return None;
+        }
+        // SAFETY: on success pw_name points to a NUL-terminated string
+        // inside `buf`, which is still alive here.
+        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+        let name = name.to_string_lossy().trim().to_string();
+        return (!name.is_empty()).then_some(name);
+    }
+}
+
 /// A run being recorded as a deployment.
 pub struct Recorder {
     store: Store,
@@ -63,9 +106,7 @@ impl Recorder {
             .first()
             .map(|c| c.vars.clone())
             .unwrap_or(json!({}));
-        let started_by = std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_else(|_| "unknown".into());
+        let started_by = account();
         let sha = hex::encode(Sha256::digest(rb.source.as_bytes()));
         let open = match continue_id {
             Some(id) => {
@@ -372,9 +413,7 @@ pub async fn deployment_of(store: &Store, rb: &Runbook) -> Result<String, String
     if let Choice::Continue(d) = choose(store, &rb.path, &sha).await? {
         return Ok(d.id);
     }
-    let started_by = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
+    let started_by = account();
     store
         .create_deployment(&NewDeployment {
             runbook_path: rb.path.clone(),
