@@ -3,6 +3,7 @@
 
 use golive_runbook::Runbook;
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 /// A person and the roles they hold.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,9 +19,21 @@ pub struct Roster {
     pub people: BTreeMap<String, Person>,
     /// Where it came from, for messages.
     pub source: String,
+    /// The roster file it was read from, or, for one taken from the
+    /// document, the file that would have been read first
+    /// ([`Roster::default_file`]).
+    pub file: PathBuf,
+    /// Read from `file` (else from the document's Contact Information).
+    pub from_file: bool,
 }
 
 impl Roster {
+    /// The roster file of a runbook when none is named: `roster.toml` beside
+    /// it.
+    pub fn default_file(runbook_path: &str) -> PathBuf {
+        Path::new(runbook_path).with_file_name("roster.toml")
+    }
+
     /// A roster file:
     ///
     /// ```toml
@@ -35,6 +48,8 @@ impl Roster {
         let mut out = Roster {
             people: BTreeMap::new(),
             source: source.to_string(),
+            file: PathBuf::from(source),
+            from_file: true,
         };
         let list = match table.get("person") {
             Some(toml::Value::Array(a)) => a.clone(),
@@ -76,6 +91,8 @@ impl Roster {
         let mut out = Roster {
             people: BTreeMap::new(),
             source: format!("{} (Contact Information)", rb.path),
+            file: Roster::default_file(&rb.path),
+            from_file: false,
         };
         let Some(group) = rb
             .groups()
@@ -133,6 +150,51 @@ impl Roster {
         }
     }
 
+    /// One `[[person]]` entry as [`Roster::from_toml`] reads it, for a
+    /// person named `name` holding `role` (a placeholder when none is known).
+    pub fn entry(name: &str, role: Option<&str>) -> String {
+        let quoted = |v: &str| toml::Value::String(v.to_string()).to_string();
+        format!(
+            "[[person]]\nname = {}\nroles = [{}]",
+            quoted(name.trim()),
+            quoted(
+                role.map(str::trim)
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or("ROLE")
+            )
+        )
+    }
+
+    /// Why `name` is not on this roster, who is, and how to add them: the
+    /// file to write and the entry it takes. A roster file replaces the
+    /// document's Contact Information, so when the roster came from there
+    /// the message says that everyone goes into the file.
+    pub fn absent(&self, name: &str, role: Option<&str>) -> String {
+        let names: Vec<&str> = self.people.values().map(|p| p.name.as_str()).collect();
+        let who = if names.is_empty() {
+            "it names nobody yet".to_string()
+        } else {
+            format!("it names {}", names.join(", "))
+        };
+        let file = self.file.display();
+        let instead = if self.from_file {
+            String::new()
+        } else if names.is_empty() {
+            format!(", and there is no {file}")
+        } else {
+            format!(
+                ", and there is no {file} (a roster file replaces the Contact Information: list {} there too)",
+                names.join(", ")
+            )
+        };
+        format!(
+            "{} is not in the roster ({}): {who}{instead}; add one to {file}:\n{}",
+            name.trim(),
+            self.source,
+            Roster::entry(name, role)
+        )
+    }
+
     /// The person named `name` (case-insensitive).
     pub fn person(&self, name: &str) -> Option<&Person> {
         self.people
@@ -172,5 +234,22 @@ mod tests {
             r.person("Kim Ito").map(|p| p.roles.clone()),
             Some(vec!["Deployment Lead".to_string()])
         );
+    }
+
+    /// The entry a refusal shows is what a roster file takes, quotes and all.
+    #[test]
+    fn the_entry_shown_for_an_absent_person_reads_back() {
+        let rb = golive_runbook::parse_runbook(
+            "ops/release.md",
+            "# R\n\n## Pre-deployment\n\n- [ ] A\n",
+        );
+        let r = Roster::from_document(&rb);
+        let why = r.absent("Sam \"Ops\" O'Neil", Some("Release Manager"));
+        assert!(why.contains("it names nobody yet, and there is no ops/roster.toml; add one to ops/roster.toml:\n[[person]]"), "{why}");
+        let entry = &why[why.find("[[person]]").expect("entry")..];
+        let back = Roster::from_toml(entry, "ops/roster.toml").expect("the entry parses");
+        let p = back.person("Sam \"Ops\" O'Neil").expect("named");
+        assert!(p.holds("Release Manager"));
+        assert!(Roster::entry("X", None).ends_with("roles = [\"ROLE\"]"));
     }
 }

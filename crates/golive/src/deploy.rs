@@ -50,7 +50,7 @@ async fn open_to_write(
 }
 
 fn roster_for(rb: &Runbook, given: Option<&Path>) -> Result<Roster, String> {
-    let beside = Path::new(&rb.path).with_file_name("roster.toml");
+    let beside = Roster::default_file(&rb.path);
     let file: Option<PathBuf> = given
         .map(Path::to_path_buf)
         .or_else(|| beside.exists().then_some(beside));
@@ -70,17 +70,19 @@ fn refuse(why: String) -> Result<ExitCode, String> {
     Ok(ExitCode::from(1))
 }
 
-/// The person named `name` on the deployment's roster, or why not.
+/// The person named `name` on the deployment's roster, or why not and how
+/// to add them (in `role`, when the command names one).
 fn on_roster(
     rb: &Runbook,
     roster_file: Option<&Path>,
     name: &str,
+    role: Option<&str>,
 ) -> Result<Result<golive_engine::roster::Person, String>, String> {
     let roster = roster_for(rb, roster_file)?;
     Ok(roster
         .person(name)
         .cloned()
-        .ok_or_else(|| format!("{name} is not in the roster ({})", roster.source)))
+        .ok_or_else(|| format!("{}\nor pass --roster FILE", roster.absent(name, role))))
 }
 
 /// What a deciding command works on: the store, the deployment, its
@@ -101,9 +103,10 @@ async fn open_as(
     id: Option<&str>,
     roster_file: Option<&Path>,
     name: &str,
+    role: Option<&str>,
 ) -> Result<Result<Acting, String>, String> {
     let (store, d, rb, lock) = open_to_write(location, id).await?;
-    Ok(on_roster(&rb, roster_file, name)?.map(|p| (store, d, rb, p, lock)))
+    Ok(on_roster(&rb, roster_file, name, role)?.map(|p| (store, d, rb, p, lock)))
 }
 
 /// Arguments of `golive sign`.
@@ -171,19 +174,9 @@ async fn check_sign(
     if let Err(why) = crate::lifecycle::signable(rb, item) {
         return Ok(Err(Refused(why)));
     }
-    let roster = roster_for(rb, a.roster)?;
-    let Some(person) = roster.person(a.name) else {
-        let names: Vec<&str> = roster.people.keys().map(String::as_str).collect();
-        return Ok(Err(Refused(format!(
-            "{} is not in the roster ({}){}",
-            a.name,
-            roster.source,
-            if names.is_empty() {
-                ": it names nobody yet".to_string()
-            } else {
-                format!(": {}", names.join(", "))
-            }
-        ))));
+    let person = match on_roster(rb, a.roster, a.name, Some(a.role))? {
+        Ok(p) => p,
+        Err(why) => return Ok(Err(Refused(why))),
     };
     if !person.holds(a.role) {
         return Ok(Err(Refused(format!(
@@ -585,7 +578,7 @@ pub async fn decide(a: Decide<'_>) -> Result<ExitCode, String> {
             a.role
         ));
     }
-    let person = match on_roster(&rb, a.roster, a.name)? {
+    let person = match on_roster(&rb, a.roster, a.name, Some(a.role))? {
         Ok(p) => p,
         Err(why) => return refuse(why),
     };
@@ -805,7 +798,7 @@ pub async fn done(a: Done<'_>) -> Result<ExitCode, String> {
             it.address, it.title
         ));
     }
-    let person = match on_roster(&rb, a.roster, a.name)? {
+    let person = match on_roster(&rb, a.roster, a.name, None)? {
         Ok(p) => p,
         Err(why) => return refuse(why),
     };
@@ -934,7 +927,8 @@ pub async fn gate(
     name: &str,
     roster_file: Option<&Path>,
 ) -> Result<ExitCode, String> {
-    let (store, d, rb, person, _lock) = match open_as(location, id, roster_file, name).await? {
+    let (store, d, rb, person, _lock) = match open_as(location, id, roster_file, name, None).await?
+    {
         Ok(x) => x,
         Err(why) => return refuse(why),
     };
@@ -1015,10 +1009,11 @@ pub async fn rollback(
     reason: &str,
     roster_file: Option<&Path>,
 ) -> Result<ExitCode, String> {
-    let (store, d, rb, person, _lock) = match open_as(location, id, roster_file, name).await? {
-        Ok(x) => x,
-        Err(why) => return refuse(why),
-    };
+    let (store, d, rb, person, _lock) =
+        match open_as(location, id, roster_file, name, Some(role)).await? {
+            Ok(x) => x,
+            Err(why) => return refuse(why),
+        };
     if !person.holds(role) {
         return refuse(format!(
             "{} does not hold the role {role} (holds: {})",
@@ -1139,7 +1134,8 @@ pub async fn finish(
     name: &str,
     roster_file: Option<&Path>,
 ) -> Result<ExitCode, String> {
-    let (store, d, rb, person, _lock) = match open_as(location, id, roster_file, name).await? {
+    let (store, d, rb, person, _lock) = match open_as(location, id, roster_file, name, None).await?
+    {
         Ok(x) => x,
         Err(why) => return refuse(why),
     };

@@ -5,7 +5,7 @@
 mod common;
 
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// A checklist with no `**Responsible:**` field, no decision stage, no
@@ -63,6 +63,24 @@ impl Env {
         self.command(args).output().expect("golive runs")
     }
 
+    /// `golive run` of the checklist: it has no checks, the run records the
+    /// deployment.
+    fn start(&self) {
+        let out = self.golive(&["run", &self.runbook()]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+
+    fn ok(&self, args: &[&str]) {
+        let out = self.golive(args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "golive {args:?}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+
     fn status_json(&self) -> Value {
         let out = self.golive(&["status", "--format", "json"]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -116,4 +134,69 @@ fn started_by_is_the_os_account_when_user_is_unset() {
         .cloned()
         .unwrap_or_default();
     assert_eq!(started["actor"], me.as_str(), "{started}");
+}
+
+/// "X is not in the roster: it names nobody yet" said nothing of how to add
+/// someone: the message names the roster file golive looked for, shows the
+/// entry as that file is read, and `--roster FILE`; the entry shown, written
+/// there, is enough.
+#[test]
+fn not_in_the_roster_says_how_to_add_one() {
+    let env = Env::new("roster");
+    env.start();
+    let before = env.status_json()["events"].clone();
+    let out = env.golive(&[
+        "sign",
+        "1.1",
+        "--as",
+        "Sam Ops",
+        "--role",
+        "Release Manager",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    let file = Path::new(&env.runbook()).with_file_name("roster.toml");
+    assert!(
+        err.contains(&format!("add one to {}:\n", file.display()))
+            && err.contains("or pass --roster FILE"),
+        "{err}"
+    );
+    assert_eq!(
+        env.status_json()["events"],
+        before,
+        "a refusal records nothing"
+    );
+
+    // the entry as shown is what the roster file takes
+    let entry = err
+        .split_once(":\n[[person]]")
+        .and_then(|(_, rest)| rest.split_once("\nor pass"))
+        .map(|(entry, _)| format!("[[person]]{entry}\n"))
+        .unwrap_or_else(|| panic!("no [[person]] entry in: {err}"));
+    assert!(
+        entry.contains("name = \"Sam Ops\"\nroles = [\"Release Manager\"]"),
+        "{entry}"
+    );
+    std::fs::write(&file, entry).expect("roster");
+    env.ok(&[
+        "sign",
+        "1.1",
+        "--as",
+        "Sam Ops",
+        "--role",
+        "Release Manager",
+    ]);
+
+    // a roster that names others: they are listed, and the file to add to is
+    // the one that was read
+    let out = env.golive(&["gate", "verification", "--as", "Kim Other"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "Kim Other is not in the roster ({}): it names Sam Ops",
+            file.display()
+        )) && err.contains("[[person]]\nname = \"Kim Other\"\nroles = [\"ROLE\"]"),
+        "{err}"
+    );
 }
