@@ -937,17 +937,19 @@ pub async fn gate(
         eprintln!("golive: refused: gates follow the GO decision; nothing was recorded");
         return Ok(ExitCode::from(1));
     }
-    let (kind, label) = match which {
-        "smoke" => (StageKind::Smoke, "smoke tests"),
-        "verification" => (StageKind::Verification, "post-deployment checks"),
-        other => return Err(format!("gate: `{other}` is neither smoke nor verification")),
+    let Some(gate) = crate::lifecycle::Gate::named(which) else {
+        return Err(format!("gate: `{which}` is neither smoke nor verification"));
     };
-    let (passed, total) = crate::lifecycle::stage_passed(&rb, &events, kind);
-    let target = if kind == StageKind::Smoke {
-        crate::lifecycle::smoke_target(&rb, total)
-    } else {
-        total
+    let tally = match gate.tally(&rb, &events) {
+        Ok(t) => t,
+        Err(why) => return refuse(why),
     };
+    let crate::lifecycle::Tally {
+        passed,
+        total,
+        target,
+    } = tally;
+    let label = gate.label();
     let mut new = vec![
         NewEvent::new(
             "gate",
@@ -955,14 +957,14 @@ pub async fn gate(
         )
         .actor(&person.name),
     ];
-    let ok = passed >= target;
+    let ok = tally.passes();
     // a rollback already raised (or under way) is not raised twice
     let raised = events
         .iter()
         .any(|e| matches!(e.kind.as_str(), "rollback.raised" | "rollback.started"));
     if !ok && !raised {
         let (auto, manual) = crate::lifecycle::rollback_authority(&rb);
-        let automatic = kind == StageKind::Smoke;
+        let automatic = gate == crate::lifecycle::Gate::Smoke;
         let reason = format!("{label} {passed}/{total}, below the target of {target}/{total}");
         new.push(NewEvent::new(
             "rollback.raised",
@@ -984,7 +986,7 @@ pub async fn gate(
             "PASS"
         } else if raised {
             "FAIL (the rollback is raised already)"
-        } else if kind == StageKind::Smoke {
+        } else if gate == crate::lifecycle::Gate::Smoke {
             "FAIL: ROLLBACK INITIATED with automatic authority; the Rollback Steps run now"
         } else {
             "FAIL: the rollback decision is raised"
@@ -1163,7 +1165,10 @@ pub async fn finish(
             rb.items[open_step].address
         ));
     }
-    for which in ["smoke", "verification"] {
+    for which in crate::lifecycle::required_gates(&rb)
+        .into_iter()
+        .map(crate::lifecycle::Gate::name)
+    {
         let last = events
             .iter()
             .rev()

@@ -32,17 +32,24 @@ pub fn latest_checks(events: &[Event]) -> std::collections::BTreeMap<&str, Vec<&
     out.into_iter().map(|(k, (_, v))| (k, v)).collect()
 }
 
-/// A stage's items and how many passed: an item with checks passed when all
-/// its checks of the last run passed; one without, when someone signed it.
-pub fn stage_passed(rb: &Runbook, events: &[Event], kind: StageKind) -> (usize, usize) {
-    let items: Vec<usize> = rb
-        .stages
+/// The items a gate of `kind` counts: those of the first stage of that kind
+/// that has any (a procedure step is marked done, not counted).
+fn gate_items(rb: &Runbook, kind: StageKind) -> Vec<usize> {
+    rb.stages
         .iter()
-        .filter(|s| s.kind == kind && s.all_items().next().is_some())
-        .take(1)
-        .flat_map(|s| s.all_items())
-        .filter(|&i| rb.items[i].kind != ItemKind::Step)
-        .collect();
+        .filter(|s| s.kind == kind)
+        .map(|s| {
+            s.all_items()
+                .filter(|&i| rb.items[i].kind != ItemKind::Step)
+                .collect::<Vec<usize>>()
+        })
+        .find(|items| !items.is_empty())
+        .unwrap_or_default()
+}
+
+/// How many of `items` passed: an item with checks passed when all its
+/// checks of the last run passed; one without, when someone signed it.
+fn passed_of(rb: &Runbook, events: &[Event], items: &[usize]) -> usize {
     let checks: std::collections::BTreeMap<&str, Vec<bool>> = latest_checks(events)
         .into_iter()
         .map(|(k, v)| (k, v.iter().map(|e| e.data["outcome"] == "passed").collect()))
@@ -52,7 +59,7 @@ pub fn stage_passed(rb: &Runbook, events: &[Event], kind: StageKind) -> (usize, 
         .filter(|e| e.kind == "signoff")
         .map(|e| e.item.as_deref().unwrap_or(""))
         .collect();
-    let passed = items
+    items
         .iter()
         .filter(|&&i| {
             let id = rb.items[i].id.as_str();
@@ -61,8 +68,148 @@ pub fn stage_passed(rb: &Runbook, events: &[Event], kind: StageKind) -> (usize, 
                 _ => signed.contains(id),
             }
         })
-        .count();
-    (passed, items.len())
+        .count()
+}
+
+/// A stage's items and how many passed (see [`passed_of`]); (0, 0) when the
+/// document has none of that kind.
+pub fn stage_passed(rb: &Runbook, events: &[Event], kind: StageKind) -> (usize, usize) {
+    let items = gate_items(rb, kind);
+    (passed_of(rb, events, &items), items.len())
+}
+
+/// One of the document's gates: `golive gate smoke|verification`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// The smoke tests against the document's `≥N/M`.
+    Smoke,
+    /// The post-deployment checks, all of them.
+    Verification,
+}
+
+impl Gate {
+    /// Both gates, in the order a deployment meets them.
+    pub const ALL: [Gate; 2] = [Gate::Smoke, Gate::Verification];
+
+    /// The gate named `name` (`smoke`, `verification`).
+    pub fn named(name: &str) -> Option<Gate> {
+        Gate::ALL.into_iter().find(|g| g.name() == name)
+    }
+
+    /// Its name, as commands and events spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Gate::Smoke => "smoke",
+            Gate::Verification => "verification",
+        }
+    }
+
+    /// What it counts, in words.
+    pub fn label(self) -> &'static str {
+        match self {
+            Gate::Smoke => "smoke tests",
+            Gate::Verification => "post-deployment checks",
+        }
+    }
+
+    /// The kind of stage whose items it counts.
+    pub fn stage(self) -> StageKind {
+        match self {
+            Gate::Smoke => StageKind::Smoke,
+            Gate::Verification => StageKind::Verification,
+        }
+    }
+
+    /// How the document names such a stage (the stage's title, as the
+    /// importer classifies it).
+    fn titled(self) -> &'static str {
+        match self {
+            Gate::Smoke => "a `##` stage whose title says \"smoke\"",
+            Gate::Verification => {
+                "a `##` stage whose title says \"post-deployment\" or \"verification\""
+            }
+        }
+    }
+
+    /// Whether the document gives this gate anything to count.
+    pub fn counts_anything(self, rb: &Runbook) -> bool {
+        !gate_items(rb, self.stage()).is_empty()
+    }
+
+    /// The gate evaluated from the record, or why it cannot be: a gate with
+    /// nothing to count would pass 0/0, so it is refused, naming what was
+    /// looked for.
+    pub fn tally(self, rb: &Runbook, events: &[Event]) -> Result<Tally, String> {
+        let items = gate_items(rb, self.stage());
+        if items.is_empty() {
+            let stages: Vec<String> = rb
+                .stages
+                .iter()
+                .filter(|s| s.kind == self.stage())
+                .map(|s| {
+                    format!(
+                        "{} {}",
+                        s.address,
+                        golive_runbook::text::strip_trailing_parens(s.title())
+                    )
+                })
+                .collect();
+            let found = match stages.len() {
+                0 => format!(
+                    "no stage of the document is one of {} (golive looks for {})",
+                    self.label(),
+                    self.titled()
+                ),
+                1 => format!(
+                    "{} has no items (`- [ ]` tasks or table rows with a checkbox) to count",
+                    stages[0]
+                ),
+                _ => format!(
+                    "{} have no items (`- [ ]` tasks or table rows with a checkbox) to count",
+                    stages.join(", ")
+                ),
+            };
+            return Err(format!(
+                "the {} gate has nothing to count: {found}; it would pass 0/0, so it is not evaluated (add the {} to the document as items, or leave this gate out: golive finish does not ask for it)",
+                self.name(),
+                self.label()
+            ));
+        }
+        let total = items.len();
+        let passed = passed_of(rb, events, &items);
+        let target = match self {
+            Gate::Smoke => smoke_target(rb, total),
+            Gate::Verification => total,
+        };
+        Ok(Tally {
+            passed,
+            total,
+            target,
+        })
+    }
+}
+
+/// A gate's count: items passed of all, against the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    pub passed: usize,
+    pub total: usize,
+    pub target: usize,
+}
+
+impl Tally {
+    pub fn passes(self) -> bool {
+        self.passed >= self.target
+    }
+}
+
+/// The gates a deployment must pass before it ends SUCCESS: those the
+/// document gives something to count.
+pub fn required_gates(rb: &Runbook) -> Vec<Gate> {
+    Gate::ALL
+        .into_iter()
+        .filter(|g| g.counts_anything(rb))
+        .collect()
 }
 
 /// The smallest number of passing smoke tests the document accepts: the

@@ -70,6 +70,15 @@ impl Env {
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     }
 
+    /// roster.toml beside the runbook: one person, the Deployment Lead.
+    fn roster(&self) {
+        std::fs::write(
+            self.dir.join("roster.toml"),
+            "[[person]]\nname = \"Pat Lead\"\nroles = [\"Deployment Lead\"]\n",
+        )
+        .expect("roster");
+    }
+
     fn ok(&self, args: &[&str]) {
         let out = self.golive(args);
         assert_eq!(
@@ -79,6 +88,34 @@ impl Env {
             stdout(&out),
             stderr(&out)
         );
+    }
+
+    fn sign(&self, item: &str) {
+        self.ok(&[
+            "sign",
+            item,
+            "--as",
+            "Pat Lead",
+            "--role",
+            "Deployment Lead",
+        ]);
+    }
+
+    /// The pre-deployment items signed, then GO by the only decision role a
+    /// document without a Go/No-Go section has.
+    fn go(&self) {
+        self.start();
+        self.roster();
+        self.sign("1.1");
+        self.sign("1.2");
+        self.ok(&[
+            "decide",
+            "go",
+            "--as",
+            "Pat Lead",
+            "--role",
+            "Deployment Lead",
+        ]);
     }
 
     fn status_json(&self) -> Value {
@@ -94,6 +131,66 @@ fn stdout(o: &Output) -> String {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `golive gate smoke` over a smoke stage with no items passed "0/0": a gate
+/// with nothing to count is refused, naming what it looked for, and records
+/// nothing; the deployment still finishes on the gates it has.
+#[test]
+fn gate_with_nothing_to_count_is_refused() {
+    let env = Env::new("gate");
+    env.go();
+    let before = env.status_json()["events"].clone();
+
+    let out = env.golive(&["gate", "smoke", "--as", "Pat Lead"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(!stdout(&out).contains("PASS"), "{}", stdout(&out));
+    assert!(
+        err.contains("the smoke gate has nothing to count")
+            && err.contains("3 Smoke tests")
+            && err.contains("has no items")
+            && err.contains("nothing was recorded"),
+        "{err}"
+    );
+    assert_eq!(
+        env.status_json()["events"],
+        before,
+        "a refusal records nothing"
+    );
+
+    // the verification stage has items: its gate counts them
+    env.sign("4.1");
+    env.sign("4.2");
+    env.ok(&["gate", "verification", "--as", "Pat Lead"]);
+    // finish asks for the gates the document has, not for one it cannot count
+    env.ok(&["finish", "--as", "Pat Lead"]);
+    assert!(
+        stdout(&env.golive(&["status"])).contains("State: SUCCEEDED"),
+        "finished"
+    );
+}
+
+/// A document with no smoke stage at all: the refusal says what golive
+/// looked for.
+#[test]
+fn gate_with_nothing_to_count_is_refused_when_the_stage_is_missing() {
+    let env = Env::new("gate-missing");
+    let text = PLAIN.replace(
+        "## Smoke tests\n\nTry the main pages by hand after the deploy.\n\n",
+        "",
+    );
+    std::fs::write(env.runbook(), text).expect("runbook");
+    env.go();
+    let out = env.golive(&["gate", "smoke", "--as", "Pat Lead"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("the smoke gate has nothing to count")
+            && err.contains("no stage of the document is one of smoke tests")
+            && err.contains("smoke"),
+        "{err}"
+    );
 }
 
 /// The account name of the user running the tests, as `id -un` says.
