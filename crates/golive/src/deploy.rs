@@ -1,6 +1,7 @@
 //! Deployments after a run: `golive sign` records a person's sign-off on an
 //! item, `golive status` shows the Checklist Summary from the record.
 
+use crate::lifecycle::{complete, states};
 use golive_engine::roster::Roster;
 use golive_runbook::{ItemKind, Runbook, StageKind, Target};
 use golive_store::{Deployment, NewEvent, Store, WriteLock};
@@ -219,51 +220,6 @@ async fn check_sign(
     Ok(Ok((item, evidence)))
 }
 
-/// What the record says of each item.
-#[derive(Default)]
-struct ItemState {
-    checks: Vec<String>,
-    signed_by: Vec<String>,
-}
-
-fn states(rb: &Runbook, events: &[golive_store::Event]) -> BTreeMap<String, ItemState> {
-    let mut out: BTreeMap<String, ItemState> = BTreeMap::new();
-    // an item's checks: those of the latest run that checked it
-    for (item, checks) in crate::lifecycle::latest_checks(events) {
-        out.entry(item.to_string()).or_default().checks = checks
-            .iter()
-            .map(|e| e.data["outcome"].as_str().unwrap_or("error").to_string())
-            .collect();
-    }
-    for e in events.iter().filter(|e| e.kind == "signoff") {
-        if let (Some(item), Some(actor)) = (&e.item, &e.actor) {
-            out.entry(item.clone())
-                .or_default()
-                .signed_by
-                .push(actor.clone());
-        }
-    }
-    let _ = rb;
-    out
-}
-
-/// An item is complete when a person signed it, or when its checks passed
-/// and the runbook lets a passing check sign (`auto_sign = true`).
-fn complete(rb: &Runbook, i: usize, st: Option<&ItemState>) -> bool {
-    let Some(st) = st else { return false };
-    if !st.signed_by.is_empty() {
-        return true;
-    }
-    let auto = rb.items[i].annotations.iter().any(|a| {
-        a.table
-            .as_ref()
-            .and_then(|t| t.get("auto_sign"))
-            .and_then(|v| v.as_bool())
-            == Some(true)
-    });
-    auto && !st.checks.is_empty() && st.checks.iter().all(|c| c == "passed")
-}
-
 pub async fn status(
     location: &str,
     id: Option<&str>,
@@ -281,7 +237,6 @@ pub async fn status(
     let head = crate::report::head(&d, &events);
     let st = states(&rb, &events);
     let mut stages = Vec::new();
-    let mut pending = Vec::new();
     for s in &rb.stages {
         let items: Vec<usize> = s
             .all_items()
@@ -311,18 +266,14 @@ pub async fn status(
             "total": items.len(),
             "groups": groups,
         }));
-        if s.kind == StageKind::PreDeployment {
-            for &i in &items {
-                if !complete(&rb, i, st.get(&rb.items[i].id)) {
-                    let it = &rb.items[i];
-                    pending.push(json!({
-                        "item": it.id, "address": it.address, "title": it.title,
-                        "role": it.field("Responsible").map(|f| f.value.clone()),
-                    }));
-                }
-            }
-        }
     }
+    let pending: Vec<Value> = crate::lifecycle::open_items(&rb, &events)
+        .into_iter()
+        .map(|o| {
+            let it = &rb.items[o.item];
+            json!({ "item": it.id, "address": it.address, "title": it.title, "role": o.role })
+        })
+        .collect();
     let mut checks: BTreeMap<&str, usize> = BTreeMap::new();
     for s in st.values() {
         for c in &s.checks {
@@ -399,15 +350,17 @@ pub async fn status(
                         .map(|t| format!(" (target < {})", minutes_text(t as f64)))
                         .unwrap_or_default()
                 );
-                let open: Vec<String> = rb
-                    .stages
+                // the open items of a rolled-back deployment are its
+                // post-rollback actions (see lifecycle::due_stages)
+                let open: Vec<String> = pending
                     .iter()
-                    .filter(|s| s.kind == StageKind::Rollback)
-                    .flat_map(|s| s.groups.iter())
-                    .filter(|g| g.title().to_lowercase().contains("post-rollback"))
-                    .flat_map(|g| g.items.iter())
-                    .filter(|&&i| !complete(&rb, i, st.get(&rb.items[i].id)))
-                    .map(|&i| format!("  {:<8} {}", rb.items[i].address, rb.items[i].title))
+                    .map(|p| {
+                        format!(
+                            "  {:<8} {}",
+                            p["address"].as_str().unwrap_or(""),
+                            p["title"].as_str().unwrap_or("")
+                        )
+                    })
                     .collect();
                 if !open.is_empty() {
                     println!("Open post-rollback actions:\n{}", open.join("\n"));
@@ -498,6 +451,10 @@ pub async fn status(
             counts.join(", ")
         }
     );
+    if crate::lifecycle::state(&events) == "ROLLED BACK" {
+        // listed above as the open post-rollback actions
+        return Ok(ExitCode::SUCCESS);
+    }
     println!("Pending sign-offs ({}):", pending.len());
     for p in pending.iter().take(20) {
         println!(

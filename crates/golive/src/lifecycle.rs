@@ -32,6 +32,54 @@ pub fn latest_checks(events: &[Event]) -> std::collections::BTreeMap<&str, Vec<&
     out.into_iter().map(|(k, (_, v))| (k, v)).collect()
 }
 
+/// What the record says of each item.
+#[derive(Default)]
+pub struct ItemState {
+    pub checks: Vec<String>,
+    pub signed_by: Vec<String>,
+}
+
+pub fn states(
+    rb: &Runbook,
+    events: &[golive_store::Event],
+) -> std::collections::BTreeMap<String, ItemState> {
+    let mut out: std::collections::BTreeMap<String, ItemState> = Default::default();
+    // an item's checks: those of the latest run that checked it
+    for (item, checks) in latest_checks(events) {
+        out.entry(item.to_string()).or_default().checks = checks
+            .iter()
+            .map(|e| e.data["outcome"].as_str().unwrap_or("error").to_string())
+            .collect();
+    }
+    for e in events.iter().filter(|e| e.kind == "signoff") {
+        if let (Some(item), Some(actor)) = (&e.item, &e.actor) {
+            out.entry(item.clone())
+                .or_default()
+                .signed_by
+                .push(actor.clone());
+        }
+    }
+    let _ = rb;
+    out
+}
+
+/// An item is complete when a person signed it, or when its checks passed
+/// and the runbook lets a passing check sign (`auto_sign = true`).
+pub fn complete(rb: &Runbook, i: usize, st: Option<&ItemState>) -> bool {
+    let Some(st) = st else { return false };
+    if !st.signed_by.is_empty() {
+        return true;
+    }
+    let auto = rb.items[i].annotations.iter().any(|a| {
+        a.table
+            .as_ref()
+            .and_then(|t| t.get("auto_sign"))
+            .and_then(|v| v.as_bool())
+            == Some(true)
+    });
+    auto && !st.checks.is_empty() && st.checks.iter().all(|c| c == "passed")
+}
+
 /// The items a gate of `kind` counts: those of the first stage of that kind
 /// that has any (a procedure step is marked done, not counted).
 fn gate_items(rb: &Runbook, kind: StageKind) -> Vec<usize> {
@@ -209,6 +257,83 @@ pub fn required_gates(rb: &Runbook) -> Vec<Gate> {
     Gate::ALL
         .into_iter()
         .filter(|g| g.counts_anything(rb))
+        .collect()
+}
+
+/// An item still open in a stage that is due, and the role that signs it
+/// (its `**Responsible:**` field), or `None`: anyone on the roster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenItem {
+    pub item: usize,
+    pub role: Option<String>,
+}
+
+/// The stages whose items are due, from the deployment's state:
+///
+/// - before the decision: the pre-deployment stages (what GO needs);
+/// - after GO, until the end: the stages of the deployment itself
+///   (pre-deployment, procedure, smoke, verification, communication, and
+///   any stage golive cannot place, such as a plain "Deployment"), and any
+///   other stage before the last procedure, smoke or verification stage;
+/// - once the rollback has started: the Rollback stage's actions (its items
+///   other than the criteria and the Rollback Steps);
+/// - after SUCCESS: as after GO, and the Final Sign-off and hypercare;
+/// - after NO-GO: none.
+///
+/// Never the decision stage (set by `golive decide`) nor the appendices.
+pub fn due_stages(rb: &Runbook, events: &[Event]) -> Vec<usize> {
+    use StageKind::*;
+    let during = |k: StageKind| {
+        matches!(
+            k,
+            PreDeployment | Procedure | Smoke | Verification | Communication | Other
+        )
+    };
+    let last_deploying = rb
+        .stages
+        .iter()
+        .rposition(|s| matches!(s.kind, Procedure | Smoke | Verification));
+    let deploying = |i: usize, k: StageKind| {
+        during(k)
+            || (last_deploying.is_some_and(|l| i < l)
+                && !matches!(k, Decision | Rollback | Appendix))
+    };
+    let due = |i: usize, k: StageKind| match state(events) {
+        "PRE-DEPLOYMENT" => k == PreDeployment,
+        "DEPLOYING" | "VERIFYING" | "ROLLBACK DECISION RAISED" => deploying(i, k),
+        "ROLLING BACK" | "ROLLED BACK" => k == Rollback,
+        "SUCCEEDED" => deploying(i, k) || matches!(k, SignOff | Hypercare),
+        _ => false,
+    };
+    rb.stages
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| due(*i, s.kind))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Every open item of the stages that are due ([`due_stages`]), in document
+/// order: not complete (as `status` counts), not a procedure step (those are
+/// marked done, in order) and not a rollback criterion (a rule, not a task).
+pub fn open_items(rb: &Runbook, events: &[Event]) -> Vec<OpenItem> {
+    let st = states(rb, events);
+    let criteria: std::collections::BTreeSet<usize> = golive_engine::rules::rollback_rules(rb)
+        .into_iter()
+        .map(|r| r.item)
+        .collect();
+    due_stages(rb, events)
+        .into_iter()
+        .flat_map(|s| rb.stages[s].all_items())
+        .filter(|&i| rb.items[i].kind != ItemKind::Step && !criteria.contains(&i))
+        .filter(|&i| !complete(rb, i, st.get(&rb.items[i].id)))
+        .map(|i| OpenItem {
+            item: i,
+            role: rb.items[i]
+                .field("Responsible")
+                .map(|f| f.value.trim().to_string())
+                .filter(|r| !r.is_empty()),
+        })
         .collect()
 }
 

@@ -133,6 +133,57 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+fn addresses(v: &Value) -> Vec<String> {
+    v["pending_signoffs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| p["address"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// After GO, status said "Pending sign-offs (0)" while the items of the
+/// later stages were open: it lists every open item of the stages that are
+/// due, with the role that signs it or "anyone on the roster".
+#[test]
+fn status_after_go_lists_the_open_items_of_the_due_stages() {
+    let env = Env::new("status");
+    env.start();
+    env.roster();
+    // before GO: the pre-deployment stage is due
+    assert_eq!(addresses(&env.status_json()), ["1.1", "1.2"]);
+    env.sign("1.1");
+    env.sign("1.2");
+    env.ok(&[
+        "decide",
+        "go",
+        "--as",
+        "Pat Lead",
+        "--role",
+        "Deployment Lead",
+    ]);
+
+    let v = env.status_json();
+    assert_eq!(addresses(&v), ["2.1", "2.2", "4.1", "4.2"], "{v:#}");
+    for p in v["pending_signoffs"].as_array().into_iter().flatten() {
+        assert_eq!(p["role"], Value::Null, "no item names its role: {p}");
+    }
+    let text = stdout(&env.golive(&["status"]));
+    assert!(text.contains("Pending sign-offs (4):"), "{text}");
+    assert!(
+        text.contains("2.1      Deploy the new build — anyone on the roster"),
+        "{text}"
+    );
+    assert!(
+        text.contains("4.2      Error rate is normal — anyone on the roster"),
+        "{text}"
+    );
+
+    // a signed item is no longer listed
+    env.sign("2.1");
+    assert_eq!(addresses(&env.status_json()), ["2.2", "4.1", "4.2"]);
+}
+
 /// `golive gate smoke` over a smoke stage with no items passed "0/0": a gate
 /// with nothing to count is refused, naming what it looked for, and records
 /// nothing; the deployment still finishes on the gates it has.
