@@ -465,3 +465,14 @@ pub async fn verify(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// uid 0 is root everywhere; a uid the user database has no entry for
+    /// has no name, and the starter is then recorded as `uid N`.
+    #[test]
+    fn account_names_come_from_the_user_database() {
+        assert_eq!(super::account_name(0).as_deref(), Some("root"));
+        assert_eq!(super::account_name(4_000_000_000), None);
+    }
+}
