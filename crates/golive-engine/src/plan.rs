@@ -2,7 +2,7 @@
 
 use crate::condition::{Condition, ConditionError};
 use golive_probe::{Probe, Spec, SpecError, Vars, kind, parse_duration};
-use golive_runbook::{Annotation, ItemKind, Loc, Runbook, Target};
+use golive_runbook::{Annotation, Diagnostic, ItemKind, Loc, Runbook, Severity, Target};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,12 +31,13 @@ pub struct Check {
     pub vars: serde_json::Value,
 }
 
-/// Why an annotation could not become a check.
+/// Why the document, or one of its annotations, cannot run as written: a
+/// finding pointing at the annotation.
 #[derive(Debug, Clone)]
 pub struct Problem {
-    pub item: usize,
-    pub loc: Loc,
-    pub message: String,
+    /// The item the annotation belongs to, if it belongs to one.
+    pub item: Option<usize>,
+    pub diagnostic: Diagnostic,
 }
 
 /// What `golive run` would do.
@@ -45,8 +46,28 @@ pub struct Plan {
     pub checks: Vec<Arc<Check>>,
     /// Items with no check: they wait for a person.
     pub manual: Vec<usize>,
-    /// Annotations that cannot run as written.
+    /// What keeps the plan from running: when there is any, nothing runs.
     pub problems: Vec<Problem>,
+}
+
+/// The findings that refuse a whole document, whatever `--only` selects:
+/// what [`golive_runbook::lint::blocking`] finds (annotations that do not
+/// parse, unknown keys, wrong types, nesting past the limit) and what
+/// [`crate::lint::lint_checks`] finds (unknown kinds, options the kind does
+/// not take, conditions that do not compile). A broken annotation must never
+/// leave its item to a person unnoticed, nor run with the key it misspells
+/// ignored.
+pub fn refusals(rb: &Runbook) -> Vec<Problem> {
+    let mut diags = golive_runbook::lint::blocking(rb);
+    diags.extend(crate::lint::lint_checks(rb));
+    diags.sort_by(|a, b| a.loc.start.cmp(&b.loc.start).then(a.code.cmp(b.code)));
+    diags
+        .into_iter()
+        .map(|diagnostic| Problem {
+            item: None,
+            diagnostic,
+        })
+        .collect()
 }
 
 /// Plan every check of `rb`, or only those under the names in `only`
@@ -62,6 +83,13 @@ pub fn plan(
     defaults: &toml::Table,
 ) -> Result<Plan, String> {
     let selected = select(rb, only)?;
+    let problems = refusals(rb);
+    if !problems.is_empty() {
+        return Ok(Plan {
+            problems,
+            ..Plan::default()
+        });
+    }
     let vars = &with_document_defaults(rb, vars)?;
     let plain: serde_json::Map<String, serde_json::Value> = vars
         .plain()
@@ -88,9 +116,15 @@ pub fn plan(
                     out.checks.push(Arc::new(c))
                 }
                 Err((loc, message)) => out.problems.push(Problem {
-                    item: i,
-                    loc,
-                    message,
+                    item: Some(i),
+                    diagnostic: Diagnostic {
+                        severity: Severity::Error,
+                        code: "check-invalid",
+                        message,
+                        loc,
+                        label: Some("this check cannot run".into()),
+                        help: None,
+                    },
                 }),
             }
         }

@@ -30,6 +30,7 @@ pub fn parse_runbook(path: &str, source: &str) -> Runbook {
             items: Vec::new(),
             placeholders: Vec::new(),
             fences: Vec::new(),
+            limits: Vec::new(),
         },
         group: None,
         section: None,

@@ -90,12 +90,9 @@ pub struct LintOptions {
 
 /// Every finding about `rb`, in document order.
 pub fn lint(rb: &Runbook, opts: &LintOptions) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
+    let mut out = blocking(rb);
     counts(rb, &mut out);
     duplicate_ids(rb, &mut out);
-    for a in rb.all_annotations() {
-        annotation(rb, a, &mut out);
-    }
     if let Some(vars) = &opts.vars {
         unbound(rb, vars, &mut out);
     }
@@ -117,6 +114,21 @@ pub fn lint(rb: &Runbook, opts: &LintOptions) -> Vec<Diagnostic> {
         });
     }
     heading_skips(rb, &mut out);
+    out.sort_by(|a, b| a.loc.start.cmp(&b.loc.start).then(a.code.cmp(b.code)));
+    out
+}
+
+/// The findings that keep a document from running, in document order: parts
+/// golive did not read ([`Runbook::limits`]), and `golive` blocks that do not
+/// parse, use a key golive does not know, or give a key a value of the wrong
+/// type. Such a block would otherwise run as something other than what is
+/// written (or not at all), so planning refuses the document; [`lint()`]
+/// reports them with the rest.
+pub fn blocking(rb: &Runbook) -> Vec<Diagnostic> {
+    let mut out = rb.limits.clone();
+    for a in rb.all_annotations() {
+        annotation(rb, a, &mut out);
+    }
     out.sort_by(|a, b| a.loc.start.cmp(&b.loc.start).then(a.code.cmp(b.code)));
     out
 }

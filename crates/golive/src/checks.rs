@@ -3,24 +3,14 @@
 
 use crate::vars::Redactor;
 use golive_engine::{CheckResult, Outcome, Plan};
-use golive_runbook::{Diagnostic, Runbook, Severity, render_text};
+use golive_runbook::{Diagnostic, Runbook, render_text};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// Planning problems as diagnostics pointing at the annotations.
 pub fn problem_diagnostics(plan: &Plan) -> Vec<Diagnostic> {
-    plan.problems
-        .iter()
-        .map(|p| Diagnostic {
-            severity: Severity::Error,
-            code: "check-invalid",
-            message: p.message.clone(),
-            loc: p.loc,
-            label: Some("this check cannot run".into()),
-            help: None,
-        })
-        .collect()
+    plan.problems.iter().map(|p| p.diagnostic.clone()).collect()
 }
 
 pub fn render_problems(rb: &Runbook, plan: &Plan, r: &Redactor) -> String {
@@ -102,7 +92,8 @@ pub fn plan_json(rb: &Runbook, plan: &Plan, r: &Redactor) -> Value {
         "checks": checks,
         "manual": manual_json(rb, &plan.manual),
         "problems": plan.problems.iter().map(|p| json!({
-            "item": rb.items[p.item].id, "line": p.loc.line, "message": r.clean(&p.message),
+            "item": p.item.map(|i| &rb.items[i].id), "line": p.diagnostic.loc.line,
+            "code": p.diagnostic.code, "message": r.clean(&p.diagnostic.message),
         })).collect::<Vec<_>>(),
     })
 }

@@ -510,13 +510,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             format,
         } => {
             let (rb, plan, redact, _) = prepare(&file, &vars, &only)?;
-            match format {
-                Format::Text => print!("{}", checks::plan_text(&rb, &plan, &redact)),
-                Format::Json => println!("{}", pretty(&checks::plan_json(&rb, &plan, &redact))),
-            }
             if !plan.problems.is_empty() {
                 eprint!("{}", checks::render_problems(&rb, &plan, &redact));
                 return Ok(ExitCode::from(2));
+            }
+            match format {
+                Format::Text => print!("{}", checks::plan_text(&rb, &plan, &redact)),
+                Format::Json => println!("{}", pretty(&checks::plan_json(&rb, &plan, &redact))),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -536,7 +536,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             if !plan.problems.is_empty() {
                 eprint!("{}", checks::render_problems(&rb, &plan, &redact));
                 eprintln!(
-                    "golive: {} check(s) cannot run as written; nothing was run",
+                    "golive: {} finding(s) keep the runbook from running as written; nothing was run",
                     plan.problems.len()
                 );
                 return Ok(ExitCode::from(2));

@@ -1,0 +1,107 @@
+//! Documents written to break golive: annotations that do not parse or use
+//! unknown keys, nesting thousands of levels deep. Each is answered with a
+//! finding at its line and column, through the real binary, and changes
+//! nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A fresh directory for one test, with no store in it.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("golive-hostile-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// `golive ARGS` run in `dir`, with the default store (`.golive/` there).
+fn golive_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_golive"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("GOLIVE_STORE")
+        .output()
+        .expect("golive runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A runbook with one automated item whose annotation body is `body`.
+fn one_check(body: &str) -> String {
+    format!(
+        "# Release\n\n## Smoke Tests (1 item)\n\n- [ ] **Health endpoint answers**\n  ```golive\n{body}  ```\n"
+    )
+}
+
+/// `plan` and `run` refuse the document with exit 2, show `finding` at
+/// `at` (file:line:col) on stderr, print no plan, and record nothing.
+fn assert_refused(dir: &Path, file: &str, finding: &str, at: &str) {
+    for cmd in ["plan", "run"] {
+        let out = golive_in(dir, &[cmd, file]);
+        let all = text(&out);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {all}");
+        assert!(err.contains(finding) && err.contains(at), "{cmd}: {all}");
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("manual"),
+            "{cmd} printed a plan for a refused document: {all}"
+        );
+        assert!(
+            !dir.join(".golive").exists(),
+            "{cmd} created a store for a refused document: {all}"
+        );
+    }
+}
+
+/// A `golive` block whose TOML does not parse used to make its item manual:
+/// lint found it, but `plan` and `run` went on with "1 manual" and exit 0.
+#[test]
+fn a_broken_annotation_refuses_plan_and_run() {
+    let dir = scratch("broken");
+    std::fs::write(
+        dir.join("release.md"),
+        one_check(
+            "  check  = \"http\"\n  target = \"http://127.0.0.1:9/health\"\n  expect = \"status == 200\n",
+        ),
+    )
+    .expect("runbook");
+    let lint = golive_in(&dir, &["lint", "release.md"]);
+    assert_eq!(lint.status.code(), Some(1), "{}", text(&lint));
+    let lint_out = String::from_utf8_lossy(&lint.stdout);
+    assert!(lint_out.contains("error[annotation-syntax]"), "{lint_out}");
+    // the very finding lint shows, at the same place
+    let at = lint_out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("--> "))
+        .expect("lint names the position")
+        .to_string();
+    assert!(at.starts_with("release.md:9:"), "{at}");
+    assert_refused(&dir, "release.md", "error[annotation-syntax]", &at);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A misspelt key (`expct`) was ignored by `plan` and `run`: the check ran
+/// with the kind's default condition instead of the one written.
+#[test]
+fn an_unknown_annotation_key_refuses_plan_and_run() {
+    let dir = scratch("unknown-key");
+    std::fs::write(
+        dir.join("release.md"),
+        one_check(
+            "  check  = \"http\"\n  target = \"http://127.0.0.1:9/health\"\n  expct  = \"status == 200\"\n",
+        ),
+    )
+    .expect("runbook");
+    assert_refused(&dir, "release.md", "error[unknown-key]", "release.md:9:3");
+    let out = golive_in(&dir, &["plan", "release.md"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("did you mean `expect`?"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
