@@ -77,8 +77,22 @@ enum Frame {
     Leaf(Block),
 }
 
+/// How deep list items and block quotes may nest, together: past this, the
+/// importer (which walks the tree recursively) reads no further, and the
+/// document gets a `nesting-too-deep` finding. A checklist needs three or
+/// four levels (item, sub-check, detail); 64 is far above any, and keeps the
+/// stack and the tree small whatever the input.
+pub const MAX_NESTING: usize = 64;
+
+/// The blocks of a document, and where the first container past
+/// [`MAX_NESTING`] opens (its content is left out of the tree).
+pub(crate) struct Blocks {
+    pub blocks: Vec<Block>,
+    pub too_deep: Option<usize>,
+}
+
 /// Parse `src` into top-level blocks.
-pub(crate) fn parse_blocks(src: &str) -> Vec<Block> {
+pub(crate) fn parse_blocks(src: &str) -> Blocks {
     let opts = Options::ENABLE_TABLES
         | Options::ENABLE_TASKLISTS
         | Options::ENABLE_YAML_STYLE_METADATA_BLOCKS
@@ -88,9 +102,33 @@ pub(crate) fn parse_blocks(src: &str) -> Vec<Block> {
         item: None,
         quote: false,
     }];
+    // open list items and quotes; while `skip` > 0, the events of a container
+    // past the limit are passed over (every Start has its End)
+    let mut depth = 0usize;
+    let mut skip = 0usize;
+    let mut too_deep = None;
     for (event, range) in Parser::new_ext(src, opts).into_offset_iter() {
+        if skip > 0 {
+            match event {
+                Event::Start(_) => skip += 1,
+                Event::End(_) => skip -= 1,
+                _ => {}
+            }
+            continue;
+        }
         match event {
             Event::Start(tag) => {
+                if matches!(
+                    tag,
+                    Tag::BlockQuote(_) | Tag::FootnoteDefinition(_) | Tag::Item
+                ) {
+                    if depth == MAX_NESTING {
+                        too_deep.get_or_insert(range.start);
+                        skip = 1;
+                        continue;
+                    }
+                    depth += 1;
+                }
                 let frame = match tag {
                     Tag::Paragraph => Frame::Leaf(Block::Paragraph { range }),
                     Tag::Heading { level, .. } => Frame::Leaf(Block::Heading {
@@ -157,6 +195,9 @@ pub(crate) fn parse_blocks(src: &str) -> Vec<Block> {
                     continue;
                 }
                 let Some(frame) = stack.pop() else { continue };
+                if matches!(frame, Frame::Container { .. }) {
+                    depth = depth.saturating_sub(1);
+                }
                 close(frame, &mut stack);
             }
             Event::Text(t) | Event::Code(t) => {
@@ -194,10 +235,11 @@ pub(crate) fn parse_blocks(src: &str) -> Vec<Block> {
             close(frame, &mut stack);
         }
     }
-    match stack.pop() {
+    let blocks = match stack.pop() {
         Some(Frame::Container { children, .. }) => children,
         _ => Vec::new(),
-    }
+    };
+    Blocks { blocks, too_deep }
 }
 
 fn is_block_end(end: &TagEnd) -> bool {

@@ -10,7 +10,7 @@
 //!    = help: add the missing item, or change the heading to (7 items)
 //! ```
 
-use crate::loc::{LineIndex, Loc};
+use crate::loc::{LineIndex, Loc, floor_char};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -57,18 +57,28 @@ fn render_one(out: &mut String, path: &str, source: &str, lines: &LineIndex, d: 
     let _ = writeln!(out, "{pad}--> {path}:{}:{}", d.loc.line, d.loc.col);
     let _ = writeln!(out, "{pad} |");
     let text = lines.line_text(source, line_no.saturating_sub(1));
-    let shown: String = text
+    let line_start = lines.line_start(line_no.saturating_sub(1));
+    let at = d.loc.start.saturating_sub(line_start).min(text.len());
+    let span_end = d.loc.end.min(line_start + text.len()).max(d.loc.start);
+    let (from, to) = window(text, at, span_end - line_start);
+    let mut shown: String = text[from..to]
         .chars()
         .map(|c| if c == '\t' { ' ' } else { c })
         .collect();
+    let mut lead = text[from..at].chars().count();
+    if from > 0 {
+        shown.insert(0, '…');
+        lead += 1;
+    }
+    if to < text.len() {
+        shown.push('…');
+    }
     let _ = writeln!(out, "{line_no} | {shown}");
-    let line_start = lines.line_start(line_no.saturating_sub(1));
-    let span_end = d.loc.end.min(line_start + text.len()).max(d.loc.start);
     let carets = source
-        .get(d.loc.start..span_end)
+        .get(d.loc.start..span_end.min(line_start + to))
         .map_or(1, |s| s.chars().count())
         .max(1);
-    let lead = " ".repeat(d.loc.col.saturating_sub(1) as usize);
+    let lead = " ".repeat(lead);
     let label = d
         .label
         .as_deref()
@@ -80,4 +90,61 @@ fn render_one(out: &mut String, path: &str, source: &str, lines: &LineIndex, d: 
         let _ = writeln!(out, "{pad} = help: {help}");
     }
     out.push('\n');
+}
+
+/// Lines longer than this are shown cut around the span.
+const LONG_LINE: usize = 240;
+/// Characters shown on each side of the span of a long line.
+const CONTEXT: usize = 80;
+
+/// The byte range of `line` to show for a span from `at` to `end`: all of a
+/// line up to [`LONG_LINE`] bytes, else [`CONTEXT`] characters each side, so a
+/// finding on a line of megabytes prints a line of a screen's width.
+fn window(line: &str, at: usize, end: usize) -> (usize, usize) {
+    if line.len() <= LONG_LINE {
+        return (0, line.len());
+    }
+    let end = floor_char(line, end.clamp(at, line.len()).min(at + LONG_LINE));
+    let from = line[..at]
+        .char_indices()
+        .rev()
+        .nth(CONTEXT - 1)
+        .map_or(0, |(i, _)| i);
+    let to = line[end..]
+        .char_indices()
+        .nth(CONTEXT)
+        .map_or(line.len(), |(i, _)| end + i);
+    (from, to)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finding_on_a_long_line_shows_the_line_cut_around_it() {
+        let line = format!("{}[HERE]{}", "é ".repeat(5_000), "x ".repeat(5_000));
+        let at = line.find('[').unwrap_or(0);
+        let lines = LineIndex::new(&line);
+        let d = Diagnostic {
+            severity: Severity::Error,
+            code: "test",
+            message: "here".into(),
+            loc: lines.loc(&line, at, at + 6),
+            label: None,
+            help: None,
+        };
+        let out = render_text("x.md", &line, &[d]);
+        let shown: Vec<&str> = out.lines().collect();
+        assert!(
+            shown[3].starts_with("1 | …é") && shown[3].ends_with('…'),
+            "{out}"
+        );
+        assert!(shown[3].chars().count() < 2 * CONTEXT + 20, "{out}");
+        // the carets sit under the span
+        let caret = shown[4].find('^').unwrap_or(0);
+        let bracket = shown[3].char_indices().position(|(_, c)| c == '[');
+        assert_eq!(Some(shown[4][..caret].chars().count()), bracket, "{out}");
+        assert!(shown[4].ends_with("^^^^^^"), "{out}");
+    }
 }

@@ -1,7 +1,8 @@
 //! Second pass: blocks become stages, groups, items, fields, blanks, commands
 //! and annotations, every one with its span.
 
-use crate::blocks::{Block, ListItem, Row, parse_blocks};
+use crate::blocks::{Block, ListItem, MAX_NESTING, Row, parse_blocks};
+use crate::diagnostic::{Diagnostic, Severity};
 use crate::loc::{LineIndex, Loc};
 use crate::model::*;
 use crate::text::{
@@ -14,7 +15,7 @@ use std::ops::Range;
 /// Read a Markdown checklist. Never fails: whatever the text, a model comes
 /// back, and what is wrong with it is found by [`crate::lint`].
 pub fn parse_runbook(path: &str, source: &str) -> Runbook {
-    let blocks = parse_blocks(source);
+    let parsed = parse_blocks(source);
     let mut imp = Importer {
         src: source,
         lines: LineIndex::new(source),
@@ -44,11 +45,34 @@ pub fn parse_runbook(path: &str, source: &str) -> Runbook {
         item_extra: HashMap::new(),
         row_items: HashMap::new(),
     };
+    if let Some(at) = parsed.too_deep {
+        imp.rb.limits.push(too_deep(&imp.lines, source, at));
+    }
     // each block is dropped once read: the tree never lives beside the model
-    for block in blocks {
+    for block in parsed.blocks {
         imp.top(&block);
     }
     imp.finish()
+}
+
+/// The finding for a list item or quote opened past [`MAX_NESTING`] at `at`.
+fn too_deep(lines: &LineIndex, src: &str, at: usize) -> Diagnostic {
+    let end = src[at..].chars().next().map_or(at, |c| at + c.len_utf8());
+    Diagnostic {
+        severity: Severity::Error,
+        code: "nesting-too-deep",
+        message: format!(
+            "lists and block quotes nest more than {MAX_NESTING} levels deep here; \
+             golive does not read what lies deeper"
+        ),
+        loc: lines.loc(src, at, end),
+        label: Some(format!("level {} opens here", MAX_NESTING + 1)),
+        help: Some(
+            "flatten the structure: an item, its sub-checks and their details need three \
+             or four levels"
+                .into(),
+        ),
+    }
 }
 
 struct Importer<'a> {

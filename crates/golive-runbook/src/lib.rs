@@ -26,6 +26,7 @@ pub mod resolve;
 pub mod text;
 pub mod url;
 
+pub use blocks::MAX_NESTING;
 pub use diagnostic::{Diagnostic, Severity, render_text};
 pub use export::{ExportError, Outcomes, export};
 pub use import::parse_runbook;

@@ -27,8 +27,9 @@ pub struct Runbook {
     pub placeholders: Vec<Placeholder>,
     /// Every fenced code block (for lint: unclosed fences).
     pub fences: Vec<Fence>,
-    /// Where the document goes past what golive reads, each a finding: what
-    /// lies beyond is not in the model, so nothing may run from it.
+    /// Where the document goes past what golive reads (lists and quotes
+    /// nested deeper than [`crate::MAX_NESTING`]), each a finding: what lies
+    /// beyond is not in the model, so nothing may run from it.
     pub limits: Vec<crate::Diagnostic>,
 }
 

@@ -923,6 +923,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         }
         Command::Show { file, item, format } => {
             let rb = load(&file)?;
+            // a tree golive did not read in full is not shown as the document
+            if !rb.limits.is_empty() {
+                eprint!("{}", render_text(&rb.path, &rb.source, &rb.limits));
+                return Ok(ExitCode::from(2));
+            }
             if let Some(name) = item {
                 let target = rb.resolve(&name).map_err(|e| format!("{}: {e}", rb.path))?;
                 let out = match format {

@@ -105,3 +105,42 @@ fn an_unknown_annotation_key_refuses_plan_and_run() {
     assert!(err.contains("did you mean `expect`?"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// 10,000 nested `> ` or 100,000 nested `- ` overflowed the stack (exit 134,
+/// the latter after gigabytes). Nesting is limited: past the limit golive
+/// reports where, and reads no further into it.
+#[test]
+fn deep_nesting_is_a_finding_not_a_stack_overflow() {
+    let dir = scratch("nesting");
+    let quotes = format!(
+        "# Deep\n\n## Checks\n\n{}- [ ] **x**\n",
+        "> ".repeat(10_000)
+    );
+    let lists = format!("# Deep\n\n## Checks\n\n{}x\n", "- ".repeat(100_000));
+    std::fs::write(dir.join("quotes.md"), quotes).expect("quotes");
+    std::fs::write(dir.join("lists.md"), lists).expect("lists");
+    // the 65th level opens at column 2 * 64 + 1
+    for file in ["quotes.md", "lists.md"] {
+        let at = format!("{file}:5:129");
+        let lint = golive_in(&dir, &["lint", file]);
+        let out = String::from_utf8_lossy(&lint.stdout);
+        assert_eq!(lint.status.code(), Some(1), "lint {file}: {}", text(&lint));
+        assert!(
+            out.contains("error[nesting-too-deep]") && out.contains(&at),
+            "lint {file}: {}",
+            text(&lint)
+        );
+        for cmd in ["show", "plan"] {
+            let res = golive_in(&dir, &[cmd, file]);
+            let err = String::from_utf8_lossy(&res.stderr);
+            assert_eq!(res.status.code(), Some(2), "{cmd} {file}: {}", text(&res));
+            assert!(
+                err.contains("error[nesting-too-deep]") && err.contains(&at),
+                "{cmd} {file}: {}",
+                text(&res)
+            );
+        }
+        assert_refused(&dir, file, "error[nesting-too-deep]", &at);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
