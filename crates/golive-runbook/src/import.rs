@@ -9,7 +9,7 @@ use crate::text::{
     parse_declared, plain, scan_blanks, scan_fields, scan_placeholders, slugify, strip_line_prefix,
     strip_trailing_parens,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 /// Read a Markdown checklist. Never fails: whatever the text, a model comes
@@ -44,6 +44,8 @@ pub fn parse_runbook(path: &str, source: &str) -> Runbook {
         golive: Vec::new(),
         item_extra: HashMap::new(),
         row_items: HashMap::new(),
+        subcheck_ids: Ids::default(),
+        loose_ids: Ids::default(),
     };
     if let Some(at) = parsed.too_deep {
         imp.rb.limits.push(too_deep(&imp.lines, source, at));
@@ -99,6 +101,10 @@ struct Importer<'a> {
     item_extra: HashMap<usize, usize>,
     /// Row items: (table, row) they were made from.
     row_items: HashMap<usize, (usize, usize)>,
+    /// Sub-check ids of the item being read.
+    subcheck_ids: Ids<usize>,
+    /// Blank ids of the stage, group or header being read.
+    loose_ids: Ids<LooseOwner>,
 }
 
 /// A table seen so far: (range, header cells, rows).
@@ -556,9 +562,10 @@ impl<'a> Importer<'a> {
         self.markers.push(marker.loc.range());
         let item = &self.rb.items[idx];
         let base = slug_or(strip_trailing_parens(&text), "check");
-        let id = unique(
-            &format!("{}/{}", item.id, base),
+        let id = self.subcheck_ids.take(
+            idx,
             item.subchecks.iter().map(|s| s.id.as_str()),
+            &format!("{}/{}", item.id, base),
         );
         let loc = self.loc(&range);
         self.rb.items[idx].subchecks.push(SubCheck {
@@ -629,15 +636,7 @@ impl<'a> Importer<'a> {
                 .iter()
                 .flat_map(|r| self.row_blanks(t, r))
                 .collect();
-            let owner_id = self.owner_id();
-            let loose = self.loose_mut();
-            for mut b in blanks {
-                b.id = unique(
-                    &format!("{owner_id}#{}", slug_or(&b.label, "blank")),
-                    loose.blanks.iter().map(|x| x.id.as_str()),
-                );
-                loose.blanks.push(b);
-            }
+            self.push_loose_blanks(blanks);
         }
     }
 
@@ -779,16 +778,33 @@ impl<'a> Importer<'a> {
 
     fn loose_scan_except(&mut self, range: Range<usize>, skip: &[Range<usize>]) {
         let (fields, blanks) = self.scan(range, skip, None);
+        self.loose_mut().fields.extend(fields);
+        self.push_loose_blanks(blanks);
+    }
+
+    /// Blanks that belong to no item, each given its id under the current
+    /// stage, group or the header.
+    fn push_loose_blanks(&mut self, blanks: Vec<Blank>) {
+        if blanks.is_empty() {
+            return;
+        }
         let owner_id = self.owner_id();
+        let key = match self.owner() {
+            Owner::Header => LooseOwner::Header,
+            Owner::Stage(s) => LooseOwner::Stage(s),
+            Owner::Group(s, g) => LooseOwner::Group(s, g),
+        };
+        let mut ids = std::mem::take(&mut self.loose_ids);
         let loose = self.loose_mut();
-        loose.fields.extend(fields);
         for mut b in blanks {
-            b.id = unique(
-                &format!("{owner_id}#{}", slug_or(&b.label, "blank")),
+            b.id = ids.take(
+                key,
                 loose.blanks.iter().map(|x| x.id.as_str()),
+                &format!("{owner_id}#{}", slug_or(&b.label, "blank")),
             );
             loose.blanks.push(b);
         }
+        self.loose_ids = ids;
     }
 
     /// Line-by-line scan of `range` for fields and blanks. Fields are not read
@@ -891,10 +907,12 @@ impl<'a> Importer<'a> {
             let item = &mut self.rb.items[idx];
             item.loc = loc;
             item.fields = fields;
+            let mut ids = Ids::default();
             for mut b in blanks {
-                b.id = unique(
-                    &format!("{id}#{}", slug_or(&b.label, "blank")),
+                b.id = ids.take(
+                    idx,
                     item.blanks.iter().map(|x| x.id.as_str()),
+                    &format!("{id}#{}", slug_or(&b.label, "blank")),
                 );
                 item.blanks.push(b);
             }
@@ -943,15 +961,63 @@ fn slug_or(text: &str, fallback: &str) -> String {
     }
 }
 
-/// `base`, or `base-2`, `base-3` … whichever is not taken yet.
-fn unique<'s>(base: &str, taken: impl Iterator<Item = &'s str> + Clone) -> String {
-    if !taken.clone().any(|t| t == base) {
-        return base.to_string();
+/// The ids handed out under one owner (an item's sub-checks, or the blanks of
+/// an item or of a stage, group or the header): each new id is `base`, or
+/// `base-2`, `base-3` … whichever is not taken yet. The suffix to try next is
+/// kept per base, so a line of 4,000 blanks with the same label costs 4,000
+/// look-ups, not 4,000 × 4,000 comparisons.
+struct Ids<K> {
+    owner: Option<K>,
+    taken: HashSet<String>,
+    next: HashMap<String, usize>,
+}
+
+impl<K> Default for Ids<K> {
+    fn default() -> Self {
+        Ids {
+            owner: None,
+            taken: HashSet::new(),
+            next: HashMap::new(),
+        }
     }
-    (2..)
-        .map(|n| format!("{base}-{n}"))
-        .find(|c| !taken.clone().any(|t| t == c))
-        .unwrap_or_default()
+}
+
+impl<K: PartialEq> Ids<K> {
+    /// A free id for `base` under `owner`, whose ids so far are `existing`
+    /// (read again only when the owner changes).
+    fn take<'s>(
+        &mut self,
+        owner: K,
+        existing: impl Iterator<Item = &'s str>,
+        base: &str,
+    ) -> String {
+        if self.owner.as_ref() != Some(&owner) {
+            self.owner = Some(owner);
+            self.taken = existing.map(str::to_string).collect();
+            self.next.clear();
+        }
+        if !self.taken.contains(base) {
+            self.taken.insert(base.to_string());
+            return base.to_string();
+        }
+        let n = self.next.entry(base.to_string()).or_insert(2);
+        loop {
+            let candidate = format!("{base}-{n}");
+            *n += 1;
+            if !self.taken.contains(&candidate) {
+                self.taken.insert(candidate.clone());
+                return candidate;
+            }
+        }
+    }
+}
+
+/// Whose loose blanks an id is for.
+#[derive(PartialEq, Clone, Copy)]
+enum LooseOwner {
+    Header,
+    Stage(usize),
+    Group(usize, usize),
 }
 
 /// `**Step 1.2: Final Checks**` → `Step 1.2: Final Checks`.

@@ -23,7 +23,14 @@ impl Loc {
 #[derive(Debug, Clone)]
 pub struct LineIndex {
     starts: Vec<usize>,
+    /// On lines longer than [`STRIDE`]: every `STRIDE` bytes, the offset
+    /// (a char boundary) and its column, so finding a column reads at most
+    /// `STRIDE` bytes however long the line.
+    marks: Vec<(usize, usize)>,
 }
+
+/// The distance between column marks on a long line.
+const STRIDE: usize = 4096;
 
 impl LineIndex {
     /// Index the line starts of `text`. Lines end at `\n`; a `\r` before it
@@ -31,7 +38,19 @@ impl LineIndex {
     pub fn new(text: &str) -> Self {
         let mut starts = vec![0];
         starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        LineIndex { starts }
+        let mut marks = Vec::new();
+        for (k, &start) in starts.iter().enumerate() {
+            let end = starts.get(k + 1).copied().unwrap_or(text.len());
+            let (mut at, mut col) = (start, 0);
+            while end - at > STRIDE {
+                let next = floor_char(text, at + STRIDE).max(at + 1);
+                let next = ceil_char(text, next);
+                col += text[at..next].chars().count();
+                at = next;
+                marks.push((at, col));
+            }
+        }
+        LineIndex { starts, marks }
     }
 
     /// The 0-based line holding byte `offset`.
@@ -69,7 +88,17 @@ impl LineIndex {
         let start = floor_char(text, start.min(text.len()));
         let end = floor_char(text, end.clamp(start, text.len()));
         let line = self.line_of(start);
-        let col = text[self.line_start(line)..start].chars().count() + 1;
+        let line_start = self.line_start(line);
+        // the nearest mark on this line at or before `start`
+        let i = self.marks.partition_point(|m| m.0 <= start);
+        let (from, before) = match i.checked_sub(1).map(|i| self.marks[i]) {
+            Some((at, col)) if at > line_start => (at, col),
+            _ => (line_start, 0),
+        };
+        let counted = &text[from..start];
+        #[cfg(test)]
+        tests::SCANNED.with(|n| n.set(n.get() + counted.len()));
+        let col = before + counted.chars().count() + 1;
         Loc {
             start,
             end,
@@ -79,10 +108,50 @@ impl LineIndex {
     }
 }
 
+/// The nearest char boundary at or after `i`.
+fn ceil_char(text: &str, mut i: usize) -> usize {
+    while i < text.len() && !text.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
 /// The nearest char boundary at or before `i`.
 pub(crate) fn floor_char(text: &str, mut i: usize) -> usize {
     while i > 0 && !text.is_char_boundary(i) {
         i -= 1;
     }
     i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Bytes read to find columns, on this thread.
+        pub(super) static SCANNED: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// Columns on a line of megabytes used to be counted from the line's
+    /// start for every span: a line of n blanks cost n² character reads.
+    #[test]
+    fn columns_on_a_long_line_cost_bounded_work() {
+        let text = format!("# x\n{}\n", "é ____ ".repeat(100_000));
+        let lines = LineIndex::new(&text);
+        let starts: Vec<usize> = text.match_indices("____").map(|(i, _)| i).collect();
+        SCANNED.with(|n| n.set(0));
+        let mut last = 0;
+        for &s in &starts {
+            let loc = lines.loc(&text, s, s + 4);
+            assert_eq!(loc.line, 2);
+            assert!(loc.col > last);
+            last = loc.col;
+        }
+        // each blank is 7 characters on from the one before
+        assert_eq!(last as usize, 3 + 7 * (starts.len() - 1));
+        let per_span = SCANNED.with(Cell::get) / starts.len();
+        assert!(per_span <= 4096, "{per_span} bytes read per column");
+    }
 }

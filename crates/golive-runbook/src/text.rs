@@ -3,13 +3,23 @@
 
 use crate::model::{Budget, Declared};
 
-/// A lower-case slug: letters and digits kept, runs of anything else become `-`.
+/// The longest slug, in bytes. Ids are paths of slugs and every blank's and
+/// sub-check's id starts with its item's: without a bound, a title of a
+/// 20 KB line would be repeated in each of the line's thousand blanks.
+pub const MAX_SLUG: usize = 100;
+
+/// A lower-case slug: letters and digits kept, runs of anything else become
+/// `-`; cut to [`MAX_SLUG`] bytes at the end of the last whole word (or
+/// within a single word longer than that).
 pub fn slugify(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+    let mut out = String::with_capacity(text.len().min(MAX_SLUG + 4));
     let mut dash = false;
     for c in text.chars() {
         if c.is_alphanumeric() {
             if dash && !out.is_empty() {
+                if out.len() >= MAX_SLUG {
+                    break;
+                }
                 out.push('-');
             }
             dash = false;
@@ -17,6 +27,14 @@ pub fn slugify(text: &str) -> String {
                 out.push(c.to_ascii_lowercase());
             } else {
                 out.extend(c.to_lowercase());
+            }
+            if out.len() > MAX_SLUG {
+                let cut = match out.rfind('-') {
+                    Some(i) => i,
+                    None => crate::loc::floor_char(&out, MAX_SLUG),
+                };
+                out.truncate(cut);
+                break;
             }
         } else {
             dash = true;
@@ -427,6 +445,18 @@ mod tests {
             slugify(strip_trailing_parens("CDN configured (if applicable)")),
             "cdn-configured"
         );
+    }
+
+    #[test]
+    fn slugs_are_cut_at_a_word_end() {
+        let long = "word ".repeat(100);
+        let slug = slugify(&long);
+        assert!(slug.len() <= MAX_SLUG && slug.ends_with("word"), "{slug}");
+        assert_eq!(slug.len(), 99);
+        let one = "x".repeat(500);
+        assert_eq!(slugify(&one).len(), MAX_SLUG);
+        let wide = "é".repeat(500);
+        assert!(slugify(&wide).len() <= MAX_SLUG);
     }
 
     #[test]
