@@ -939,7 +939,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             match format {
                 Format::Text => print!("{}", show::runbook_text(&rb)),
-                Format::Json => println!("{}", pretty(&show::runbook_json(&rb))),
+                Format::Json => show::write_runbook_json(&rb, std::io::stdout().lock())
+                    .map_err(|e| format!("cannot write the output: {e}"))?,
             }
             Ok(ExitCode::SUCCESS)
         }

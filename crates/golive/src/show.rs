@@ -6,69 +6,136 @@
 //! placeholders: { NAME: [line, …] } }`.
 
 use golive_runbook::{
-    Annotation, Blank, CommandBlock, Declared, Field, Item, ItemKind, Loose, Runbook, Target,
+    Annotation, Blank, CommandBlock, Declared, Field, Group, Item, ItemKind, Loose, Runbook, Stage,
+    Target,
 };
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-pub fn runbook_json(rb: &Runbook) -> Value {
-    let stages: Vec<Value> = rb
-        .stages
-        .iter()
-        .map(|s| {
-            let mut v = json!({
-                "id": s.id,
-                "address": s.address,
-                "title": s.title(),
-                "kind": s.kind.as_str(),
-                "line": s.heading.loc.line,
-                "declared": declared_json(&s.heading.declared),
-                "items_found": s.all_items().count(),
-            });
-            loose_json(&mut v, &s.loose);
-            v["items"] = s
-                .items
-                .iter()
-                .map(|&i| item_json_of(&rb.items[i]))
-                .collect();
-            v["groups"] = s
-                .groups
-                .iter()
-                .map(|g| {
-                    let mut gv = json!({
-                        "id": g.id,
-                        "address": g.address,
-                        "title": g.title(),
-                        "line": g.heading.loc.line,
-                        "declared": declared_json(&g.heading.declared),
-                        "items_found": g.items.len(),
-                    });
-                    loose_json(&mut gv, &g.loose);
-                    gv["items"] = g
-                        .items
-                        .iter()
-                        .map(|&i| item_json_of(&rb.items[i]))
-                        .collect();
-                    gv
-                })
-                .collect();
-            v
-        })
-        .collect();
-    let mut header = json!({
-        "front_matter": rb.front_matter.as_ref().map(|f| f.text.clone()),
+/// Write `golive show --format json` to `out` as it is produced: one item's
+/// JSON at a time, never the whole document's tree, so the output of a 50 MB
+/// runbook needs little more memory than its import. Pretty-printed with
+/// sorted keys, exactly as `serde_json::to_string_pretty` of the whole tree.
+pub fn write_runbook_json(rb: &Runbook, out: impl std::io::Write) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(out);
+    serde_json::to_writer_pretty(&mut out, &RunbookJson(rb)).map_err(std::io::Error::other)?;
+    std::io::Write::write_all(&mut out, b"\n")?;
+    std::io::Write::flush(&mut out)
+}
+
+/// The whole document; its stages, groups and items are serialised lazily.
+struct RunbookJson<'a>(&'a Runbook);
+
+impl Serialize for RunbookJson<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let rb = self.0;
+        let mut header = json!({
+            "front_matter": rb.front_matter.as_ref().map(|f| f.text.clone()),
+        });
+        loose_json(&mut header, &rb.header);
+        let small = into_map(json!({
+            "file": rb.path,
+            "title": rb.title.as_ref().map(|t| t.text.clone()),
+            "summary": summary_json(rb),
+            "header": header,
+            "placeholders": placeholder_lines(rb),
+            "annotation_placeholders": placeholder_lines_where(rb, true),
+        }));
+        Merged {
+            small,
+            lazy: vec![("stages", Lazy::Stages(rb))],
+        }
+        .serialize(ser)
+    }
+}
+
+/// A JSON object from small entries built at once and big ones serialised
+/// when their turn comes, all in sorted key order (as a `Map` keeps them).
+struct Merged<'a> {
+    small: Map<String, Value>,
+    /// Sorted by key.
+    lazy: Vec<(&'static str, Lazy<'a>)>,
+}
+
+/// The big parts of the document, serialised one element at a time.
+enum Lazy<'a> {
+    Stages(&'a Runbook),
+    Groups(&'a Runbook, &'a [Group]),
+    Items(&'a Runbook, &'a [usize]),
+}
+
+impl Serialize for Merged<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let mut map = ser.serialize_map(Some(self.small.len() + self.lazy.len()))?;
+        let mut lazy = self.lazy.iter().peekable();
+        for (key, value) in &self.small {
+            while let Some((k, v)) = lazy.next_if(|(k, _)| *k < key.as_str()) {
+                map.serialize_entry(k, v)?;
+            }
+            map.serialize_entry(key, value)?;
+        }
+        for (k, v) in lazy {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl Serialize for Lazy<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            Lazy::Stages(rb) => ser.collect_seq(rb.stages.iter().map(|s| stage_json(rb, s))),
+            Lazy::Groups(rb, groups) => ser.collect_seq(groups.iter().map(|g| group_json(rb, g))),
+            Lazy::Items(rb, items) => {
+                ser.collect_seq(items.iter().map(|&i| item_json_of(&rb.items[i])))
+            }
+        }
+    }
+}
+
+fn stage_json<'a>(rb: &'a Runbook, s: &'a Stage) -> Merged<'a> {
+    let mut v = json!({
+        "id": s.id,
+        "address": s.address,
+        "title": s.title(),
+        "kind": s.kind.as_str(),
+        "line": s.heading.loc.line,
+        "declared": declared_json(&s.heading.declared),
+        "items_found": s.all_items().count(),
     });
-    loose_json(&mut header, &rb.header);
-    json!({
-        "file": rb.path,
-        "title": rb.title.as_ref().map(|t| t.text.clone()),
-        "summary": summary_json(rb),
-        "header": header,
-        "stages": stages,
-        "placeholders": placeholder_lines(rb),
-        "annotation_placeholders": placeholder_lines_where(rb, true),
-    })
+    loose_json(&mut v, &s.loose);
+    Merged {
+        small: into_map(v),
+        lazy: vec![
+            ("groups", Lazy::Groups(rb, &s.groups)),
+            ("items", Lazy::Items(rb, &s.items)),
+        ],
+    }
+}
+
+fn group_json<'a>(rb: &'a Runbook, g: &'a Group) -> Merged<'a> {
+    let mut v = json!({
+        "id": g.id,
+        "address": g.address,
+        "title": g.title(),
+        "line": g.heading.loc.line,
+        "declared": declared_json(&g.heading.declared),
+        "items_found": g.items.len(),
+    });
+    loose_json(&mut v, &g.loose);
+    Merged {
+        small: into_map(v),
+        lazy: vec![("items", Lazy::Items(rb, &g.items))],
+    }
+}
+
+fn into_map(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
 }
 
 fn summary_json(rb: &Runbook) -> Value {

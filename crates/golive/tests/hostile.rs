@@ -144,3 +144,72 @@ fn deep_nesting_is_a_finding_not_a_stack_overflow() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A generated runbook of `items` items shaped like a real one (sub-checks,
+/// blanks, fields, a command block every fifth item): about 290 bytes each.
+fn generated(items: usize) -> String {
+    let mut s =
+        String::from("# Generated Deployment Checklist\n\n**Version:** [VERSION NUMBER]\n\n");
+    for i in 0..items {
+        if i % 100 == 0 {
+            s.push_str(&format!("## Stage {}\n\n", i / 100 + 1));
+        }
+        if i % 10 == 0 {
+            s.push_str(&format!("### Group {} (15 minutes)\n\n", i / 10 + 1));
+        }
+        s.push_str(&format!(
+            "- [ ] **Check number {i} passes**\n  - [ ] Endpoint [DOMAIN] answers (count: ____)\n  - [ ] Latency below target: ________ ms\n  - **Responsible:** DevOps Engineer\n  - **Sign-off:** ________________\n"
+        ));
+        if i % 5 == 0 {
+            s.push_str("  ```bash\n  curl -s https://[DOMAIN]/health\n  # Expected: 200\n  ```\n");
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// `golive ARGS` with its data segment (heap) limited to `kib`: a command
+/// that needs more is stopped by the kernel, whatever the machine's load.
+fn golive_limited(dir: &Path, kib: usize, args: &[&str]) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -d {kib} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_golive"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("GOLIVE_STORE")
+        .output()
+        .expect("sh runs golive")
+}
+
+/// `show --format json` on 50 MB took 4.2 GB (24 KiB per item: the whole
+/// document as a JSON tree, then as one string), six times what import
+/// needs. show and plan now run within the heap of an import: 8 KiB per
+/// item and 32 MiB, where lint needs 4 KiB per item.
+#[test]
+fn show_and_plan_of_a_big_document_need_the_memory_of_its_import() {
+    let dir = scratch("big");
+    let items = 20_000;
+    std::fs::write(dir.join("big.md"), generated(items)).expect("runbook");
+    let limit = 32 * 1024 + 8 * items;
+    for args in [
+        &["lint", "big.md"][..],
+        &["show", "big.md"],
+        &["show", "big.md", "--format", "json"],
+        &["plan", "big.md"],
+    ] {
+        let out = golive_limited(&dir, limit, args);
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{args:?} within {limit} KiB: exit {:?}: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if args.contains(&"json") {
+            let v: serde_json::Value =
+                serde_json::from_slice(&out.stdout).expect("show prints JSON");
+            assert_eq!(v["summary"]["items"], items);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
