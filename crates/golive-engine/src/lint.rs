@@ -149,3 +149,31 @@ fn value_loc(rb: &Runbook, a: &Annotation, key: &str) -> Option<Loc> {
     let vs = s + eq + 1 + (line[eq + 1..].len() - line[eq + 1..].trim_start().len());
     Some(rb.lines.loc(&rb.source, vs, e.max(vs)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use golive_runbook::lint::ANNOTATION_KEYS;
+
+    /// plan refuses a key lint does not know, so every key a probe kind or
+    /// the engine reads must be in the runbook's list of annotation keys:
+    /// else a valid option would refuse the document.
+    #[test]
+    fn every_key_a_kind_or_the_engine_reads_is_a_known_annotation_key() {
+        let known = |k: &str| ANNOTATION_KEYS.iter().any(|(n, _)| *n == k);
+        let mut missing: Vec<String> = Vec::new();
+        for kind in golive_probe::KINDS {
+            for k in kind.options {
+                if !known(k) {
+                    missing.push(format!("{}: {k}", kind.name));
+                }
+            }
+        }
+        for k in golive_probe::COMMON_KEYS.iter().chain(ENGINE_KEYS) {
+            if !known(k) {
+                missing.push(format!("common: {k}"));
+            }
+        }
+        assert!(missing.is_empty(), "not in ANNOTATION_KEYS: {missing:?}");
+    }
+}
