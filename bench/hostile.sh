@@ -23,6 +23,13 @@ done
 { printf "$head- [ ] **item**\n  "; repeat '____ ' 4000; echo; } >"$work/blanks-4000.md"
 { printf "$head"; repeat '> ' 10000; echo '- [ ] **x**'; } >"$work/quotes-10000.md"
 { printf "$head"; repeat '- ' 100000; echo '[ ] x'; } >"$work/lists-100000.md"
+for n in 20000 40000; do
+  {
+    printf "$head- [ ] **x**\n  \`\`\`golive\n"
+    for ((i = 0; i < n; i++)); do printf '  k%d = 1\n' "$i"; done
+    printf '  ```\n'
+  } >"$work/keys-$n.md"
+done
 # 5, 20 and 50 MB, shaped like the import benchmark's runbooks
 for items in 17500 70000 175000; do
   cargo bench -q -p golive-runbook --bench import_lint -- --generate "$items" >"$work/gen-$items.md"
@@ -39,6 +46,10 @@ measure() { # measure FILE COMMAND...
 }
 for f in title-1000 title-2000 line-1000 line-2000 blanks-4000; do
   measure "$f.md" lint
+done
+for f in keys-20000 keys-40000; do
+  measure "$f.md" lint
+  measure "$f.md" plan
 done
 for f in quotes-10000 lists-100000; do
   for c in lint show plan; do measure "$f.md" "$c"; done
