@@ -439,16 +439,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// The exit status of a command whose reader closed its output, as SIGPIPE
+/// gives a shell (128 + 13).
+const READER_LEFT: u8 = 141;
+
 /// `golive show … | head` closes golive's standard output early; printing
 /// then fails, and Rust's print macros panic. End the way Unix tools do when
 /// their reader has gone (the exit status SIGPIPE would give), with no panic
 /// message and no stack trace. Any other panic is reported as before.
 fn quiet_when_the_reader_leaves() {
+    // (a write that returns its error instead of panicking ends the same way)
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let msg = info.payload_as_str().unwrap_or_default();
         if msg.starts_with("failed printing to std") && msg.contains("Broken pipe") {
-            std::process::exit(141);
+            std::process::exit(i32::from(READER_LEFT));
         }
         report(info);
     }));
@@ -939,8 +944,14 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             match format {
                 Format::Text => print!("{}", show::runbook_text(&rb)),
-                Format::Json => show::write_runbook_json(&rb, std::io::stdout().lock())
-                    .map_err(|e| format!("cannot write the output: {e}"))?,
+                Format::Json => {
+                    if let Err(e) = show::write_runbook_json(&rb, std::io::stdout().lock()) {
+                        if e.kind() == std::io::ErrorKind::BrokenPipe {
+                            return Ok(ExitCode::from(READER_LEFT));
+                        }
+                        return Err(format!("cannot write the output: {e}"));
+                    }
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -20,7 +20,13 @@ use std::fmt::Write;
 /// sorted keys, exactly as `serde_json::to_string_pretty` of the whole tree.
 pub fn write_runbook_json(rb: &Runbook, out: impl std::io::Write) -> std::io::Result<()> {
     let mut out = std::io::BufWriter::new(out);
-    serde_json::to_writer_pretty(&mut out, &RunbookJson(rb)).map_err(std::io::Error::other)?;
+    // keep the writer's own error (a closed pipe stays a closed pipe)
+    serde_json::to_writer_pretty(&mut out, &RunbookJson(rb)).map_err(|e| {
+        match e.io_error_kind() {
+            Some(kind) => std::io::Error::from(kind),
+            None => std::io::Error::other(e),
+        }
+    })?;
     std::io::Write::write_all(&mut out, b"\n")?;
     std::io::Write::flush(&mut out)
 }
