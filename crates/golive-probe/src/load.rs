@@ -5,7 +5,7 @@
 //! Observes `requests`, `succeeded` (2xx and 3xx), `success_rate`,
 //! `error_rate`, `statuses` (`{"200": n}`), `errors` (by cause), `rps`,
 //! `duration_s`, `latency_ms` (`min`, `mean`, `stdev`, `p50`, `p90`, `p95`,
-//! `p99`, `p99_9`, `max`), `concurrency`, `rate`, `corrected`,
+//! `p99`, `p99_9`, `max`), `concurrency`, `threads`, `rate`, `corrected`,
 //! `http_version`, `connections` and `bytes` (body bytes read).
 //!
 //! Latencies go into an HDR histogram per worker (microseconds, three
@@ -13,8 +13,10 @@
 //! the count. With a `rate`, request *i* is due at `start + i / rate` and its
 //! latency is measured from then, not from when it was sent, so a stalled
 //! server cannot hide its stall by slowing the load down (coordinated
-//! omission). The load runs on a runtime of its own, one thread per core, so
-//! the caller's runtime does not limit it.
+//! omission). The load runs on threads of its own, each with a runtime and
+//! its share of the connections, so the caller's runtime does not limit it;
+//! by default one thread per 25 connections, at most one per core, so that
+//! at few connections a server on the same machine keeps its cores.
 
 use crate::http::hyper_reason;
 use crate::net::{client_config, connect, resolve};
@@ -40,6 +42,7 @@ pub(crate) static KIND: Kind = Kind {
         "requests",
         "duration",
         "concurrency",
+        "threads",
         "rate",
         "http2",
         "method",
@@ -80,6 +83,9 @@ pub(crate) struct Plan {
     requests: Option<u64>,
     duration: Option<Duration>,
     concurrency: usize,
+    /// The threads the load runs on, each with a runtime of its own and its
+    /// share of the connections.
+    threads: usize,
     rate: Option<f64>,
     http2: bool,
     tls: Arc<ClientConfig>,
@@ -160,6 +166,19 @@ pub(crate) fn plan(spec: &Spec) -> Result<Plan, SpecError> {
         c @ 1..=10_000 => c as usize,
         _ => return Err(invalid("concurrency", "must be from 1 to 10000")),
     };
+    let threads = match spec.int("threads")? {
+        None => default_threads(cores(), concurrency),
+        Some(t) if (1..=concurrency as i64).contains(&t) => t as usize,
+        Some(t) => {
+            return Err(invalid(
+                "threads",
+                format!(
+                    "{t} threads for {concurrency} connections: must be from 1 to the \
+                     concurrency, each thread drives connections of its own"
+                ),
+            ));
+        }
+    };
     let rate = match spec.table.get("rate") {
         None => None,
         Some(toml::Value::Integer(r)) if *r > 0 => Some(*r as f64),
@@ -194,6 +213,7 @@ pub(crate) fn plan(spec: &Spec) -> Result<Plan, SpecError> {
         requests,
         duration,
         concurrency,
+        threads,
         rate,
         http2,
         tls,
@@ -220,12 +240,10 @@ impl Probe for Load {
             let stop = Arc::new(AtomicBool::new(false));
             // dropping this future (a timeout, a cancelled run) stops the load
             let _guard = StopOnDrop(stop.clone());
-            // a thread per core, each with a runtime of its own and its share
-            // of the workers: no work stealing between them, and the caller's
-            // runtime does not limit the load
-            let threads = std::thread::available_parallelism()
-                .map_or(2, |n| n.get())
-                .min(plan.concurrency);
+            // threads with a runtime each and their share of the workers: no
+            // work stealing between them, and the caller's runtime does not
+            // limit the load
+            let threads = plan.threads;
             let start = Instant::now();
             let shared = Arc::new(Shared {
                 plan: plan.clone(),
@@ -268,6 +286,24 @@ impl Probe for Load {
             Ok(observation(&plan, &total, end.duration_since(start)))
         })
     }
+}
+
+/// The cores this process may run on.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Connections one thread drives before the default gives the load another
+/// thread. At few connections a second thread does not send more: it takes
+/// a core from a server on the same machine (bench/RESULTS.md, a one-worker
+/// nginx on two cores).
+const CONNECTIONS_PER_THREAD: usize = 25;
+
+/// The threads a load runs on unless `threads` says otherwise: one per
+/// [`CONNECTIONS_PER_THREAD`] connections, at least one, at most one per
+/// core.
+pub(crate) fn default_threads(cores: usize, connections: usize) -> usize {
+    (connections / CONNECTIONS_PER_THREAD).clamp(1, cores.max(1))
 }
 
 struct StopOnDrop(Arc<AtomicBool>);
@@ -662,6 +698,7 @@ fn observation(plan: &Plan, t: &Tally, elapsed: Duration) -> Value {
         "duration_s": (secs * 1e3).round() / 1e3,
         "latency_ms": latency,
         "concurrency": plan.concurrency,
+        "threads": plan.threads,
         "rate": plan.rate,
         "corrected": plan.rate.is_some(),
         "http_version": t.version,
@@ -877,6 +914,30 @@ mod tests {
             crate::timeout_for(&*p, None, default, "`timeout`"),
             Ok(default)
         );
+    }
+
+    /// The default whatever the machine: one thread per 25 connections,
+    /// at least one, at most the cores.
+    #[test]
+    fn the_default_threads_follow_the_connections_up_to_the_cores() {
+        for (cores, connections, threads) in [
+            (1, 1, 1),
+            (1, 500, 1),
+            (2, 1, 1),
+            (2, 10, 1),
+            (2, 49, 1),
+            (2, 50, 2),
+            (2, 1000, 2),
+            (8, 10, 1),
+            (8, 75, 3),
+            (8, 10_000, 8),
+        ] {
+            assert_eq!(
+                default_threads(cores, connections),
+                threads,
+                "{cores} cores, {connections} connections"
+            );
+        }
     }
 
     #[test]

@@ -61,6 +61,7 @@ pub const ANNOTATION_KEYS: &[(&str, KeyType)] = &[
     ("requests", KeyType::Integer),
     ("duration", KeyType::String),
     ("concurrency", KeyType::Integer),
+    ("threads", KeyType::Integer),
     ("rate", KeyType::Any),
     ("http2", KeyType::Bool),
     ("request_timeout", KeyType::String),

@@ -29,9 +29,13 @@ pub fn summary(target: &str, obs: &Value) -> String {
         Some(v) => format!(", HTTP/{v}"),
         None => String::new(),
     };
+    let threads = match n("threads") {
+        1 => " on 1 thread".to_string(),
+        t => format!(" on {t} threads"),
+    };
     let _ = writeln!(
         out,
-        "  Connections:   {} opened for {} workers{version}{rate}",
+        "  Connections:   {} opened for {} workers{threads}{version}{rate}",
         n("connections"),
         n("concurrency"),
     );

@@ -323,6 +323,10 @@ enum Command {
         /// load: requests in flight at once, one connection each.
         #[arg(long, short = 'c')]
         concurrency: Option<u64>,
+        /// load: the threads that drive the connections, from 1 to the
+        /// concurrency (default: one per 25 connections, at most one per core).
+        #[arg(long, short = 't')]
+        threads: Option<u64>,
         /// load: run for this long (`10s`, `1m`) instead of a count.
         #[arg(long, short = 'z')]
         duration: Option<String>,
@@ -787,26 +791,40 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             format,
             requests,
             concurrency,
+            threads,
             duration,
             rate,
             http2,
         } => {
-            // the load flags are options of the probe, spelled as oha does
-            for (key, value) in [
-                ("requests", requests.map(|n| n.to_string())),
-                ("concurrency", concurrency.map(|n| n.to_string())),
-                ("duration", duration.map(|d| format!("\"{d}\""))),
-                ("rate", rate.map(|r| format!("{r:?}"))),
-                ("http2", http2.then(|| "true".to_string())),
+            // the load flags are options of the probe, spelled as oha does;
+            // a refusal of one names the flag
+            let mut flags = Vec::new();
+            for (key, flag, value) in [
+                ("requests", "--requests", requests.map(|n| n.to_string())),
+                (
+                    "concurrency",
+                    "--concurrency",
+                    concurrency.map(|n| n.to_string()),
+                ),
+                ("threads", "--threads", threads.map(|n| n.to_string())),
+                (
+                    "duration",
+                    "--duration",
+                    duration.map(|d| format!("\"{d}\"")),
+                ),
+                ("rate", "--rate", rate.map(|r| format!("{r:?}"))),
+                ("http2", "--http2", http2.then(|| "true".to_string())),
             ] {
                 if let Some(v) = value {
                     options.push(format!("{key}={v}"));
+                    flags.push((key, flag));
                 }
             }
             probe_command(
                 &kind,
                 &target,
                 &options,
+                &flags,
                 expect.as_deref(),
                 timeout.as_deref(),
                 format,
@@ -1052,6 +1070,7 @@ fn probe_command(
     kind: &str,
     target: &str,
     options: &[String],
+    flags: &[(&str, &str)],
     expect: Option<&str>,
     timeout: Option<&str>,
     format: Format,
@@ -1097,7 +1116,15 @@ fn probe_command(
         commands: Vec::new(),
         timeout,
     };
-    let probe = (k.build)(&spec).map_err(|e| e.to_string())?;
+    let probe = (k.build)(&spec).map_err(|e| match e {
+        golive_probe::SpecError::Invalid(key, msg) => {
+            match flags.iter().find(|(k, _)| *k == key.as_str()) {
+                Some((_, flag)) => format!("{flag}: {msg}"),
+                None => golive_probe::SpecError::Invalid(key, msg).to_string(),
+            }
+        }
+        e => e.to_string(),
+    })?;
     let timeout = golive_probe::timeout_for(&*probe, given, k.default_timeout, "--timeout")?;
     let condition = expect
         .map(golive_engine::Condition::compile)

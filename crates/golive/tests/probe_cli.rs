@@ -118,7 +118,7 @@ async fn load_probe_prints_a_summary_and_a_histogram() {
     for line in [
         "  Success rate:  100.00 %",
         "  Requests:      200 (200 answered 2xx/3xx)",
-        "  Connections:   4 opened for 4 workers, HTTP/1.1",
+        "  Connections:   4 opened for 4 workers on 1 thread, HTTP/1.1",
         "  [200] 200 responses",
     ] {
         assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
@@ -200,6 +200,84 @@ fn a_load_checks_timeout_leaves_room_for_its_duration() {
     assert!(
         err.contains("`timeout` 10m leaves no room for a run of 930s")
             && err.contains("soak.md:8:3"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--threads` sets the load's threads, as wrk's `-t` does; out of range it
+/// is refused naming the flag, and the same rule holds for `threads` in a
+/// runbook, where the refusal points at the check's line.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_load_probe_threads_flag_is_honoured_and_checked() {
+    let server = golive_testkit::http(golive_testkit::routes(&[("/", 200, "ok\n")])).await;
+    let url = format!("http://127.0.0.1:{}/", server.addr.port());
+    let run = |args: &[&str]| {
+        let mut all = vec!["probe", "load", url.as_str(), "-n", "200", "-c", "4"];
+        all.extend_from_slice(args);
+        tokio::task::block_in_place(|| golive(&all))
+    };
+    for threads in ["1", "2", "4"] {
+        let out = run(&["--threads", threads, "--format", "json"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(
+            v["observation"]["threads"],
+            threads.parse::<u64>().expect("n")
+        );
+        assert_eq!(v["observation"]["statuses"]["200"], 200, "{v}");
+    }
+    let out = run(&[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.lines()
+            .any(|l| l == "  Connections:   4 opened for 4 workers on 1 thread, HTTP/1.1"),
+        "{text}"
+    );
+    for (threads, shown) in [
+        (
+            "0",
+            "--threads: 0 threads for 4 connections: must be from 1 to the concurrency",
+        ),
+        (
+            "5",
+            "--threads: 5 threads for 4 connections: must be from 1 to the concurrency",
+        ),
+    ] {
+        let out = run(&["--threads", threads]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(shown), "{err}");
+        assert!(out.stdout.is_empty(), "nothing ran");
+    }
+    // the other load flags are named the same way
+    let out = tokio::task::block_in_place(|| golive(&["probe", "load", &url, "-c", "0"]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--concurrency: must be from 1 to 10000"),
+        "{err}"
+    );
+
+    let dir = std::env::temp_dir().join(format!("golive-threads-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let runbook = dir.join("load.md");
+    std::fs::write(
+        &runbook,
+        "# Load\n\n## Checks (1 item)\n\n### Load (1 item)\n\n- [ ] **Ten connections**\n  ```golive\n  check       = \"load\"\n  target      = \"http://127.0.0.1:9/\"\n  concurrency = 10\n  threads     = 12\n  ```\n",
+    )
+    .expect("runbook");
+    let out = golive(&["plan", runbook.to_str().expect("path")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`threads`: 12 threads for 10 connections: must be from 1 to the concurrency")
+            && err.contains("load.md:8:3"),
         "{err}"
     );
     let _ = std::fs::remove_dir_all(&dir);
