@@ -8,8 +8,10 @@
 #
 # Needs wrk (Debian) and oha (`cargo install oha --locked`); installs wrk and
 # jq when missing. LONG_REQUESTS (default 10000000) requests for the memory run.
+# Each measurement waits for an idle machine first (bench/idle.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/idle.sh
 conns=${1:-50}
 secs=${2:-10}
 long=${3:-10000000}
@@ -17,7 +19,7 @@ for tool in wrk jq; do
   command -v $tool >/dev/null || { apt-get update -qq && apt-get install -y -qq $tool; }
 done
 command -v oha >/dev/null || { echo "oha is missing: cargo install oha --locked" >&2; exit 1; }
-cargo build --release -q -p golive -p golive-testkit
+[ -n "${GOLIVE_NO_BUILD:-}" ] || cargo build --release -q -p golive -p golive-testkit
 work=$(mktemp -d)
 target/release/standin --plain >"$work/port" &
 server=$!
@@ -30,9 +32,13 @@ echo "target $url, $conns connections, ${secs}s each, $threads threads for wrk"
 # a warm-up, not measured
 wrk -t"$threads" -c"$conns" -d2s "$url" >/dev/null
 
+wait_idle; echo "wrk: $idle_note"
 wrk -t"$threads" -c"$conns" -d"${secs}s" --latency "$url" >"$work/wrk"
+wait_idle; echo "oha: $idle_note"
 oha --no-tui --output-format json -c "$conns" -z "${secs}s" "$url" >"$work/oha"
+wait_idle; echo "golive: $idle_note"
 target/release/golive probe load "$url" -c "$conns" -z "${secs}s" --format json >"$work/golive"
+echo "golive ran $(jq '.observation.threads' "$work/golive") threads"
 
 # wrk prints latencies with units (us, ms, s): to milliseconds
 wrk_ms() {
@@ -56,6 +62,7 @@ awk -v g="$g_rps" -v w="$wrk_rps" -v o="$oha_rps" \
   'BEGIN { printf "golive/wrk %.2fx, golive/oha %.2fx (targets: >= 0.70x wrk, >= 1.00x oha)\n", g / w, g / o }'
 
 if [ "$long" -gt 0 ]; then
+  wait_idle; echo "long run: $idle_note"
   /usr/bin/time -v target/release/golive probe load "$url" -c "$conns" -n "$long" --format json \
     >"$work/long" 2>"$work/time"
   echo
