@@ -135,7 +135,9 @@ for c in "${conns[@]}"; do
     label=$name
     case $name in
       wrk-t*) label="wrk -t${name#wrk-t}" ;;
-      golive-default) label="golive (default: $(cat "$f.threads") threads)" ;;
+      golive-default)
+        n=$(cat "$f.threads")
+        label="golive, default ($n thread$([ "$n" = 1 ] || echo s))" ;;
       golive-*) label="golive --threads ${name#golive-}" ;;
     esac
     lo=$(cut -d' ' -f1 "$f" | sort -g | head -1)

@@ -9,6 +9,8 @@
 # Needs wrk (Debian) and oha (`cargo install oha --locked`); installs wrk and
 # jq when missing. LONG_REQUESTS (default 10000000) requests for the memory run.
 # Each measurement waits for an idle machine first (bench/idle.sh).
+# GOLIVE names another golive binary to measure; GOLIVE_NO_BUILD=1 skips the
+# release build (the stand-in must be built already).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/idle.sh
@@ -37,7 +39,7 @@ wrk -t"$threads" -c"$conns" -d"${secs}s" --latency "$url" >"$work/wrk"
 wait_idle; echo "oha: $idle_note"
 oha --no-tui --output-format json -c "$conns" -z "${secs}s" "$url" >"$work/oha"
 wait_idle; echo "golive: $idle_note"
-target/release/golive probe load "$url" -c "$conns" -z "${secs}s" --format json >"$work/golive"
+"${GOLIVE:-target/release/golive}" probe load "$url" -c "$conns" -z "${secs}s" --format json >"$work/golive"
 echo "golive ran $(jq '.observation.threads' "$work/golive") threads"
 
 # wrk prints latencies with units (us, ms, s): to milliseconds
@@ -63,7 +65,7 @@ awk -v g="$g_rps" -v w="$wrk_rps" -v o="$oha_rps" \
 
 if [ "$long" -gt 0 ]; then
   wait_idle; echo "long run: $idle_note"
-  /usr/bin/time -v target/release/golive probe load "$url" -c "$conns" -n "$long" --format json \
+  /usr/bin/time -v "${GOLIVE:-target/release/golive}" probe load "$url" -c "$conns" -n "$long" --format json \
     >"$work/long" 2>"$work/time"
   echo
   printf '%s requests: %s requests/s, %s errors, peak RSS %s MB\n' "$long" \
