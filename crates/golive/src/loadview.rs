@@ -30,6 +30,8 @@ pub fn summary(target: &str, obs: &Value) -> String {
         None => String::new(),
     };
     let threads = match n("threads") {
+        // an observation recorded before threads were reported
+        0 => String::new(),
         1 => " on 1 thread".to_string(),
         t => format!(" on {t} threads"),
     };
