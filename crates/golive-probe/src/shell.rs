@@ -47,10 +47,12 @@ enum Ctx {
 
 /// A spot in a script: its context, and inside how many backquoted
 /// substitutions (whose text is read once more, backslashes removed).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Spot {
     ctx: Ctx,
     backticks: u8,
+    /// In a here-document: its delimiter word.
+    delimiter: Option<String>,
 }
 
 /// A placeholder and the spots it stands in: `chain[0]` is in golive's own
@@ -141,6 +143,17 @@ fn held_value(name: &str, value: &str, chain: &[Spot]) -> Result<String, SpecErr
         return Err(refuse(
             "it stands in a here-document of a script another shell reads, where a line of the value \
              could end the document: its value must be a single line",
+        ));
+    }
+    // …and so could a value that is the document's delimiter word
+    let line = value.trim_start_matches('\t').trim_end_matches('\r');
+    if chain[1..]
+        .iter()
+        .any(|s| s.ctx == Ctx::Here && s.delimiter.as_deref() == Some(line))
+    {
+        return Err(refuse(
+            "it stands in a here-document of a script another shell reads, and its value is that \
+             document's delimiter word: it would end the document there",
         ));
     }
     let mut text = value.to_string();
@@ -317,6 +330,7 @@ fn scan(text: &str, depth: usize) -> Result<Vec<Site>, SpecError> {
         depth,
         feeds_script: 0,
         backticks: 0,
+        delimiter: None,
         error: None,
     };
     lx.code(0, Stop::End);
@@ -355,6 +369,8 @@ struct Lexer<'a> {
     feeds_script: usize,
     /// How many backquoted substitutions the lexer is inside.
     backticks: u8,
+    /// The delimiter of the here-document whose body is being read.
+    delimiter: Option<String>,
     error: Option<SpecError>,
 }
 
@@ -392,6 +408,7 @@ impl Lexer<'_> {
             depth: self.depth,
             feeds_script: 0,
             backticks: self.backticks,
+            delimiter: None,
             error: None,
         };
         scan(&mut probe);
@@ -406,6 +423,7 @@ impl Lexer<'_> {
         Spot {
             ctx,
             backticks: self.backticks,
+            delimiter: self.delimiter.clone().filter(|_| ctx == Ctx::Here),
         }
     }
 
@@ -600,6 +618,7 @@ impl Lexer<'_> {
                             chain.push(Spot {
                                 ctx: Ctx::Code,
                                 backticks: 0,
+                                delimiter: None,
                             });
                         }
                         self.sites.push(Site {
@@ -744,7 +763,11 @@ impl Lexer<'_> {
                 let (inner, map) = unescape(self.t, i, body_end, b"\\$`\n");
                 self.nested(&inner, &map, Ctx::Here);
             }
-            (false, false) => self.here_expanding(i, body_end),
+            (false, false) => {
+                let outer = self.delimiter.replace(doc.delimiter.clone());
+                self.here_expanding(i, body_end);
+                self.delimiter = outer;
+            }
         }
         next
     }
@@ -977,6 +1000,36 @@ mod tests {
         }
     }
 
+    /// Defect: a value equal to the delimiter of a here-document in a
+    /// script another shell reads (`sh -c "… eval 'cat <<EOF …'"`) reached
+    /// that shell's text as a line of its own and ended the document early:
+    /// the command printed nothing instead of the value.
+    #[test]
+    fn a_value_that_is_an_inner_here_documents_delimiter_is_refused() {
+        let inner = "sh -c \"printf %s \\\"\\$(eval 'cat <<EOF\n[V]\nEOF\n')\\\"\"";
+        let e = bind(inner, "EOF").expect_err("it would end the document");
+        assert!(e.to_string().contains("delimiter word"), "{e}");
+        let e = bind(inner, "\tEOF").expect_err("<<- strips the tab");
+        assert!(e.to_string().contains("delimiter word"), "{e}");
+        // any other word, and the delimiter in golive's own here-document
+        // (expanded after the document is read), reach the command intact
+        let dir = tempdir("delimiter");
+        for (template, value, expect) in [
+            (inner, "EOFX", "EOFX"),
+            ("cat <<EOF\n[V]\nEOF", "EOF", "EOF\n"),
+        ] {
+            let bound = bind(template, value).expect(template);
+            for shell in ["/bin/sh", "/bin/bash"] {
+                let (out, err, code) = run_in(shell, &bound, &dir);
+                assert_eq!(
+                    (out.as_str(), code),
+                    (expect, 0),
+                    "{shell} {template}: {err}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn a_quoted_heredoc_or_arithmetic_refuses_what_it_cannot_take() {
         let e = bind("cat <<'EOF'\n[V]\nEOF", "x").expect_err("nothing expands there");
@@ -1205,8 +1258,11 @@ mod tests {
             let bound = match bind_shell(&template, &vars) {
                 Ok(bound) => bound,
                 Err(e) => {
-                    // the one refusal a shape of this grammar may meet
-                    prop_assert!(value.contains('\n') && e.to_string().contains("single line"), "{}: {}", template, e);
+                    // the refusals a shape of this grammar may meet: a
+                    // value that could end an inner script's here-document
+                    let ends = (value.contains('\n') && e.to_string().contains("single line"))
+                        || (value.trim_start_matches('\t') == "EOF" && e.to_string().contains("delimiter word"));
+                    prop_assert!(ends, "{}: {}", template, e);
                     return Ok(());
                 }
             };
