@@ -24,5 +24,6 @@ mod store;
 
 pub use chain::{Head, Violation, ViolationKind, event_hash, legacy_genesis, row_genesis};
 pub use store::{
-    Binding, Deployment, Event, NewDeployment, NewEvent, Store, StoreError, WriteLock,
+    Binding, Deployment, Event, KeptRow, NewDeployment, NewEvent, Projection, Store, StoreError,
+    WriteLock,
 };

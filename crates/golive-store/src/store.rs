@@ -93,7 +93,7 @@ pub struct NewDeployment {
 }
 
 /// One recorded change.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Event {
     pub deployment: String,
     pub seq: i64,
@@ -136,7 +136,35 @@ impl NewEvent {
     }
 }
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_events.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_events.sql")),
+    (2, include_str!("../migrations/0002_kept_state.sql")),
+];
+
+/// How a deployment's state follows its events: the store calls it in the
+/// transaction of every append, so the state it keeps is always that of the
+/// chain's head. It knows nothing of what the events mean; the lifecycle
+/// that gives them meaning implements it.
+pub trait Projection: Send + Sync + std::fmt::Debug {
+    /// The state after `events` (just chained, in order), from `before`,
+    /// the state kept at the event before the first of them (None: no
+    /// event yet). An error (a damaged state) leaves the kept state as it
+    /// was, behind the head, where reading it finds it.
+    fn apply(&self, before: Option<&str>, events: &[Event]) -> Result<String, String>;
+}
+
+/// The state kept for a deployment ([`Store::kept`]): what the projection
+/// made of its events up to `seq`, whose hash is `hash`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeptRow {
+    pub seq: i64,
+    pub hash: String,
+    pub state: String,
+    /// The deployment's head when it was read, and whether the state is
+    /// that of the head.
+    pub head_seq: i64,
+    pub current: bool,
+}
 
 #[derive(Debug, Clone)]
 enum Backend {
@@ -163,6 +191,8 @@ pub struct Store {
     sqlite_path: Option<std::path::PathBuf>,
     /// Where it is, for messages (never with a password).
     pub location: String,
+    /// What keeps each deployment's state as events are appended.
+    projection: Option<std::sync::Arc<dyn Projection>>,
 }
 
 /// A deployment's row, and the link its chain starts with: the first
@@ -247,6 +277,7 @@ impl Store {
             backend,
             sqlite_path,
             location: shown,
+            projection: None,
         };
         if !create && !store.has_schema().await? {
             return Err(StoreError::Missing(store.location));
@@ -422,6 +453,17 @@ impl Store {
                 }
             }};
         }
+        // the common case: every migration applied, seen without taking
+        // the write lock
+        let latest = MIGRATIONS.last().map_or(0, |m| m.0);
+        let applied: Result<Option<i64>, sqlx::Error> = on_both!(self, |pool| {
+            sqlx::query_scalar("SELECT max(version) FROM golive_migrations")
+                .fetch_one(pool)
+                .await
+        });
+        if matches!(applied, Ok(Some(v)) if v >= latest) {
+            return Ok(());
+        }
         match &self.backend {
             Backend::Sqlite(pool) => {
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -584,10 +626,136 @@ impl Store {
                     .bind(deployment)
                     .execute(&mut *tx)
                     .await?;
+                if let Some(p) = &self.projection {
+                    let kept: Option<(i64, String)> = sqlx::query_as(
+                        "SELECT seq, state FROM deployment_state WHERE deployment_id = $1",
+                    )
+                    .bind(deployment)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    // a state missing or behind the head (kept by an older
+                    // golive, or damaged) is left as it is: reading it says
+                    // so, and `golive audit rebuild` writes it again
+                    let before = match kept {
+                        Some((at, state)) if at == seq => Some(Some(state)),
+                        None if seq == 0 => Some(None),
+                        _ => None,
+                    };
+                    // a state the projection cannot read is left behind too
+                    if let Some(Ok(after)) = before.map(|b| p.apply(b.as_deref(), &out)) {
+                        sqlx::query(UPSERT_KEPT)
+                            .bind(deployment)
+                            .bind(last.seq)
+                            .bind(&last.hash)
+                            .bind(&after)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
             }
             tx.commit().await?;
             Ok(out)
         })
+    }
+
+    /// Keep each deployment's state with `projection`, from now on: every
+    /// append of this store updates it in the append's own transaction.
+    pub fn with_projection(mut self, projection: std::sync::Arc<dyn Projection>) -> Store {
+        self.projection = Some(projection);
+        self
+    }
+
+    /// The state kept for `deployment` as stored, read with its head in
+    /// one query (None: none is kept). It is current when its `seq` and
+    /// `hash` are the head's.
+    pub async fn kept(&self, deployment: &str) -> Result<Option<KeptRow>, StoreError> {
+        let sql = "SELECT d.head_seq, d.head_hash, k.seq, k.hash, k.state FROM deployments d LEFT JOIN deployment_state k ON k.deployment_id = d.id WHERE d.id = $1";
+        type Row = (i64, String, Option<i64>, Option<String>, Option<String>);
+        let row: Option<Row> = on_both!(self, |pool| {
+            sqlx::query_as(sql)
+                .bind(deployment)
+                .fetch_optional(pool)
+                .await?
+        });
+        let (head_seq, head_hash, seq, hash, state) =
+            row.ok_or_else(|| StoreError::NoDeployment(deployment.into()))?;
+        Ok(match (seq, hash, state) {
+            (Some(seq), Some(hash), Some(state)) => Some(KeptRow {
+                current: seq == head_seq && hash == head_hash,
+                head_seq,
+                seq,
+                hash,
+                state,
+            }),
+            _ => None,
+        })
+    }
+
+    /// Write the state kept for `deployment` (a rebuild from its chain):
+    /// only while its head is still `seq`/`hash`, so a state made from a
+    /// chain that has moved on since is never kept. False when the head
+    /// moved: read the chain again and retry.
+    pub async fn put_kept(
+        &self,
+        deployment: &str,
+        seq_at: i64,
+        hash_at: &str,
+        state: &str,
+    ) -> Result<bool, StoreError> {
+        let (begin, head_sql) = match &self.backend {
+            Backend::Sqlite(_) => (
+                "BEGIN IMMEDIATE",
+                "SELECT head_seq, head_hash FROM deployments WHERE id = $1",
+            ),
+            Backend::Postgres(_) => (
+                "BEGIN",
+                "SELECT head_seq, head_hash FROM deployments WHERE id = $1 FOR UPDATE",
+            ),
+        };
+        on_both!(self, |pool| {
+            let mut tx = pool.begin_with(begin).await?;
+            let head: Option<(i64, String)> = sqlx::query_as(head_sql)
+                .bind(deployment)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let (seq, hash) = head.ok_or_else(|| StoreError::NoDeployment(deployment.into()))?;
+            if seq != seq_at || hash != hash_at {
+                return Ok(false);
+            }
+            sqlx::query(UPSERT_KEPT)
+                .bind(deployment)
+                .bind(seq_at)
+                .bind(hash_at)
+                .bind(state)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    /// The events of `deployment` after `seq`, in order: what a reader of
+    /// the kept state needs beyond it (the day's evaluations of a watch).
+    pub async fn events_after(&self, deployment: &str, seq: i64) -> Result<Vec<Event>, StoreError> {
+        let sql = "SELECT deployment_id, seq, at, kind, item, actor, data, prev_hash, hash FROM events WHERE deployment_id = $1 AND seq > $2 ORDER BY seq";
+        match &self.backend {
+            Backend::Sqlite(pool) => {
+                let rows: Vec<SqliteRow> = sqlx::query(sql)
+                    .bind(deployment)
+                    .bind(seq)
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(event_from).collect()
+            }
+            Backend::Postgres(pool) => {
+                let rows: Vec<PgRow> = sqlx::query(sql)
+                    .bind(deployment)
+                    .bind(seq)
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(event_from).collect()
+            }
+        }
     }
 
     /// Every event of a deployment, in order.
@@ -664,6 +832,9 @@ impl Store {
         })
     }
 }
+
+/// Insert or replace a deployment's kept state (both databases accept it).
+const UPSERT_KEPT: &str = "INSERT INTO deployment_state (deployment_id, seq, hash, state) VALUES ($1, $2, $3, $4) ON CONFLICT (deployment_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, state = excluded.state";
 
 const VERIFY_SQL: &str = "SELECT seq, at, kind, item, actor, data, prev_hash, hash FROM events WHERE deployment_id = ?1 ORDER BY seq";
 
