@@ -804,12 +804,13 @@ pub fn write_info(dir: &Path, s: &Running) -> Result<(), String> {
 }
 
 /// `golive sample-admin DIR ACTION [ARG]`: one call of a running sample
-/// service's admin API, with the token from its folder (never shown).
+/// service's admin API, with the token from its folder (never shown): the
+/// answer's body, and whether its status was a success.
 pub async fn admin_call(
     dir: &Path,
     action: &str,
     arg: Option<&str>,
-) -> Result<std::process::ExitCode, String> {
+) -> Result<(String, bool), String> {
     let read = |name: &str| {
         std::fs::read_to_string(dir.join(name)).map_err(|e| {
             format!(
@@ -864,14 +865,10 @@ pub async fn admin_call(
         .observe()
         .await
         .map_err(|e| format!("sample-admin {action}: {e}"))?;
-    println!("{}", obs["body"].as_str().unwrap_or(""));
-    Ok(
-        if (200..300).contains(&obs["status"].as_u64().unwrap_or(0)) {
-            std::process::ExitCode::SUCCESS
-        } else {
-            std::process::ExitCode::from(1)
-        },
-    )
+    Ok((
+        obs["body"].as_str().unwrap_or("").to_string(),
+        (200..300).contains(&obs["status"].as_u64().unwrap_or(0)),
+    ))
 }
 
 /// The most a request body may hold, in bytes (64 KiB): the largest body

@@ -222,18 +222,18 @@ async fn advance(ctx: &Ctx, rb: &Runbook, only: &str) -> Result<(), String> {
     Err(ctx.about_runbook(format!("the steps of {only} did not end")))
 }
 
-/// `golive status`, as printed.
-async fn status(ctx: &Ctx) -> Result<String, String> {
-    let (_, out, _) = ctx.golive(&["status"], false).await?;
-    Ok(out)
-}
-
-/// The `State:` line of a status.
-fn state(status: &str) -> &str {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("State: "))
-        .unwrap_or("?")
+/// The demo deployment's status, from the lifecycle: its state, and the
+/// status text `golive status` prints.
+async fn status(ctx: &Ctx) -> Result<(&'static str, String), String> {
+    let d = crate::deploy::open(&ctx.store, None)
+        .await
+        .map_err(|e| ctx.about_store(e))?;
+    let s = d
+        .status(&crate::deploy::Cli)
+        .await
+        .map_err(|e| ctx.about_store(e))?;
+    let text = golive_report::status::status_text(&d.rb, &d.row, &s, jiff::Timestamp::now());
+    Ok((s.state, text))
 }
 
 /// The demo runbook, built into the binary so the demo runs from anywhere.
@@ -315,7 +315,7 @@ pub async fn demo(d: Demo) -> Result<ExitCode, String> {
     sign_all(&ctx, &rb, &manual(&rb, StageKind::PreDeployment)).await?;
     sign_all(&ctx, &rb, &checked(&rb, StageKind::PreDeployment)).await?;
     ctx.say("pre-deployment items signed by the demo roster");
-    for role in crate::deploy::decision_signers(&rb) {
+    for role in golive_deploy::lifecycle::decision_signers(&rb) {
         let name = ctx.person(&rb, &role)?;
         let (code, _, err) = ctx
             .golive(
@@ -364,10 +364,10 @@ pub async fn demo(d: Demo) -> Result<ExitCode, String> {
     let (gate, out_gate, _) = ctx.golive(&["gate", "smoke", "--as", &qa], false).await?;
     ctx.say(out_gate.trim());
     let mut rolled_back = false;
-    let st = status(&ctx).await?;
-    if gate != 0 || state(&st).contains("ROLL") {
+    let (state, _) = status(&ctx).await?;
+    if gate != 0 || state.contains("ROLL") {
         ctx.say("the rollback criteria hold: Rollback Steps");
-        if state(&st) == "ROLLBACK DECISION RAISED" {
+        if state == "ROLLBACK DECISION RAISED" {
             let devops = ctx.person(&rb, "DevOps Engineer")?;
             ctx.golive(
                 &[
@@ -425,10 +425,10 @@ pub async fn demo(d: Demo) -> Result<ExitCode, String> {
         std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
         paths.push(path);
     }
-    let st = status(&ctx).await?;
+    let (state, st) = status(&ctx).await?;
     let now = version_now(&domain, &ca).await;
     println!();
-    println!("Outcome: {}", state(&st));
+    println!("Outcome: {state}");
     for l in st.lines().filter(|l| {
         l.starts_with("Gate ")
             || l.starts_with("Rolled back")

@@ -3,22 +3,17 @@
 //! The binary owns printing and exit codes; the crates below it return data.
 //! Exit codes: 0 success, 1 findings (lint) or failed checks, 2 bad input.
 
-mod alert;
-mod checks;
 mod demo;
 mod deploy;
-mod lifecycle;
-mod loadview;
-mod procedure;
-mod record;
-mod report;
-mod sample;
-mod show;
 mod vars;
 mod watch;
 
+use golive_deploy::record;
+use golive_report::{loadview, run as checks, show};
+use golive_sample as sample;
+
 use clap::{Parser, Subcommand, ValueEnum};
-use golive_runbook::{LintOptions, Runbook, lint, parse_runbook, render_text};
+use golive_runbook::{LintOptions, Runbook, lint, render_text};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -99,6 +94,14 @@ enum AuditAction {
         /// elsewhere: the chain must still reach it.
         #[arg(long, value_name = "SEQ:HASH")]
         head: Option<golive_store::Head>,
+        #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
+        store: String,
+    },
+    /// Write a deployment's kept state again from its chain (when `audit
+    /// verify` finds it missing, damaged, behind or different), and say
+    /// what was done. The chain is verified first.
+    Rebuild {
+        deployment: Option<String>,
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
     },
@@ -550,75 +553,28 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 );
                 return Ok(ExitCode::from(2));
             }
-            let opts = golive_engine::RunOptions {
-                concurrency,
-                allow_commands,
-            };
             let rt = runtime()?;
-            let manual = plan.manual.clone();
-            let results = rt.block_on(async {
-                let recorder = record::Recorder::start(&store, &rb, &plan, &only, &redact, new, deployment.as_deref()).await?;
-                // a command an interrupted run started is not run again unasked
-                let interrupted = recorder.interrupted().await?;
-                let mut plan = golive_engine::Plan {
-                    checks: plan.checks.clone(),
-                    manual: Vec::new(),
-                    problems: Vec::new(),
-                };
-                let mut held = Vec::new();
-                if !confirm_rerun {
-                    let (keep, hold): (Vec<_>, Vec<_>) = std::mem::take(&mut plan.checks).into_iter().partition(|c| {
-                        !(c.probe.side_effects()
-                            && interrupted.contains(&(rb.items[c.item].id.clone(), u64::from(c.loc.line))))
-                    });
-                    plan.checks = keep;
-                    held = hold;
-                }
-                if opts.allow_commands {
-                    let side: Vec<&golive_engine::Check> =
-                        plan.checks.iter().filter(|c| c.probe.side_effects()).map(|c| c.as_ref()).collect();
-                    recorder.starting(&rb, &side).await?;
-                }
-                let (sink, drain) = recorder.sink();
-                let mut results = run_with_progress(&rb, &plan, &opts, &redact, Some(sink)).await;
-                drain.await.map_err(|e| e.to_string())??;
-                for check in held {
-                    let res = golive_engine::CheckResult {
-                        check,
-                        outcome: golive_engine::Outcome::Skipped(
-                            "an earlier run started this command and was interrupted: pass --confirm-rerun to run it again"
-                                .into(),
-                        ),
-                        observation: None,
-                        actual: Vec::new(),
-                        fills: Vec::new(),
-                        attempts: 0,
-                        duration: std::time::Duration::ZERO,
-                    };
-                    if let golive_engine::Outcome::Skipped(why) = &res.outcome {
-                        eprintln!("{}: {why}", checks::progress_line(&rb, &res, &redact));
-                    }
-                    results.push(res);
-                }
-                recorder.finish(&rb, &results, &manual).await?;
-                // then the procedure (or the Rollback Steps) moves on by itself
-                // as far as machines can take it
-                let runner = procedure::Runner {
-                    actor: "golive",
-                    allow_commands: opts.allow_commands,
+            let progress =
+                std::sync::Arc::new(deploy::RunProgress::new(plan.checks.len(), &redact));
+            let outcome = rt.block_on(record::run(
+                &rb,
+                &plan,
+                &redact,
+                &record::Run {
+                    store: &store,
+                    only: &only,
+                    opts: golive_engine::RunOptions {
+                        concurrency,
+                        allow_commands,
+                    },
+                    new,
+                    deployment: deployment.as_deref(),
                     confirm_rerun,
                     vars: &bound,
-                };
-                let (stop, lines) = recorder.advance(&rb, &runner).await?;
-                for l in &lines {
-                    eprintln!("{}", redact.clean(l));
-                }
-                if let Some(l) = procedure::stop_line(&rb, &stop) {
-                    eprintln!("{}", redact.clean(&l));
-                }
-                Ok::<_, String>((results, stop))
-            })?;
-            let (results, stop) = results;
+                },
+                progress,
+            ))?;
+            let (results, stop) = (outcome.results, outcome.stop);
             match format {
                 RunFormat::Text => {
                     print!("{}", checks::run_text(&rb, &results, &plan.manual, &redact))
@@ -635,7 +591,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     golive_engine::Outcome::Failed | golive_engine::Outcome::Error(_)
                 )
             });
-            let bad = bad || matches!(stop, procedure::Stop::Failed(..));
+            let bad = bad || matches!(stop, golive_deploy::procedure::Stop::Failed(..));
             Ok(if bad {
                 ExitCode::from(1)
             } else {
@@ -649,7 +605,10 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     head,
                     store,
                 },
-        } => runtime()?.block_on(record::verify(&store, deployment.as_deref(), head.as_ref())),
+        } => runtime()?.block_on(deploy::verify(&store, deployment.as_deref(), head.as_ref())),
+        Command::Audit {
+            action: AuditAction::Rebuild { deployment, store },
+        } => runtime()?.block_on(deploy::rebuild(&store, deployment.as_deref())),
         Command::Sign {
             names,
             name,
@@ -663,12 +622,14 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             runtime()?.block_on(deploy::sign(deploy::Sign {
                 store: &store,
                 deployment,
-                item,
-                name: &name,
-                role: &role,
-                comment: comment.as_deref(),
-                evidence: &evidence,
-                roster: roster.as_deref(),
+                sign: golive_deploy::Sign {
+                    item,
+                    name: &name,
+                    role: &role,
+                    comment: comment.as_deref(),
+                    evidence: &evidence,
+                    roster: roster.as_deref(),
+                },
             }))
         }
         Command::Decide {
@@ -689,11 +650,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             runtime()?.block_on(deploy::decide(deploy::Decide {
                 store: &store,
                 deployment,
-                go,
-                name: &name,
-                role: &role,
-                reason: reason.as_deref(),
-                roster: roster.as_deref(),
+                decide: golive_deploy::Decide {
+                    go,
+                    name: &name,
+                    role: &role,
+                    reason: reason.as_deref(),
+                    roster: roster.as_deref(),
+                },
             }))
         }
         Command::Report {
@@ -718,15 +681,17 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             runtime()?.block_on(deploy::done(deploy::Done {
                 store: &store,
                 deployment,
-                step,
-                name: &name,
-                skipped,
-                comment: comment.as_deref(),
-                roster: roster.as_deref(),
-                run,
-                allow_commands,
-                confirm_rerun,
-                vars: &bound,
+                done: golive_deploy::Done {
+                    step,
+                    name: &name,
+                    skipped,
+                    comment: comment.as_deref(),
+                    roster: roster.as_deref(),
+                    run,
+                    allow_commands,
+                    confirm_rerun,
+                    vars: &bound,
+                },
             }))
         }
         Command::Gate {
@@ -856,21 +821,27 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let remind = duration("remind", &remind)?;
             let hooks = webhooks
                 .iter()
-                .map(|w| alert::Hook::parse(w))
+                .map(|w| {
+                    let key = std::env::var(golive_deploy::alert::ROUTING_KEY_ENV).ok();
+                    golive_deploy::alert::Hook::parse(w, key.as_deref())
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             let bound = vars::bind(&vars.vars, &vars.vars_files, &vars.secrets)?;
-            runtime()?.block_on(watch::watch(watch::Watch {
-                store: &store,
-                target: &target,
-                interval,
-                count,
-                remind,
-                hooks,
-                report_dir: report_dir.unwrap_or_else(|| watch::default_report_dir(&store)),
-                only: &only,
-                vars: &bound,
-                defaults: vars.defaults(),
-            }))
+            let report_dir = report_dir.unwrap_or_else(|| watch::default_report_dir(&store));
+            runtime()?.block_on(watch::watch(
+                &store,
+                &target,
+                report_dir,
+                golive_deploy::watch::Watch {
+                    interval,
+                    count,
+                    remind,
+                    hooks,
+                    only: &only,
+                    vars: &bound,
+                    defaults: vars.defaults(),
+                },
+            ))
         }
         Command::Demo {
             fault,
@@ -895,7 +866,14 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             }))
         }
         Command::SampleAdmin { dir, action, arg } => {
-            runtime()?.block_on(sample::admin_call(&dir, &action, arg.as_deref()))
+            let (body, ok) =
+                runtime()?.block_on(sample::admin_call(&dir, &action, arg.as_deref()))?;
+            println!("{body}");
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::SampleService {
             listen,
@@ -997,14 +975,14 @@ fn prepare(
     (
         Runbook,
         golive_engine::Plan,
-        vars::Redactor,
+        golive_deploy::vars::Redactor,
         golive_probe::Vars,
     ),
     String,
 > {
     let rb = load(file)?;
     let vars = vars::bind(&args.vars, &args.vars_files, &args.secrets)?;
-    let redact = vars::Redactor::new(&vars);
+    let redact = golive_deploy::vars::Redactor::new(&vars);
     let plan = golive_engine::plan(&rb, &vars, only, &args.defaults())?;
     Ok((rb, plan, redact, vars))
 }
@@ -1020,50 +998,6 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .thread_stack_size(8 << 20)
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))
-}
-
-async fn run_with_progress(
-    rb: &Runbook,
-    plan: &golive_engine::Plan,
-    opts: &golive_engine::RunOptions,
-    redact: &vars::Redactor,
-    sink: Option<tokio::sync::mpsc::UnboundedSender<golive_store::NewEvent>>,
-) -> Vec<golive_engine::CheckResult> {
-    use std::io::IsTerminal;
-    use std::sync::Arc;
-    let total = plan.checks.len() as u64;
-    let rb2 = Arc::new(rb.clone());
-    let redact2 = redact.clone();
-    let (rb3, redact3) = (rb2.clone(), redact.clone());
-    let show: Arc<dyn Fn(&golive_engine::CheckResult) + Send + Sync> =
-        if std::io::stderr().is_terminal() {
-            let bar = indicatif::ProgressBar::new(total);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} checks {msg}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            Arc::new(move |r: &golive_engine::CheckResult| {
-                bar.inc(1);
-                if !matches!(r.outcome, golive_engine::Outcome::Passed) {
-                    bar.println(checks::progress_line(&rb2, r, &redact2));
-                }
-                if bar.position() >= total {
-                    bar.finish_and_clear();
-                }
-            })
-        } else {
-            Arc::new(move |r: &golive_engine::CheckResult| {
-                eprintln!("{}", checks::progress_line(&rb2, r, &redact2));
-            })
-        };
-    let progress: Arc<dyn Fn(&golive_engine::CheckResult) + Send + Sync> =
-        Arc::new(move |r: &golive_engine::CheckResult| {
-            if let Some(tx) = &sink {
-                let _ = tx.send(record::check_event(&rb3, r, &redact3));
-            }
-            show(r);
-        });
-    golive_engine::run_plan(plan, opts, progress).await
 }
 
 fn probe_command(
@@ -1223,6 +1157,12 @@ fn pretty(v: &serde_json::Value) -> String {
 
 /// Read and import a runbook; a missing or non-UTF-8 file is a one-line error.
 pub(crate) fn load(path: &Path) -> Result<Runbook, String> {
+    Ok(read_source(path)?.runbook())
+}
+
+/// Read a runbook's text, as the lifecycle receives it; a missing or
+/// non-UTF-8 file is a one-line error.
+pub(crate) fn read_source(path: &Path) -> Result<golive_deploy::Source, String> {
     let shown = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| {
         let why = match e.kind() {
@@ -1250,7 +1190,7 @@ pub(crate) fn load(path: &Path) -> Result<Runbook, String> {
             e.as_bytes()[at]
         )
     })?;
-    Ok(parse_runbook(&shown, &text))
+    Ok(golive_deploy::Source::new(shown, text))
 }
 
 /// `K=V` pairs into a map; a pair without `=` is bad input.

@@ -258,6 +258,23 @@ fn a_truncated_tail_goes_unseen() {
         new_last["seq"],
         new_last["hash"].as_str().expect("hash")
     ));
+    // the kept state, left as it was, is now ahead of the chain: verify
+    // says so
+    let out = env.golive(&["audit", "verify", &id]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("KEPT STATE AHEAD OF THE CHAIN"),
+        "{}",
+        stdout(&out)
+    );
+    // rebuilt from the cut chain as well, the chain alone cannot know
+    let out = env.golive(&["audit", "rebuild", &id]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("rebuilt from the chain's"),
+        "{}",
+        stdout(&out)
+    );
     let out = env.golive(&["audit", "verify", &id]);
     assert_eq!(
         out.status.code(),

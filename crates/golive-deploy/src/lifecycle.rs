@@ -1,0 +1,641 @@
+//! The deployment's gates and ends, from the document's own words: the smoke
+//! gate (`**Target:** ≥19/20`), the verification gate (10/10), the rollback
+//! authority (`**Automatic Rollback:** DevOps Engineer`, `**Manual
+//! Rollback:** Deployment Lead + Engineering Manager`), the Rollback Steps and
+//! their `< 5 Minutes` target, and the final outcome.
+
+use crate::Kept;
+use golive_runbook::{ItemKind, Runbook, StageKind};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What the record says of each item: the outcomes of its checks in the
+/// latest run that checked it, and who signed it.
+#[derive(Default)]
+pub struct ItemState {
+    pub checks: Vec<String>,
+    pub signed_by: Vec<String>,
+}
+
+pub fn states(k: &Kept) -> BTreeMap<String, ItemState> {
+    let mut out: BTreeMap<String, ItemState> = Default::default();
+    for (item, c) in &k.checks {
+        out.entry(item.clone()).or_default().checks = c
+            .events
+            .iter()
+            .map(|e| e.data["outcome"].as_str().unwrap_or("error").to_string())
+            .collect();
+    }
+    for e in &k.signoffs {
+        if let (Some(item), Some(actor)) = (&e.item, &e.actor) {
+            out.entry(item.clone())
+                .or_default()
+                .signed_by
+                .push(actor.clone());
+        }
+    }
+    out
+}
+
+/// An item is complete when a person signed it, or when its checks passed
+/// and the runbook lets a passing check sign (`auto_sign = true`).
+pub fn complete(rb: &Runbook, i: usize, st: Option<&ItemState>) -> bool {
+    let Some(st) = st else { return false };
+    if !st.signed_by.is_empty() {
+        return true;
+    }
+    let auto = rb.items[i].annotations.iter().any(|a| {
+        a.table
+            .as_ref()
+            .and_then(|t| t.get("auto_sign"))
+            .and_then(|v| v.as_bool())
+            == Some(true)
+    });
+    auto && !st.checks.is_empty() && st.checks.iter().all(|c| c == "passed")
+}
+
+/// The items a gate of `kind` counts: those of the first stage of that kind
+/// that has any (a procedure step is marked done, not counted).
+fn gate_items(rb: &Runbook, kind: StageKind) -> Vec<usize> {
+    rb.stages
+        .iter()
+        .filter(|s| s.kind == kind)
+        .map(|s| {
+            s.all_items()
+                .filter(|&i| rb.items[i].kind != ItemKind::Step)
+                .collect::<Vec<usize>>()
+        })
+        .find(|items| !items.is_empty())
+        .unwrap_or_default()
+}
+
+/// How many of `items` passed: an item with checks passed when all its
+/// checks of the last run passed; one without, when someone signed it.
+fn passed_of(rb: &Runbook, k: &Kept, items: &[usize]) -> usize {
+    let signed: BTreeSet<&str> = k
+        .signoffs
+        .iter()
+        .map(|e| e.item.as_deref().unwrap_or(""))
+        .collect();
+    items
+        .iter()
+        .filter(|&&i| {
+            let id = rb.items[i].id.as_str();
+            match k.checks_of(id) {
+                [] => signed.contains(id),
+                c => c.iter().all(|e| e.data["outcome"] == "passed"),
+            }
+        })
+        .count()
+}
+
+/// A stage's items and how many passed (see [`passed_of`]); (0, 0) when the
+/// document has none of that kind.
+pub fn stage_passed(rb: &Runbook, k: &Kept, kind: StageKind) -> (usize, usize) {
+    let items = gate_items(rb, kind);
+    (passed_of(rb, k, &items), items.len())
+}
+
+/// One of the document's gates: `golive gate smoke|verification`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// The smoke tests against the document's `≥N/M`.
+    Smoke,
+    /// The post-deployment checks, all of them.
+    Verification,
+}
+
+impl Gate {
+    /// Both gates, in the order a deployment meets them.
+    pub const ALL: [Gate; 2] = [Gate::Smoke, Gate::Verification];
+
+    /// The gate named `name` (`smoke`, `verification`).
+    pub fn named(name: &str) -> Option<Gate> {
+        Gate::ALL.into_iter().find(|g| g.name() == name)
+    }
+
+    /// Its name, as commands and events spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Gate::Smoke => "smoke",
+            Gate::Verification => "verification",
+        }
+    }
+
+    /// What it counts, in words.
+    pub fn label(self) -> &'static str {
+        match self {
+            Gate::Smoke => "smoke tests",
+            Gate::Verification => "post-deployment checks",
+        }
+    }
+
+    /// The kind of stage whose items it counts.
+    pub fn stage(self) -> StageKind {
+        match self {
+            Gate::Smoke => StageKind::Smoke,
+            Gate::Verification => StageKind::Verification,
+        }
+    }
+
+    /// How the document names such a stage (the stage's title, as the
+    /// importer classifies it).
+    fn titled(self) -> &'static str {
+        match self {
+            Gate::Smoke => "a `##` stage whose title says \"smoke\"",
+            Gate::Verification => {
+                "a `##` stage whose title says \"post-deployment\" or \"verification\""
+            }
+        }
+    }
+
+    /// Whether the document gives this gate anything to count.
+    pub fn counts_anything(self, rb: &Runbook) -> bool {
+        !gate_items(rb, self.stage()).is_empty()
+    }
+
+    /// The gate evaluated from the record, or why it cannot be: a gate with
+    /// nothing to count would pass 0/0, so it is refused, naming what was
+    /// looked for.
+    pub fn tally(self, rb: &Runbook, k: &Kept) -> Result<Tally, String> {
+        let items = gate_items(rb, self.stage());
+        if items.is_empty() {
+            let stages: Vec<String> = rb
+                .stages
+                .iter()
+                .filter(|s| s.kind == self.stage())
+                .map(|s| {
+                    format!(
+                        "{} {}",
+                        s.address,
+                        golive_runbook::text::strip_trailing_parens(s.title())
+                    )
+                })
+                .collect();
+            let found = match stages.len() {
+                0 => format!(
+                    "no stage of the document is one of {} (golive looks for {})",
+                    self.label(),
+                    self.titled()
+                ),
+                1 => format!(
+                    "{} has no items (`- [ ]` tasks or table rows with a checkbox) to count",
+                    stages[0]
+                ),
+                _ => format!(
+                    "{} have no items (`- [ ]` tasks or table rows with a checkbox) to count",
+                    stages.join(", ")
+                ),
+            };
+            return Err(format!(
+                "the {} gate has nothing to count: {found}; it would pass 0/0, so it is not evaluated (add the {} to the document as items, or leave this gate out: golive finish does not ask for it)",
+                self.name(),
+                self.label()
+            ));
+        }
+        let total = items.len();
+        let passed = passed_of(rb, k, &items);
+        let target = match self {
+            Gate::Smoke => smoke_target(rb, total),
+            Gate::Verification => total,
+        };
+        Ok(Tally {
+            passed,
+            total,
+            target,
+        })
+    }
+}
+
+/// A gate's count: items passed of all, against the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    pub passed: usize,
+    pub total: usize,
+    pub target: usize,
+}
+
+impl Tally {
+    pub fn passes(self) -> bool {
+        self.passed >= self.target
+    }
+}
+
+/// The gates a deployment must pass before it ends SUCCESS: those the
+/// document gives something to count.
+pub fn required_gates(rb: &Runbook) -> Vec<Gate> {
+    Gate::ALL
+        .into_iter()
+        .filter(|g| g.counts_anything(rb))
+        .collect()
+}
+
+/// An item still open in a stage that is due, and the role that signs it
+/// (its `**Responsible:**` field), or `None`: anyone on the roster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenItem {
+    pub item: usize,
+    pub role: Option<String>,
+}
+
+/// The stages whose items are due, from the deployment's state:
+///
+/// - before the decision: the pre-deployment stages (what GO needs);
+/// - after GO, until the end: the stages of the deployment itself
+///   (pre-deployment, procedure, smoke, verification, communication, and
+///   any stage golive cannot place, such as a plain "Deployment"), and any
+///   other stage before the last procedure, smoke or verification stage;
+/// - once the rollback has started: the Rollback stage's actions (its items
+///   other than the criteria and the Rollback Steps);
+/// - after SUCCESS: as after GO, and the Final Sign-off and hypercare;
+/// - after NO-GO: none.
+///
+/// Never the decision stage (set by `golive decide`) nor the appendices.
+pub fn due_stages(rb: &Runbook, k: &Kept) -> Vec<usize> {
+    use StageKind::*;
+    let during = |k: StageKind| {
+        matches!(
+            k,
+            PreDeployment | Procedure | Smoke | Verification | Communication | Other
+        )
+    };
+    let last_deploying = rb
+        .stages
+        .iter()
+        .rposition(|s| matches!(s.kind, Procedure | Smoke | Verification));
+    let deploying = |i: usize, k: StageKind| {
+        during(k)
+            || (last_deploying.is_some_and(|l| i < l)
+                && !matches!(k, Decision | Rollback | Appendix))
+    };
+    let now = state(k);
+    let due = |i: usize, k: StageKind| match now {
+        "PRE-DEPLOYMENT" => k == PreDeployment,
+        "DEPLOYING" | "VERIFYING" | "ROLLBACK DECISION RAISED" => deploying(i, k),
+        "ROLLING BACK" | "ROLLED BACK" => k == Rollback,
+        "SUCCEEDED" => deploying(i, k) || matches!(k, SignOff | Hypercare),
+        _ => false,
+    };
+    rb.stages
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| due(*i, s.kind))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Every open item of the stages that are due ([`due_stages`]), in document
+/// order: not complete (as `status` counts), not a procedure step (those are
+/// marked done, in order) and not a rollback criterion (a rule, not a task).
+pub fn open_items(rb: &Runbook, k: &Kept) -> Vec<OpenItem> {
+    let st = states(k);
+    let criteria: BTreeSet<usize> = golive_engine::rules::rollback_rules(rb)
+        .into_iter()
+        .map(|r| r.item)
+        .collect();
+    due_stages(rb, k)
+        .into_iter()
+        .flat_map(|s| rb.stages[s].all_items())
+        .filter(|&i| rb.items[i].kind != ItemKind::Step && !criteria.contains(&i))
+        .filter(|&i| !complete(rb, i, st.get(&rb.items[i].id)))
+        .map(|i| OpenItem {
+            item: i,
+            role: rb.items[i]
+                .field("Responsible")
+                .map(|f| f.value.trim().to_string())
+                .filter(|r| !r.is_empty()),
+        })
+        .collect()
+}
+
+/// The smallest number of passing smoke tests the document accepts: the
+/// `≥N/M` of its Smoke Test Summary, or all of them.
+pub fn smoke_target(rb: &Runbook, total: usize) -> usize {
+    let text = &rb.source;
+    for (i, _) in text.match_indices('≥') {
+        let rest = &text[i + '≥'.len_utf8()..];
+        let n: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let after = &rest[n.len()..];
+        if let (Ok(n), Some(m)) = (n.parse::<usize>(), after.strip_prefix('/')) {
+            let m: String = m.chars().take_while(char::is_ascii_digit).collect();
+            if m.parse::<usize>().ok() == Some(total) && n <= total {
+                return n;
+            }
+        }
+    }
+    total
+}
+
+/// Who may roll back: (automatic: one role, manual: several distinct roles).
+pub fn rollback_authority(rb: &Runbook) -> (String, Vec<String>) {
+    let mut auto = "DevOps Engineer".to_string();
+    let mut manual = vec![
+        "Deployment Lead".to_string(),
+        "Engineering Manager".to_string(),
+    ];
+    for f in rb
+        .stages
+        .iter()
+        .filter(|s| s.kind == StageKind::Rollback)
+        .flat_map(|s| {
+            s.loose
+                .fields
+                .iter()
+                .chain(s.groups.iter().flat_map(|g| g.loose.fields.iter()))
+        })
+    {
+        let who = f.value.split('(').next().unwrap_or("").trim();
+        if f.label.eq_ignore_ascii_case("Automatic Rollback") && !who.is_empty() {
+            auto = who.to_string();
+        } else if f.label.eq_ignore_ascii_case("Manual Rollback") && !who.is_empty() {
+            manual = who
+                .split('+')
+                .map(|r| r.trim().to_string())
+                .filter(|r| !r.is_empty())
+                .collect();
+        }
+    }
+    (auto, manual)
+}
+
+/// Whether a person may sign `item`: a procedure step is marked done, and
+/// the items of the go/no-go decision (GO, NO-GO) are set by the decision
+/// itself, taken with `golive decide` by the people the document names.
+pub fn signable(rb: &Runbook, item: usize) -> Result<(), String> {
+    let it = &rb.items[item];
+    if it.kind == ItemKind::Step {
+        return Err(format!(
+            "{} is a procedure step: it is marked done, not signed",
+            it.address
+        ));
+    }
+    if rb.stages[it.stage].kind == StageKind::Decision {
+        return Err(format!(
+            "{} {} belongs to the go/no-go decision: it is set by the decision, signed with golive decide go|no-go --as NAME --role ROLE, not by golive sign",
+            it.address, it.title
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a rollback may still be raised: after GO, before any rollback
+/// and before the end.
+pub fn may_raise(k: &Kept) -> bool {
+    k.go().is_some()
+        && k.rollback_raised.is_none()
+        && k.rollback_started.is_none()
+        && k.ended.is_none()
+}
+
+/// The events that raise the rollback decision for `reason`, on the
+/// criterion `item`: with automatic authority the rollback also starts at
+/// once; otherwise it waits for the manual authority.
+pub fn raise(
+    rb: &Runbook,
+    item: usize,
+    reason: &str,
+    automatic: bool,
+) -> Vec<golive_store::NewEvent> {
+    let (auto, manual) = rollback_authority(rb);
+    let it = &rb.items[item];
+    let mut out = vec![
+        golive_store::NewEvent::new(
+            "rollback.raised",
+            json!({
+                "reason": reason,
+                "authority": if automatic { "automatic" } else { "manual" },
+                "by": if automatic { vec![auto] } else { manual },
+                "rule": it.title,
+            }),
+        )
+        .item(&it.id),
+    ];
+    if automatic {
+        out.push(automatic_start(rb, reason));
+    }
+    out
+}
+
+/// A rollback raised with automatic authority starts at once, in the name
+/// of the role the document gives that authority: nobody is waited for.
+pub fn automatic_start(rb: &Runbook, reason: &str) -> golive_store::NewEvent {
+    let (auto, _) = rollback_authority(rb);
+    golive_store::NewEvent::new(
+        "rollback.started",
+        json!({ "reason": reason, "authority": "automatic", "signers": [], "by": auto }),
+    )
+    .actor("golive")
+}
+
+/// The Rollback Steps (R1–R5) and their group's budget, in seconds.
+pub fn rollback_steps(rb: &Runbook) -> (Vec<usize>, Option<u64>) {
+    for s in rb.stages.iter().filter(|s| s.kind == StageKind::Rollback) {
+        for g in &s.groups {
+            let steps: Vec<usize> = g
+                .items
+                .iter()
+                .copied()
+                .filter(|&i| rb.items[i].kind == ItemKind::Step)
+                .collect();
+            if !steps.is_empty() {
+                return (steps, g.heading.declared.budget.as_ref().map(|b| b.seconds));
+            }
+        }
+    }
+    (Vec::new(), None)
+}
+
+/// The deployment's state, from its record.
+pub fn state(k: &Kept) -> &'static str {
+    if let Some(e) = &k.ended {
+        return match e.data["outcome"].as_str() {
+            Some("SUCCESS") => "SUCCEEDED",
+            Some("ROLLED BACK") => "ROLLED BACK",
+            _ => "ENDED",
+        };
+    }
+    if k.rollback_started.is_some() {
+        return "ROLLING BACK";
+    }
+    if k.rollback_raised.is_some() {
+        return "ROLLBACK DECISION RAISED";
+    }
+    match k
+        .decision
+        .as_ref()
+        .map(|e| e.data["verdict"].as_str().unwrap_or(""))
+    {
+        Some("NO-GO") => "NO-GO",
+        Some(_) => {
+            if k.gates.iter().any(|e| e.data["stage"] == "smoke") {
+                "VERIFYING"
+            } else {
+                "DEPLOYING"
+            }
+        }
+        None => "PRE-DEPLOYMENT",
+    }
+}
+
+/// Event data for a gate evaluation.
+pub fn gate_event(stage: &str, passed: usize, total: usize, target: usize) -> serde_json::Value {
+    json!({ "stage": stage, "passed": passed, "total": total, "target": target, "result": if passed >= target { "pass" } else { "fail" } })
+}
+
+/// The roles whose distinct holders must sign the go/no-go decision: the
+/// `- Role: ____` lines under the decision stage's `**Sign-offs:**` label
+/// (Deployment Lead, Engineering Manager, Product Manager in the reference).
+pub fn decision_signers(rb: &Runbook) -> Vec<String> {
+    let Some(stage) = rb.stages.iter().find(|s| s.kind == StageKind::Decision) else {
+        return vec!["Deployment Lead".into()];
+    };
+    let start = stage.heading.loc.start;
+    let end = rb
+        .stages
+        .iter()
+        .map(|s| s.heading.loc.start)
+        .find(|&x| x > start)
+        .unwrap_or(rb.source.len());
+    let text = &rb.source[start..end];
+    let mut roles = Vec::new();
+    let mut inside = false;
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with("**") {
+            inside = t.to_lowercase().starts_with("**sign-off");
+            continue;
+        }
+        if inside
+            && let Some(rest) = t.strip_prefix("- ").or_else(|| t.strip_prefix("* "))
+            && let Some((role, _)) = rest.split_once(':')
+        {
+            roles.push(golive_runbook::text::plain(role));
+        }
+    }
+    if roles.is_empty() {
+        roles.push("Deployment Lead".into());
+    }
+    roles
+}
+
+/// The deployment's duration target in seconds: the Final Sign-off's
+/// `Deployment Duration: … (Target: <1 hour)`, or an hour.
+pub fn duration_target(rb: &Runbook) -> u64 {
+    rb.stages
+        .iter()
+        .filter(|s| s.kind == StageKind::SignOff)
+        .flat_map(|s| s.loose.fields.iter())
+        .find(|f| f.label.eq_ignore_ascii_case("Deployment Duration"))
+        .and_then(|f| {
+            f.value
+                .split("Target:")
+                .nth(1)
+                .and_then(|t| golive_runbook::text::parse_budget(t.trim_end_matches(')').trim()))
+        })
+        .map_or(3600, |b| b.seconds)
+}
+
+/// Items complete per group of `stage` (title without remarks, count), as
+/// the record says.
+pub fn group_completion(
+    rb: &Runbook,
+    k: &Kept,
+    stage: &golive_runbook::Stage,
+) -> Vec<(String, usize)> {
+    let st = states(k);
+    stage
+        .groups
+        .iter()
+        .map(|g| {
+            let done = g
+                .items
+                .iter()
+                .filter(|&&i| complete(rb, i, st.get(&rb.items[i].id)))
+                .count();
+            (
+                golive_runbook::text::strip_trailing_parens(g.title()).to_string(),
+                done,
+            )
+        })
+        .collect()
+}
+
+/// A phase of the procedure as the record shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhaseTiming {
+    pub title: String,
+    pub done: usize,
+    pub total: usize,
+    pub seconds: f64,
+    pub budget: Option<u64>,
+    /// Its steps that took longer than their own budget.
+    pub overruns: Vec<String>,
+}
+
+/// Each phase's steps done and time taken at `now`: a phase starts when the
+/// one before it ends (the first at the GO decision) and ends with its last
+/// step; an unfinished phase is timed until `now`.
+pub fn phase_timings(rb: &Runbook, k: &Kept, now: jiff::Timestamp) -> Vec<PhaseTiming> {
+    use crate::procedure::{minutes_text, seconds_between};
+    let now = now.to_string();
+    let done = |i: &golive_runbook::Item| k.step_done(&i.id).map(|e| e.at.as_str());
+    let mut start = k.go().map(|g| g.at.clone());
+    let mut out = Vec::new();
+    for s in rb.stages.iter().filter(|s| s.kind == StageKind::Procedure) {
+        for g in &s.groups {
+            let steps: Vec<&golive_runbook::Item> = g
+                .items
+                .iter()
+                .map(|&i| &rb.items[i])
+                .filter(|i| i.kind == ItemKind::Step)
+                .collect();
+            if steps.is_empty() {
+                continue;
+            }
+            let finished = steps.iter().filter(|i| done(i).is_some()).count();
+            let end = steps
+                .iter()
+                .filter_map(|i| done(i))
+                .max()
+                .map(|s| s.to_string());
+            let seconds = match &start {
+                Some(st) => {
+                    let until = if finished == steps.len() {
+                        end.clone().unwrap_or_else(|| now.clone())
+                    } else {
+                        now.clone()
+                    };
+                    let secs = seconds_between(st, &until).unwrap_or(0.0).max(0.0);
+                    start = (finished == steps.len()).then_some(until);
+                    secs
+                }
+                None => 0.0,
+            };
+            let overruns = steps
+                .iter()
+                .filter_map(|i| {
+                    let e = k.step_done(&i.id)?;
+                    let t = &e.data["timing"];
+                    (t["overrun"] == true).then(|| {
+                        format!(
+                            "{} {}: {} of {} OVER BUDGET",
+                            i.address,
+                            golive_runbook::text::strip_trailing_parens(&i.title),
+                            minutes_text(t["seconds"].as_f64().unwrap_or(0.0)),
+                            minutes_text(t["budget_seconds"].as_f64().unwrap_or(0.0))
+                        )
+                    })
+                })
+                .collect();
+            out.push(PhaseTiming {
+                overruns,
+                title: golive_runbook::text::strip_trailing_parens(g.title()).to_string(),
+                done: finished,
+                total: steps.len(),
+                seconds,
+                budget: g.heading.declared.budget.as_ref().map(|b| b.seconds),
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,745 @@
+//! The lifecycle driven as a library, without the binary: every command on
+//! a real store (SQLite in a temporary folder, PostgreSQL on 127.0.0.1),
+//! every refusal asserted by its kind, and the kept state checked against
+//! the replay of the chain after each step.
+
+use golive_deploy::record::KeptCheck;
+use golive_deploy::{
+    Decide, Deployment, Done, Error, Kept, Quiet, Raised, RefusalKind as K, RolledBack, Sign,
+    Source,
+};
+use golive_store::NewDeployment;
+use std::path::PathBuf;
+
+const MINI: &str = include_str!("fixtures/mini.md");
+
+struct Env {
+    dir: PathBuf,
+    location: String,
+    source: Source,
+}
+
+impl Env {
+    fn sqlite(tag: &str) -> Env {
+        let dir = std::env::temp_dir().join(format!("golive-lib-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let location = format!("sqlite://{}", dir.join("golive.db").display());
+        Env::at(dir, location, MINI)
+    }
+
+    fn postgres(tag: &str) -> Env {
+        let dir = std::env::temp_dir().join(format!("golive-lib-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let location = std::env::var("GOLIVE_TEST_PG")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        Env::at(dir, location, MINI)
+    }
+
+    fn at(dir: PathBuf, location: String, text: &str) -> Env {
+        let path = dir.join("mini.md");
+        std::fs::write(&path, text).expect("runbook");
+        Env {
+            source: Source::new(path.display().to_string(), text),
+            dir,
+            location,
+        }
+    }
+
+    /// A new deployment of the runbook, opened.
+    async fn start(&self) -> Deployment {
+        let store = golive_deploy::create_store(&self.location)
+            .await
+            .expect("store");
+        let id = store
+            .create_deployment(&NewDeployment {
+                runbook_path: self.source.path.clone(),
+                runbook_sha256: self.source.sha256.clone(),
+                started_by: "lifecycle test".into(),
+                vars: serde_json::json!({}),
+            })
+            .await
+            .expect("deployment");
+        let row = golive_deploy::find(&store, Some(&id)).await.expect("row");
+        Deployment::new(store, row, &self.source).expect("open")
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The kind of a refusal; anything else fails the test.
+fn kind<T: std::fmt::Debug>(r: golive_deploy::Result<T>) -> K {
+    match r {
+        Err(Error::Refused(r)) | Err(Error::Invalid(r)) => r.kind,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+fn sign<'a>(item: &'a str, name: &'a str, role: &'a str) -> Sign<'a> {
+    Sign {
+        item,
+        name,
+        role,
+        comment: None,
+        evidence: &[],
+        roster: None,
+    }
+}
+
+fn decide<'a>(go: bool, name: &'a str, role: &'a str, reason: Option<&'a str>) -> Decide<'a> {
+    Decide {
+        go,
+        name,
+        role,
+        reason,
+        roster: None,
+    }
+}
+
+fn done<'a>(step: &'a str, name: &'a str, skipped: bool, vars: &'a golive_probe::Vars) -> Done<'a> {
+    Done {
+        step,
+        name,
+        skipped,
+        comment: None,
+        roster: None,
+        run: false,
+        allow_commands: false,
+        confirm_rerun: false,
+        vars,
+    }
+}
+
+/// The kept state is what replaying the chain gives, and verify says so.
+async fn kept_is_replay(d: &Deployment) -> Kept {
+    let kept = d.kept(&Quiet).await.expect("kept");
+    let events = d.store.events(d.id()).await.expect("events");
+    assert_eq!(kept, Kept::replay(&events), "kept state = replay");
+    let v = golive_deploy::record::verify(&d.store, Some(d.id()), None)
+        .await
+        .expect("verify");
+    assert!(v.chain.is_ok());
+    assert_eq!(v.kept, KeptCheck::Equal);
+    kept
+}
+
+/// How many events the deployment holds: a refusal must not change it.
+async fn events(d: &Deployment) -> usize {
+    d.store.events(d.id()).await.expect("events").len()
+}
+
+async fn the_whole_lifecycle(env: Env) {
+    let d = env.start().await;
+    let vars = golive_probe::Vars::new();
+    let q = &Quiet;
+
+    // sign: what may be signed, by whom
+    assert_eq!(
+        kind(
+            d.sign(&sign("9.9.9", "Dana Lead", "Deployment Lead"), q)
+                .await
+        ),
+        K::Unknown
+    );
+    assert_eq!(
+        kind(
+            d.sign(&sign("1.1.1/1", "Rene Release", "Release Manager"), q)
+                .await
+        ),
+        K::SubCheck
+    );
+    assert_eq!(
+        kind(
+            d.sign(&sign("3.1.1", "Dana Lead", "Deployment Lead"), q)
+                .await
+        ),
+        K::NotSignable
+    );
+    assert_eq!(
+        kind(
+            d.sign(&sign("2.1", "Dana Lead", "Deployment Lead"), q)
+                .await
+        ),
+        K::NotSignable
+    );
+    assert_eq!(
+        kind(
+            d.sign(&sign("1.1.1", "Nobody Here", "Release Manager"), q)
+                .await
+        ),
+        K::NotOnRoster
+    );
+    assert_eq!(
+        kind(
+            d.sign(&sign("1.1.1", "Dana Lead", "Release Manager"), q)
+                .await
+        ),
+        K::RoleNotHeld
+    );
+    assert_eq!(
+        kind(
+            d.sign(&sign("1.1.1", "Dana Lead", "Deployment Lead"), q)
+                .await
+        ),
+        K::WrongRole
+    );
+    assert_eq!(events(&d).await, 0, "refusals record nothing");
+    let s = d
+        .sign(&sign("1.1.1", "Rene Release", "Release Manager"), q)
+        .await
+        .expect("signed");
+    assert_eq!(d.rb.items[s.item].address, "1.1.1");
+    assert_eq!(
+        kind(
+            d.sign(&sign("1.1.1", "rene release", "Release Manager"), q)
+                .await
+        ),
+        K::SignedAlready
+    );
+    kept_is_replay(&d).await;
+
+    // before GO: nothing of the procedure, no gate, no end
+    assert_eq!(
+        kind(d.done(&done("3.1.1", "Dana Lead", false, &vars), q).await),
+        K::BeforeGo
+    );
+    assert_eq!(
+        kind(d.gate("smoke", "Dana Lead", None, q).await),
+        K::BeforeGo
+    );
+    assert_eq!(
+        kind(d.finish("Dana Lead", None, jiff::Timestamp::now(), q).await),
+        K::BeforeGo
+    );
+    assert_eq!(
+        kind(d.done(&done("1.1.2", "Dana Lead", false, &vars), q).await),
+        K::NotAStep
+    );
+
+    // the decision
+    assert_eq!(
+        kind(
+            d.decide(&decide(true, "Quinn Tester", "QA Engineer", None), q)
+                .await
+        ),
+        K::WrongRole
+    );
+    assert_eq!(
+        kind(
+            d.decide(&decide(false, "Dana Lead", "Deployment Lead", None), q)
+                .await
+        ),
+        K::Incomplete
+    );
+    let refused = d
+        .decide(&decide(true, "Dana Lead", "Deployment Lead", None), q)
+        .await;
+    match &refused {
+        Err(Error::Refused(r)) => {
+            assert_eq!(r.kind, K::PreDeploymentOpen);
+            // the first open item, where the document has it
+            let at = r.at.as_ref().expect("a place");
+            assert_eq!(at.address.as_deref(), Some("1.1.2"));
+            assert_eq!(at.line, 15);
+        }
+        other => panic!("{other:?}"),
+    }
+    d.sign(&sign("1.1.2", "Quinn Tester", "QA Engineer"), q)
+        .await
+        .expect("anyone on the roster signs an item without a role");
+    let first = d
+        .decide(&decide(true, "Dana Lead", "Deployment Lead", None), q)
+        .await
+        .expect("first signature");
+    assert!(!first.taken());
+    assert_eq!(first.waiting, vec!["Engineering Manager".to_string()]);
+    assert_eq!(
+        kind(
+            d.decide(&decide(true, "Dana Lead", "Engineering Manager", None), q)
+                .await
+        ),
+        K::RoleNotHeld
+    );
+    assert_eq!(
+        kind(
+            d.decide(
+                &decide(
+                    false,
+                    "Emil Manager",
+                    "Engineering Manager",
+                    Some("not ready")
+                ),
+                q
+            )
+            .await
+        ),
+        K::SignersDisagree
+    );
+    let go = d
+        .decide(
+            &decide(true, "Emil Manager", "Engineering Manager", None),
+            q,
+        )
+        .await
+        .expect("GO");
+    assert!(go.taken());
+    assert_eq!(go.verdict, "GO");
+    assert_eq!(
+        kind(
+            d.decide(
+                &decide(true, "Emil Manager", "Engineering Manager", None),
+                q
+            )
+            .await
+        ),
+        K::Decided
+    );
+    let st = d.status(q).await.expect("status");
+    assert_eq!(st.state, "DEPLOYING");
+
+    // the procedure, in order; only an optional step is skipped
+    assert_eq!(
+        kind(d.done(&done("3.2.1", "Devi Ops", false, &vars), q).await),
+        K::OutOfOrder
+    );
+    assert_eq!(
+        kind(d.done(&done("3.1.1", "Devi Ops", true, &vars), q).await),
+        K::NotOptional
+    );
+    assert_eq!(
+        kind(d.done(&done("7.2.1", "Devi Ops", false, &vars), q).await),
+        K::WrongSequence
+    );
+    let mut with_run = done("3.1.1", "Devi Ops", false, &vars);
+    with_run.run = true;
+    assert_eq!(kind(d.done(&with_run, q).await), K::Commands);
+    {
+        // another process holds the step's running lock: it is running now
+        let held = d
+            .store
+            .try_lock_running(
+                d.id(),
+                &d.rb.items[d
+                    .rb
+                    .resolve("3.1.1")
+                    .map(|t| match t {
+                        golive_runbook::Target::Item(i) => i,
+                        golive_runbook::Target::SubCheck(i, _) => i,
+                    })
+                    .expect("step")]
+                .id,
+            )
+            .await
+            .expect("lock")
+            .expect("free");
+        assert_eq!(
+            kind(d.done(&done("3.1.1", "Devi Ops", false, &vars), q).await),
+            K::Running
+        );
+        drop(held);
+    }
+    d.done(&done("3.1.1", "Devi Ops", false, &vars), q)
+        .await
+        .expect("done")
+        .expect("recorded");
+    assert_eq!(
+        kind(d.done(&done("3.1.1", "Devi Ops", false, &vars), q).await),
+        K::Done
+    );
+    let skipped = d
+        .done(&done("3.1.2", "Devi Ops", true, &vars), q)
+        .await
+        .expect("skipped")
+        .expect("recorded");
+    assert!(skipped.skipped);
+    // the end needs every step and every gate
+    assert_eq!(
+        kind(d.finish("Dana Lead", None, jiff::Timestamp::now(), q).await),
+        K::StepsOpen
+    );
+    d.done(&done("3.2.1", "Devi Ops", false, &vars), q)
+        .await
+        .expect("done")
+        .expect("recorded");
+    assert_eq!(
+        kind(d.finish("Dana Lead", None, jiff::Timestamp::now(), q).await),
+        K::GateNotPassed
+    );
+    assert_eq!(
+        kind(d.gate("canary", "Quinn Tester", None, q).await),
+        K::NoSuchChoice
+    );
+
+    // gates count signed items (they have no checks); both pass
+    d.sign(&sign("4.1", "Quinn Tester", "QA Engineer"), q)
+        .await
+        .expect("smoke 1");
+    let smoke = d
+        .gate("smoke", "Quinn Tester", None, q)
+        .await
+        .expect("smoke");
+    assert_eq!(
+        (smoke.tally.passed, smoke.tally.total, smoke.tally.target),
+        (1, 2, 1)
+    );
+    assert_eq!(smoke.raised, Raised::Nothing);
+    assert_eq!(d.status(q).await.expect("status").state, "VERIFYING");
+    assert_eq!(
+        kind(d.finish("Dana Lead", None, jiff::Timestamp::now(), q).await),
+        K::GateNotPassed
+    );
+    d.sign(&sign("6.1", "Quinn Tester", "QA Engineer"), q)
+        .await
+        .expect("verified");
+    let v = d
+        .gate("verification", "Quinn Tester", None, q)
+        .await
+        .expect("verification");
+    assert_eq!(v.raised, Raised::Nothing);
+    let f = d
+        .finish("Dana Lead", None, jiff::Timestamp::now(), q)
+        .await
+        .expect("finished");
+    assert_eq!(f.target_seconds, 3600);
+    assert_eq!(f.health, "HEALTHY");
+    let st = d.status(q).await.expect("status");
+    assert_eq!(st.state, "SUCCEEDED");
+    assert_eq!(
+        kind(
+            d.rollback("Dana Lead", "Deployment Lead", "late", None, q)
+                .await
+        ),
+        K::Ended
+    );
+    assert_eq!(
+        kind(d.finish("Dana Lead", None, jiff::Timestamp::now(), q).await),
+        K::Ended
+    );
+    let kept = kept_is_replay(&d).await;
+    assert_eq!(kept.events() as usize, events(&d).await);
+}
+
+async fn a_rollback(env: Env) {
+    let d = env.start().await;
+    let vars = golive_probe::Vars::new();
+    let q = &Quiet;
+    d.sign(&sign("1.1.1", "Rene Release", "Release Manager"), q)
+        .await
+        .expect("1");
+    d.sign(&sign("1.1.2", "Quinn Tester", "QA Engineer"), q)
+        .await
+        .expect("2");
+    d.decide(&decide(true, "Dana Lead", "Deployment Lead", None), q)
+        .await
+        .expect("GO 1");
+    d.decide(
+        &decide(true, "Emil Manager", "Engineering Manager", None),
+        q,
+    )
+    .await
+    .expect("GO 2");
+    // no rollback raised: the manual authority, each role once, distinct people
+    assert_eq!(
+        kind(
+            d.rollback("Devi Ops", "DevOps Engineer", "errors", None, q)
+                .await
+        ),
+        K::WrongRole
+    );
+    let first = d
+        .rollback("Dana Lead", "Deployment Lead", "errors", None, q)
+        .await
+        .expect("signed");
+    assert!(matches!(first, RolledBack::Signed { .. }));
+    assert_eq!(
+        kind(
+            d.rollback("Dana Lead", "Deployment Lead", "errors", None, q)
+                .await
+        ),
+        K::SignedAlready
+    );
+    let started = d
+        .rollback("Emil Manager", "Engineering Manager", "errors", None, q)
+        .await
+        .expect("started");
+    assert_eq!(
+        started,
+        RolledBack::Started {
+            by: vec!["Deployment Lead".into(), "Engineering Manager".into()]
+        }
+    );
+    assert_eq!(
+        kind(
+            d.rollback("Emil Manager", "Engineering Manager", "again", None, q)
+                .await
+        ),
+        K::RollingBack
+    );
+    assert_eq!(
+        kind(d.done(&done("3.1.1", "Devi Ops", false, &vars), q).await),
+        K::WrongSequence
+    );
+    assert_eq!(
+        kind(d.finish("Dana Lead", None, jiff::Timestamp::now(), q).await),
+        K::Ended
+    );
+    d.done(&done("7.2.1", "Devi Ops", false, &vars), q)
+        .await
+        .expect("R1")
+        .expect("R1");
+    let last = d
+        .done(&done("7.2.2", "Devi Ops", false, &vars), q)
+        .await
+        .expect("R2")
+        .expect("R2");
+    assert!(
+        last.lines.iter().any(|l| l.starts_with("ROLLED BACK")),
+        "{:?}",
+        last.lines
+    );
+    let st = d.status(q).await.expect("status");
+    assert_eq!(st.state, "ROLLED BACK");
+    // the open items of a rolled-back deployment: its post-rollback actions
+    let open: Vec<&str> = st
+        .pending
+        .iter()
+        .map(|o| d.rb.items[o.item].address.as_str())
+        .collect();
+    assert_eq!(open, ["7.3.1"]);
+    kept_is_replay(&d).await;
+}
+
+#[tokio::test]
+async fn every_command_and_refusal_on_sqlite() {
+    the_whole_lifecycle(Env::sqlite("whole")).await;
+}
+
+#[tokio::test]
+async fn every_command_and_refusal_on_postgres() {
+    the_whole_lifecycle(Env::postgres("whole-pg")).await;
+}
+
+#[tokio::test]
+async fn a_manual_rollback_to_its_end_on_sqlite() {
+    a_rollback(Env::sqlite("rollback")).await;
+}
+
+#[tokio::test]
+async fn a_manual_rollback_to_its_end_on_postgres() {
+    a_rollback(Env::postgres("rollback-pg")).await;
+}
+
+#[tokio::test]
+async fn a_failed_smoke_gate_starts_the_rollback_with_automatic_authority() {
+    let env = Env::sqlite("smoke-fails");
+    let d = env.start().await;
+    let q = &Quiet;
+    let vars = golive_probe::Vars::new();
+    d.sign(&sign("1.1.1", "Rene Release", "Release Manager"), q)
+        .await
+        .expect("1");
+    d.sign(&sign("1.1.2", "Quinn Tester", "QA Engineer"), q)
+        .await
+        .expect("2");
+    d.decide(&decide(true, "Dana Lead", "Deployment Lead", None), q)
+        .await
+        .expect("GO 1");
+    d.decide(
+        &decide(true, "Emil Manager", "Engineering Manager", None),
+        q,
+    )
+    .await
+    .expect("GO 2");
+    for s in ["3.1.1", "3.1.2", "3.2.1"] {
+        d.done(&done(s, "Devi Ops", false, &vars), q)
+            .await
+            .expect(s)
+            .expect(s);
+    }
+    let g = d
+        .gate("smoke", "Quinn Tester", None, q)
+        .await
+        .expect("evaluated");
+    assert_eq!((g.tally.passed, g.tally.target), (0, 1));
+    assert_eq!(g.raised, Raised::Started);
+    assert_eq!(d.status(q).await.expect("status").state, "ROLLING BACK");
+    // evaluated again: the rollback is not raised twice
+    let again = d
+        .gate("smoke", "Quinn Tester", None, q)
+        .await
+        .expect("again");
+    assert_eq!(again.raised, Raised::Already);
+    kept_is_replay(&d).await;
+}
+
+#[tokio::test]
+async fn a_gate_with_nothing_to_count_is_refused_naming_the_stage() {
+    let text = MINI.replace(
+        "- [ ] **Test 1: Homepage Loads**\n- [ ] **Test 2: Login Works**\n",
+        "",
+    );
+    let dir = std::env::temp_dir().join(format!("golive-lib-nothing-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let location = format!("sqlite://{}", dir.join("golive.db").display());
+    let env = Env::at(dir, location, &text);
+    let d = env.start().await;
+    let q = &Quiet;
+    d.sign(&sign("1.1.1", "Rene Release", "Release Manager"), q)
+        .await
+        .expect("1");
+    d.sign(&sign("1.1.2", "Quinn Tester", "QA Engineer"), q)
+        .await
+        .expect("2");
+    d.decide(&decide(true, "Dana Lead", "Deployment Lead", None), q)
+        .await
+        .expect("GO 1");
+    d.decide(
+        &decide(true, "Emil Manager", "Engineering Manager", None),
+        q,
+    )
+    .await
+    .expect("GO 2");
+    let before = events(&d).await;
+    match d.gate("smoke", "Quinn Tester", None, q).await {
+        Err(Error::Refused(r)) => {
+            assert_eq!(r.kind, K::NothingToCount);
+            assert!(r.message.contains("no items"), "{}", r.message);
+            assert_eq!(r.at.expect("the stage").address.as_deref(), Some("4"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(events(&d).await, before);
+}
+
+#[tokio::test]
+async fn a_changed_runbook_is_not_opened() {
+    let env = Env::sqlite("changed");
+    let d = env.start().await;
+    let row = d.row.clone();
+    let changed = Source::new(env.source.path.clone(), format!("{MINI}\nedited\n"));
+    let r = Deployment::new(d.store.clone(), row, &changed);
+    assert_eq!(kind(r.map(|_| ())), K::RunbookChanged);
+}
+
+#[tokio::test]
+async fn a_damaged_missing_or_behind_state_is_read_from_the_chain_and_rebuilt() {
+    let env = Env::sqlite("damaged");
+    let d = env.start().await;
+    let q = &Quiet;
+    d.sign(&sign("1.1.1", "Rene Release", "Release Manager"), q)
+        .await
+        .expect("1");
+    d.sign(&sign("1.1.2", "Quinn Tester", "QA Engineer"), q)
+        .await
+        .expect("2");
+    let good = kept_is_replay(&d).await;
+    let db = rusqlite::Connection::open(env.dir.join("golive.db")).expect("db");
+    let verify = || async {
+        golive_deploy::record::verify(&d.store, Some(d.id()), None)
+            .await
+            .expect("verify")
+            .kept
+    };
+    struct Notes(std::sync::Mutex<Vec<String>>);
+    impl golive_deploy::Listener for Notes {
+        fn note(&self, t: &str) {
+            self.0.lock().expect("notes").push(t.to_string());
+        }
+    }
+
+    // damaged: it does not read
+    db.execute("UPDATE deployment_state SET state = 'not a state'", [])
+        .expect("damage");
+    assert!(matches!(verify().await, KeptCheck::Damaged(_)));
+    let notes = Notes(Default::default());
+    assert_eq!(
+        d.kept(&notes).await.expect("read"),
+        good,
+        "read from the chain"
+    );
+    assert!(notes.0.lock().expect("n")[0].contains("golive audit rebuild"));
+    let r = golive_deploy::record::rebuild(&d.store, Some(d.id()))
+        .await
+        .expect("rebuilt");
+    assert!(r.written && matches!(r.was, KeptCheck::Damaged(_)));
+    assert_eq!(verify().await, KeptCheck::Equal);
+
+    // different: it reads, and says another thing than the chain
+    let mut wrong = good.clone();
+    wrong.signoffs.pop();
+    db.execute(
+        "UPDATE deployment_state SET state = ?1",
+        [serde_json::to_string(&wrong).expect("json")],
+    )
+    .expect("edit");
+    assert_eq!(verify().await, KeptCheck::Differs(vec!["signoffs"]));
+    golive_deploy::record::rebuild(&d.store, Some(d.id()))
+        .await
+        .expect("rebuilt");
+    assert_eq!(verify().await, KeptCheck::Equal);
+
+    // missing, then appended to: it stays missing (never built from a
+    // part of the chain) until rebuilt
+    db.execute("DELETE FROM deployment_state", [])
+        .expect("delete");
+    d.decide(&decide(true, "Dana Lead", "Deployment Lead", None), q)
+        .await
+        .expect("GO 1");
+    assert_eq!(verify().await, KeptCheck::Missing);
+    let r = golive_deploy::record::rebuild(&d.store, Some(d.id()))
+        .await
+        .expect("rebuilt");
+    assert_eq!(
+        (r.was.clone(), r.written, r.events),
+        (KeptCheck::Missing, true, 3)
+    );
+    // behind: kept for an earlier event
+    db.execute("UPDATE deployment_state SET seq = seq - 1", [])
+        .expect("behind");
+    assert_eq!(verify().await, KeptCheck::Behind { seq: 2, head: 3 });
+    golive_deploy::record::rebuild(&d.store, Some(d.id()))
+        .await
+        .expect("rebuilt");
+    let k = kept_is_replay(&d).await;
+    assert_eq!(k.decision_signatures.len(), 1);
+    // equal: nothing to write
+    let r = golive_deploy::record::rebuild(&d.store, Some(d.id()))
+        .await
+        .expect("again");
+    assert!(!r.written);
+}
+
+#[tokio::test]
+async fn after_no_go_the_procedure_does_not_run() {
+    let env = Env::sqlite("no-go");
+    let d = env.start().await;
+    let q = &Quiet;
+    let vars = golive_probe::Vars::new();
+    let why = Some("the release notes are missing");
+    d.decide(&decide(false, "Dana Lead", "Deployment Lead", why), q)
+        .await
+        .expect("1");
+    let no = d
+        .decide(
+            &decide(false, "Emil Manager", "Engineering Manager", why),
+            q,
+        )
+        .await
+        .expect("NO-GO");
+    assert_eq!((no.verdict, no.taken()), ("NO-GO", true));
+    assert_eq!(
+        kind(d.done(&done("3.1.1", "Devi Ops", false, &vars), q).await),
+        K::NoGo
+    );
+    let st = d.status(q).await.expect("status");
+    assert_eq!(st.state, "NO-GO");
+    assert!(st.kept.has_ended());
+    assert!(st.pending.is_empty(), "nothing is due after NO-GO");
+    kept_is_replay(&d).await;
+}

@@ -1,0 +1,712 @@
+//! `golive report`: the recorded deployment rendered as the original document
+//! filled in. A pure function from the runbook and the event log to text:
+//!
+//! ```text
+//! - [x] **All PR gate criteria met**
+//!   …
+//!   - **Sign-off:** Second Lead (Test Engineer, 2026-11-27 12:17 UTC)
+//! …
+//! - Code Readiness: 8/8 items complete
+//! **TOTAL: 48/48 items complete** (Target: 48/48 = 100%)
+//! ```
+//!
+//! Only checkboxes and blanks change; every other byte is the runbook's, and
+//! a last line names the record's head:
+//!
+//! ```text
+//! Recorded by golive: deployment `d-20261127T121700-6b385333`, head `42:3fa9c0d1e2b3a4f5` (…)
+//! ```
+//!
+//! Every format carries the head (`SEQ:HASH`, the chain's last event as
+//! rendered): kept elsewhere, `golive audit verify ID --head SEQ:HASH` proves
+//! later that the record still reaches it.
+
+use golive_deploy::{Kept, lifecycle};
+use golive_runbook::export::{Patch, apply, patches};
+use golive_runbook::{Blank, Outcomes, Runbook, StageKind};
+use golive_store::{Event, Head};
+use std::collections::BTreeMap;
+
+/// The head of the record as rendered: its last event, or the deployment's
+/// own head before any.
+pub fn head(d: &golive_store::Deployment, events: &[Event]) -> Head {
+    events
+        .last()
+        .map_or_else(|| d.head(), |e| Head::new(e.seq, &e.hash))
+}
+
+/// The head of the record a state was read at, or the deployment's own
+/// before any event.
+pub fn kept_head(d: &golive_store::Deployment, k: &Kept) -> Head {
+    if k.seq == 0 {
+        d.head()
+    } else {
+        Head::new(k.seq, &k.hash)
+    }
+}
+
+/// The line that ends the filled Markdown and the status message.
+fn head_line(id: &str, head: &Head) -> String {
+    format!(
+        "Recorded by golive: deployment `{id}`, head `{head}` (keep it: `golive audit verify {id} --head {head}` proves later that the record still reaches it)"
+    )
+}
+
+/// `2026-11-27 12:17 UTC` from an RFC 3339 time.
+fn short_time(at: &str) -> String {
+    at.parse::<jiff::Timestamp>()
+        .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|_| at.to_string())
+}
+
+fn blank_named<'a>(blanks: &'a [Blank], key: &str) -> Option<&'a Blank> {
+    blanks
+        .iter()
+        .find(|b| b.label.eq_ignore_ascii_case(key))
+        .or_else(|| blanks.iter().find(|b| b.id.rsplit('#').next() == Some(key)))
+}
+
+/// The filled document, and the line naming the record's head.
+pub fn render_markdown(
+    rb: &Runbook,
+    d: &golive_store::Deployment,
+    events: &[Event],
+) -> Result<String, String> {
+    let mut out = Outcomes::default();
+    let mut fills: BTreeMap<String, String> = BTreeMap::new();
+    let k = Kept::replay(events);
+    let mut signed: BTreeMap<&str, &Event> = BTreeMap::new();
+    for e in events.iter().filter(|e| e.kind == "signoff") {
+        signed.entry(e.item.as_deref().unwrap_or("")).or_insert(e);
+    }
+    for (i, item) in rb.items.iter().enumerate() {
+        let item_checks = k.checks.get(&item.id).map(|c| &c.events);
+        // measured values from the item's checks
+        for c in item_checks.into_iter().flatten() {
+            for (key, value) in c.data["fills"].as_object().into_iter().flatten() {
+                if let (Some(b), Some(v)) = (blank_named(&item.blanks, key), value.as_str()) {
+                    fills.insert(b.id.clone(), v.to_string());
+                }
+            }
+        }
+        let auto = item.annotations.iter().any(|a| {
+            a.table
+                .as_ref()
+                .and_then(|t| t.get("auto_sign"))
+                .and_then(|v| v.as_bool())
+                == Some(true)
+        });
+        let passed = item_checks.is_some_and(|c| c.iter().all(|e| e.data["outcome"] == "passed"));
+        let sign = signed.get(item.id.as_str());
+        if let Some(s) = sign {
+            let who = format!(
+                "{} ({}, {})",
+                s.actor.as_deref().unwrap_or("?"),
+                s.data["role"].as_str().unwrap_or("?"),
+                short_time(&s.at)
+            );
+            if let Some(b) = blank_named(&item.blanks, "Sign-off") {
+                fills.insert(b.id.clone(), who);
+            }
+        }
+        // a smoke test or post-deployment check is done when its checks pass
+        let gate_stage = matches!(
+            rb.stages[item.stage].kind,
+            StageKind::Smoke | StageKind::Verification
+        );
+        if let Some(last) = item_checks.and_then(|c| c.last())
+            && let Some(b) = blank_named(&item.blanks, "Time")
+        {
+            fills
+                .entry(b.id.clone())
+                .or_insert_with(|| short_time(&last.at));
+        }
+        // a sign-off ticks only what may be signed (a sign-off of GO or
+        // NO-GO recorded by an older golive ticks nothing)
+        let signed = sign.is_some() && lifecycle::signable(rb, i).is_ok();
+        if item.marker.is_some() && !item.checked() && (signed || (passed && (auto || gate_stage)))
+        {
+            out.ticks.push((rb.items[i].address.clone(), true));
+        }
+    }
+    decision(rb, events, &mut out, &mut fills);
+    summary(rb, events, &mut fills);
+    results(rb, events, &mut fills);
+    out.fills = fills.into_iter().collect();
+    let mut all = patches(rb, &out).map_err(|e| e.to_string())?;
+    all.extend(status_line(rb, events));
+    all.extend(deployment_log(rb, events));
+    let mut text = apply(&rb.source, all).map_err(|e| e.to_string())?;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    let newline = if rb.source.contains("\r\n") {
+        "\r\n"
+    } else {
+        "\n"
+    };
+    text.push_str(&format!(
+        "{newline}---{newline}{newline}{}{newline}",
+        head_line(&d.id, &head(d, events))
+    ));
+    Ok(text)
+}
+
+/// The header's `**Status:** PENDING` becomes the deployment's state.
+fn status_line(rb: &Runbook, events: &[Event]) -> Option<Patch> {
+    let f = rb
+        .header
+        .fields
+        .iter()
+        .find(|f| f.label.eq_ignore_ascii_case("Status"))?;
+    let text = &rb.source[f.loc.start..f.loc.end];
+    let colon = text.find(":**")? + 3;
+    let lead = text[colon..].len() - text[colon..].trim_start().len();
+    let start = f.loc.start + colon + lead;
+    let end = f.loc.start + text.trim_end().len();
+    (start < end).then(|| Patch {
+        start,
+        end,
+        text: lifecycle::state(&Kept::replay(events)).to_string(),
+        line: f.loc.line,
+    })
+}
+
+/// Smoke Test Summary and Final Sign-off blanks: passed, failed, duration.
+fn results(rb: &Runbook, events: &[Event], fills: &mut BTreeMap<String, String>) {
+    let k = Kept::replay(events);
+    let (smoke_passed, smoke_total) = lifecycle::stage_passed(rb, &k, StageKind::Smoke);
+    let (verified, _) = lifecycle::stage_passed(rb, &k, StageKind::Verification);
+    let gate_ran = |stage: &str| {
+        events
+            .iter()
+            .any(|e| e.kind == "gate" && e.data["stage"] == stage)
+    };
+    let ended = events.iter().rev().find(|e| e.kind == "deployment.ended");
+    for s in &rb.stages {
+        let mut put = |label: &str, value: String| {
+            if let Some(b) = blank_named(&s.loose.blanks, label) {
+                fills.insert(b.id.clone(), value);
+            }
+        };
+        if s.kind == StageKind::Smoke && s.all_items().next().is_none() && gate_ran("smoke") {
+            put("Passed", smoke_passed.to_string());
+            put("Failed", (smoke_total - smoke_passed).to_string());
+            put("Blocked", "0".into());
+        }
+        if s.kind == StageKind::SignOff {
+            if gate_ran("smoke") {
+                put("Smoke Test Results", smoke_passed.to_string());
+            }
+            if gate_ran("verification") {
+                put("Post-Deployment Verification", verified.to_string());
+            }
+            if let Some(secs) = ended.and_then(|e| e.data["duration_seconds"].as_f64()) {
+                put("Deployment Duration", format!("{:.1}", secs / 60.0));
+            }
+        }
+    }
+}
+
+/// The Deployment Log table of the appendix, its rows generated from the
+/// events (the header row stays).
+fn deployment_log(rb: &Runbook, events: &[Event]) -> Option<Patch> {
+    let heading = rb
+        .headings
+        .iter()
+        .find(|h| h.text.to_lowercase().contains("deployment log"))?;
+    let end = rb
+        .headings
+        .iter()
+        .find(|h| h.loc.start > heading.loc.start)
+        .map_or(rb.source.len(), |h| h.loc.start);
+    let section = &rb.source[heading.loc.start..end];
+    // the table: the first run of lines starting with `|`; its body follows
+    // the header and the separator
+    let mut offset = heading.loc.start;
+    let mut rows: Vec<(usize, usize)> = Vec::new();
+    for line in section.split_inclusive('\n') {
+        let is_row = line.trim_start().starts_with('|');
+        if is_row {
+            rows.push((offset, offset + line.len()));
+        } else if !rows.is_empty() {
+            break;
+        }
+        offset += line.len();
+    }
+    if rows.len() < 3 {
+        return None;
+    }
+    let (start, stop) = (rows[2].0, rows[rows.len() - 1].1);
+    let newline = if rb.source[start..stop].contains("\r\n") {
+        "\r\n"
+    } else {
+        "\n"
+    };
+    let cell = |s: &str| s.replace('|', "\\|").replace(['\n', '\r'], " ");
+    let mut text = String::new();
+    for e in events {
+        let (what, status, notes) = match e.kind.as_str() {
+            "run.started" => (
+                "Checks started".to_string(),
+                "IN PROGRESS".to_string(),
+                format!("{} checks", e.data["checks"]),
+            ),
+            "run.finished" => (
+                "Checks complete".to_string(),
+                if e.data["failed"] == 0 && e.data["error"] == 0 {
+                    "COMPLETE"
+                } else {
+                    "FAILED"
+                }
+                .to_string(),
+                format!(
+                    "{} passed, {} failed, {} could not observe",
+                    e.data["passed"], e.data["failed"], e.data["error"]
+                ),
+            ),
+            "decision" => (
+                "Go/No-Go decision".to_string(),
+                e.data["verdict"].as_str().unwrap_or("").to_string(),
+                e.data["signers"]
+                    .as_array()
+                    .map(|s| {
+                        s.iter()
+                            .filter_map(|p| p["name"].as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default(),
+            ),
+            "step.done" => (
+                e.data["title"].as_str().unwrap_or("").to_string(),
+                if e.data["skipped"] == true {
+                    "SKIPPED"
+                } else {
+                    "COMPLETE"
+                }
+                .to_string(),
+                e.actor.clone().unwrap_or_default(),
+            ),
+            "gate" => (
+                {
+                    let stage = e.data["stage"].as_str().unwrap_or("");
+                    let mut c = stage.chars();
+                    let cap: String = c
+                        .next()
+                        .map(|f| f.to_uppercase().chain(c).collect())
+                        .unwrap_or_default();
+                    format!("{cap} gate")
+                },
+                e.data["result"].as_str().unwrap_or("").to_uppercase(),
+                format!("{}/{} passed", e.data["passed"], e.data["total"]),
+            ),
+            "rollback.raised" => (
+                "Rollback decision raised".to_string(),
+                "ROLLBACK".to_string(),
+                e.data["reason"].as_str().unwrap_or("").to_string(),
+            ),
+            "rollback.started" => (
+                "Rollback initiated".to_string(),
+                "IN PROGRESS".to_string(),
+                e.data["reason"].as_str().unwrap_or("").to_string(),
+            ),
+            "deployment.ended" => {
+                let outcome = e.data["outcome"].as_str().unwrap_or("").to_string();
+                let secs = e.data["duration_seconds"]
+                    .as_f64()
+                    .or_else(|| e.data["rollback_seconds"].as_f64())
+                    .unwrap_or(0.0);
+                (
+                    "Deployment complete".to_string(),
+                    outcome,
+                    format!("Total duration: {:.1} min", secs / 60.0),
+                )
+            }
+            _ => continue,
+        };
+        text.push_str(&format!(
+            "| {} | {} | {} | {} |{newline}",
+            short_time(&e.at),
+            cell(&what),
+            cell(&status),
+            cell(&notes)
+        ));
+    }
+    if text.is_empty() {
+        return None;
+    }
+    // keep what followed the last row (its line ending)
+    if !rb.source[start..stop].ends_with('\n') {
+        text.truncate(text.len() - newline.len());
+    }
+    Some(Patch {
+        start,
+        end: stop,
+        text,
+        line: rb.lines.loc(&rb.source, start, start).line,
+    })
+}
+
+/// The decision: its box ticked, its signers and dates written in.
+fn decision(
+    rb: &Runbook,
+    events: &[Event],
+    out: &mut Outcomes,
+    fills: &mut BTreeMap<String, String>,
+) {
+    let Some(stage) = rb.stages.iter().find(|s| s.kind == StageKind::Decision) else {
+        return;
+    };
+    if let Some(d) = events.iter().find(|e| e.kind == "decision") {
+        let verdict = d.data["verdict"].as_str().unwrap_or("");
+        for &i in &stage.items {
+            if rb.items[i].title.eq_ignore_ascii_case(verdict) && !rb.items[i].checked() {
+                out.ticks.push((rb.items[i].address.clone(), true));
+            }
+        }
+    }
+    // `- Role: ____ Date: ____`: the role's blank, then its Date blank
+    let blanks = &stage.loose.blanks;
+    for sig in events.iter().filter(|e| e.kind == "decision.signature") {
+        let role = sig.data["role"].as_str().unwrap_or("");
+        // the last blank with the role's label is the Sign-offs line's
+        if let Some(pos) = blanks
+            .iter()
+            .rposition(|b| b.label.eq_ignore_ascii_case(role))
+        {
+            fills.insert(
+                blanks[pos].id.clone(),
+                sig.actor.clone().unwrap_or_default(),
+            );
+            if let Some(date) = blanks.get(pos + 1).filter(|b| {
+                b.label.eq_ignore_ascii_case("Date") && b.loc.line == blanks[pos].loc.line
+            }) {
+                fills.insert(date.id.clone(), short_time(&sig.at));
+            }
+        }
+    }
+}
+
+/// `- Code Readiness: ____/8 items complete` and `TOTAL: ____/48`.
+fn summary(rb: &Runbook, events: &[Event], fills: &mut BTreeMap<String, String>) {
+    let Some(stage) = rb.stages.iter().find(|s| s.kind == StageKind::Decision) else {
+        return;
+    };
+    let Some(pre) = rb
+        .stages
+        .iter()
+        .find(|s| s.kind == StageKind::PreDeployment)
+    else {
+        return;
+    };
+    let counts = lifecycle::group_completion(rb, &Kept::replay(events), pre);
+    let mut total = 0;
+    for (title, done) in &counts {
+        total += done;
+        if let Some(b) = blank_named(&stage.loose.blanks, title) {
+            fills.insert(b.id.clone(), done.to_string());
+        }
+    }
+    if let Some(b) = blank_named(&stage.loose.blanks, "TOTAL") {
+        fills.insert(b.id.clone(), total.to_string());
+    }
+}
+
+fn xml(s: &str) -> String {
+    quick_xml::escape::escape(s).into_owned()
+}
+
+/// JUnit XML of a deployment: one test case per automated check, as the
+/// latest run that checked its item saw it, grouped by the runbook's groups
+/// in document order; a false condition is `<failure>`, a check that could
+/// not observe `<error>`.
+pub fn render_junit(rb: &Runbook, d: &golive_store::Deployment, events: &[Event]) -> String {
+    let k = Kept::replay(events);
+    let mut checks: Vec<&Event> = rb
+        .items
+        .iter()
+        .filter_map(|it| k.checks.get(&it.id))
+        .flat_map(|c| c.events.iter())
+        .collect();
+    checks.sort_by_key(|e| e.seq);
+    let mut suites: Vec<(String, Vec<&Event>)> = Vec::new();
+    for e in &checks {
+        let group = e
+            .item
+            .as_deref()
+            .and_then(|id| rb.items.iter().find(|i| i.id == id))
+            .map(|it| {
+                let s = &rb.stages[it.stage];
+                match it.group {
+                    Some(g) => format!("{} › {}", s.title(), s.groups[g].title()),
+                    None => s.title().to_string(),
+                }
+            })
+            .unwrap_or_default();
+        match suites.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, v)) => v.push(e),
+            None => suites.push((group, vec![e])),
+        }
+    }
+    let count = |v: &[&Event], o: &str| v.iter().filter(|e| e.data["outcome"] == o).count();
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    out.push_str(&format!(
+        "<!-- golive deployment {}, head {} -->\n",
+        xml(&d.id),
+        head(d, events)
+    ));
+    out.push_str(&format!(
+        "<testsuites name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\">\n",
+        xml(&d.id),
+        checks.len(),
+        count(&checks, "failed"),
+        count(&checks, "error"),
+        count(&checks, "skipped")
+    ));
+    for (group, cases) in &suites {
+        out.push_str(&format!(
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\">\n",
+            xml(group),
+            cases.len(),
+            count(cases, "failed"),
+            count(cases, "error"),
+            count(cases, "skipped")
+        ));
+        for e in cases {
+            let item = e
+                .item
+                .as_deref()
+                .and_then(|id| rb.items.iter().find(|i| i.id == id));
+            let name = item
+                .map(|i| format!("{} {}", i.address, i.title))
+                .unwrap_or_default();
+            let secs = e.data["duration_ms"].as_f64().unwrap_or(0.0) / 1e3;
+            out.push_str(&format!(
+                "    <testcase name=\"{} — {} {}\" classname=\"{}\" file=\"{}\" line=\"{}\" time=\"{secs:.3}\"",
+                xml(&name),
+                xml(e.data["kind"].as_str().unwrap_or("")),
+                xml(e.data["target"].as_str().unwrap_or("")),
+                xml(e.item.as_deref().unwrap_or("")),
+                xml(&d.runbook_path),
+                item.map_or(0, |i| i.loc.line)
+            ));
+            let message = e.data["message"].as_str().unwrap_or("");
+            match e.data["outcome"].as_str() {
+                Some("failed") => {
+                    let actual: Vec<String> = e.data["actual"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, v)| format!("{k} = {v}"))
+                        .collect();
+                    out.push_str(&format!(
+                        ">\n      <failure message=\"expected {}\" type=\"condition\">actual: {}</failure>\n    </testcase>\n",
+                        xml(e.data["expect"].as_str().unwrap_or("")),
+                        xml(&actual.join(", "))
+                    ));
+                }
+                Some("error") => out.push_str(&format!(
+                    ">\n      <error message=\"{}\" type=\"could-not-observe\"/>\n    </testcase>\n",
+                    xml(message)
+                )),
+                Some("skipped") => out.push_str(&format!(">\n      <skipped message=\"{}\"/>\n    </testcase>\n", xml(message))),
+                _ => out.push_str("/>\n"),
+            }
+        }
+        out.push_str("  </testsuite>\n");
+    }
+    out.push_str("</testsuites>\n");
+    out
+}
+
+/// One self-contained HTML page: the outcome, the phases of the procedure
+/// against their budgets (bars), the gates, the decision, and every event.
+pub fn render_html(
+    rb: &Runbook,
+    d: &golive_store::Deployment,
+    events: &[Event],
+    now: jiff::Timestamp,
+) -> String {
+    let h = |s: &str| xml(s);
+    let k = Kept::replay(events);
+    let state = lifecycle::state(&k);
+    let mut body = String::new();
+    body.push_str(&format!(
+        "<h1>{}</h1>\n<p class=\"meta\">Deployment <code>{}</code> of <code>{}</code>, started {} by {}</p>\n<p class=\"meta\">Record head <code>{}</code> (<code>golive audit verify {} --head {}</code> proves later that the record still reaches it)</p>\n<p class=\"state state-{}\">{}</p>\n",
+        h(rb.title.as_ref().map_or("Deployment", |t| t.text.as_str())),
+        h(&d.id),
+        h(&d.runbook_path),
+        h(&short_time(&d.created_at)),
+        h(&d.started_by),
+        head(d, events),
+        h(&d.id),
+        head(d, events),
+        h(&state.to_lowercase().replace(' ', "-")),
+        h(state)
+    ));
+    // phases against budgets
+    let phases = lifecycle::phase_timings(rb, &k, now);
+    if !phases.is_empty() {
+        body.push_str("<h2>Procedure against its budgets</h2>\n<table class=\"timeline\">\n<tr><th>Phase</th><th>Steps</th><th>Time</th><th>Budget</th><th></th></tr>\n");
+        for p in &phases {
+            let width = match p.budget {
+                Some(b) if b > 0 => (p.seconds / b as f64 * 100.0).clamp(1.0, 100.0),
+                _ => 1.0,
+            };
+            let over = p.budget.is_some_and(|b| p.seconds > b as f64);
+            body.push_str(&format!(
+                "<tr><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td><div class=\"bar{}\" style=\"width:{width:.0}%\"></div></td></tr>\n",
+                h(&p.title),
+                p.done,
+                p.total,
+                golive_deploy::procedure::minutes_text(p.seconds),
+                p.budget.map(|b| format!("{b}s")).unwrap_or_else(|| "—".into()),
+                if over { " over" } else { "" }
+            ));
+        }
+        body.push_str("</table>\n");
+    }
+    let gates: Vec<&Event> = events.iter().filter(|e| e.kind == "gate").collect();
+    if !gates.is_empty() {
+        body.push_str("<h2>Gates</h2>\n<ul>\n");
+        for g in gates {
+            body.push_str(&format!(
+                "<li>{}: {}/{} passed (target {}): <b>{}</b></li>\n",
+                h(g.data["stage"].as_str().unwrap_or("")),
+                g.data["passed"],
+                g.data["total"],
+                g.data["target"],
+                h(&g.data["result"].as_str().unwrap_or("").to_uppercase())
+            ));
+        }
+        body.push_str("</ul>\n");
+    }
+    body.push_str("<h2>Events</h2>\n<table class=\"events\">\n<tr><th>#</th><th>Time</th><th>Event</th><th>Item</th><th>By</th></tr>\n");
+    for e in events {
+        body.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            e.seq,
+            h(&short_time(&e.at)),
+            h(&e.kind),
+            h(e.item.as_deref().unwrap_or("")),
+            h(e.actor.as_deref().unwrap_or(""))
+        ));
+    }
+    body.push_str("</table>\n");
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{} — {}</title>\n<style>\n{}\n</style>\n</head>\n<body>\n{body}</body>\n</html>\n",
+        h(&d.id),
+        h(state),
+        STYLE
+    )
+}
+
+const STYLE: &str = "body{font:15px/1.5 system-ui,sans-serif;margin:2rem auto;max-width:60rem;color:#1d2330;padding:0 1rem}
+h1{font-size:1.6rem;margin-bottom:.2rem}.meta{color:#5b6475}
+.state{display:inline-block;padding:.3rem .8rem;border-radius:.3rem;font-weight:700;background:#e8ecf3}
+.state-succeeded{background:#d4f5dd;color:#145c2b}.state-rolled-back,.state-rollback-decision-raised,.state-rolling-back{background:#fde2e1;color:#8a1c17}
+table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}td,th{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #e3e7ee}
+.timeline td:last-child{width:40%}.bar{height:.8rem;background:#4a7bd0;border-radius:.2rem}.bar.over{background:#d0463f}
+code{background:#f1f3f7;padding:0 .25rem;border-radius:.2rem}";
+
+/// `golive status --message`: the document's Status Update Template filled
+/// from the live state, then the line naming the record's head.
+pub fn render_message(
+    rb: &Runbook,
+    d: &golive_store::Deployment,
+    k: &Kept,
+    now: jiff::Timestamp,
+) -> Option<String> {
+    let at = rb.source.find("Status Update Template")?;
+    let rest = &rb.source[at..];
+    let open = rest.find("```")?;
+    let body_start = rest[open..].find('\n')? + open + 1;
+    let body_end = rest[body_start..].find("```")? + body_start;
+    let template = &rest[body_start..body_end];
+    let phases = lifecycle::phase_timings(rb, k, now);
+    let steps_total: usize = phases.iter().map(|p| p.total).sum();
+    let steps_done: usize = phases.iter().map(|p| p.done).sum();
+    let current = phases.iter().position(|p| p.done < p.total);
+    let state = lifecycle::state(k);
+    let (phase, next) = match current {
+        _ if state.starts_with("ROLL") => (
+            format!("Rollback ({state})"),
+            "Post-rollback actions".to_string(),
+        ),
+        Some(i) => (
+            phases[i].title.clone(),
+            phases
+                .get(i + 1)
+                .map_or("Smoke testing".to_string(), |p| p.title.clone()),
+        ),
+        None if phases.is_empty() => (state.to_string(), "Procedure".to_string()),
+        None => ("Verification".to_string(), "Final sign-off".to_string()),
+    };
+    let remaining: u64 = phases
+        .iter()
+        .skip(current.unwrap_or(phases.len()))
+        .map(|p| p.budget.unwrap_or(0).saturating_sub(p.seconds as u64))
+        .sum();
+    // what raised a rollback, and every gate that failed
+    // (a rollback is raised once, and before any gate that fails after it)
+    let mut record: Vec<&Event> = k.gates.iter().chain(&k.rollback_raised).collect();
+    record.sort_by_key(|e| e.seq);
+    let issues: Vec<String> = record
+        .into_iter()
+        .filter_map(|e| match e.kind.as_str() {
+            "rollback.raised" => e.data["reason"].as_str().map(str::to_string),
+            "gate" if e.data["result"] == "fail" => Some(format!(
+                "{} gate {}/{}, below the target of {}/{}",
+                e.data["stage"].as_str().unwrap_or("?"),
+                e.data["passed"],
+                e.data["total"],
+                e.data["target"],
+                e.data["total"]
+            )),
+            _ => None,
+        })
+        .collect();
+    let mut text = template.to_string();
+    for (k, v) in [
+        (
+            "[TIMESTAMP]",
+            now.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+        ),
+        ("[CURRENT_PHASE]", phase),
+        ("[X]", steps_done.to_string()),
+        ("[Y]", steps_total.to_string()),
+        ("[MINUTES]", (remaining.div_ceil(60)).to_string()),
+        (
+            "[NONE / description]",
+            if issues.is_empty() {
+                "NONE".to_string()
+            } else {
+                issues.join("; ")
+            },
+        ),
+        ("[NEXT_PHASE]", next),
+    ] {
+        text = text.replace(k, &v);
+    }
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&head_line(&d.id, &kept_head(d, k)));
+    text.push('\n');
+    Some(text)
+}
+
+/// `golive report --format json`: the deployment and every event.
+pub fn report_json(d: &golive_store::Deployment, events: &[Event]) -> serde_json::Value {
+    let head = head(d, events);
+    serde_json::json!({
+        "deployment": d.id, "head": format!("{}:{}", head.seq, head.hash),
+        "runbook": d.runbook_path, "runbook_sha256": d.runbook_sha256,
+        "started_at": d.created_at, "started_by": d.started_by, "vars": d.vars,
+        "events": events.iter().map(|e| serde_json::json!({
+            "seq": e.seq, "at": e.at, "kind": e.kind, "item": e.item, "actor": e.actor,
+            "data": e.data, "hash": e.hash,
+        })).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,294 @@
+//! `golive status`: the Checklist Summary from the deployment's state, as
+//! text or JSON.
+
+use golive_deploy::procedure::minutes_text;
+use golive_deploy::{Status, lifecycle};
+use golive_runbook::Runbook;
+use golive_store::Deployment;
+use serde_json::{Value, json};
+use std::fmt::Write;
+
+fn title(t: &str) -> &str {
+    golive_runbook::text::strip_trailing_parens(t)
+}
+
+/// Each open item as `status` lists it.
+fn pending(rb: &Runbook, s: &Status) -> Vec<Value> {
+    s.pending
+        .iter()
+        .map(|o| {
+            let it = &rb.items[o.item];
+            json!({ "item": it.id, "address": it.address, "title": it.title, "role": o.role })
+        })
+        .collect()
+}
+
+/// `golive status --format json`.
+pub fn status_json(rb: &Runbook, d: &Deployment, s: &Status) -> Value {
+    let head = crate::kept_head(d, &s.kept);
+    let stages: Vec<Value> = s
+        .stages
+        .iter()
+        .map(|st| {
+            let stage = &rb.stages[st.stage];
+            let groups: Vec<Value> = st
+                .groups
+                .iter()
+                .map(|&(g, complete, total)| {
+                    json!({ "title": title(stage.groups[g].title()), "complete": complete, "total": total })
+                })
+                .collect();
+            json!({
+                "title": title(stage.title()),
+                "kind": stage.kind.as_str(),
+                "complete": st.complete,
+                "total": st.total,
+                "groups": groups,
+            })
+        })
+        .collect();
+    json!({
+        "deployment": d.id, "head": format!("{}:{}", head.seq, head.hash),
+        "runbook": d.runbook_path, "started_at": d.created_at, "started_by": d.started_by,
+        "events": s.kept.events(), "stages": stages, "pending_signoffs": pending(rb, s), "checks": s.checks,
+        "signed_items": s.signed_items,
+        "decision": s.kept.decision.as_ref().map(|e| e.data.clone()),
+    })
+}
+
+/// Each phase of the procedure at `now`: steps done, time taken against its
+/// budget, its steps over their own budget.
+pub fn phase_lines(rb: &Runbook, s: &Status, now: jiff::Timestamp) -> Vec<String> {
+    if s.kept.go().is_none() {
+        return Vec::new();
+    }
+    let mut waiting = false;
+    lifecycle::phase_timings(rb, &s.kept, now)
+        .into_iter()
+        .map(|p| {
+            if waiting {
+                // steps run in order: this phase has not started
+                return format!("- {}: 0/{} steps", p.title, p.total);
+            }
+            let complete = p.done == p.total;
+            waiting = !complete;
+            let over = p.budget.is_some_and(|b| p.seconds > b as f64);
+            let mut line = format!(
+                "- {}: {}/{} steps{}, {}{}{}",
+                p.title,
+                p.done,
+                p.total,
+                if complete { " complete" } else { "" },
+                minutes_text(p.seconds),
+                p.budget
+                    .map(|b| format!(" of {}", minutes_text(b as f64)))
+                    .unwrap_or_default(),
+                if over { " OVER BUDGET" } else { "" }
+            );
+            for o in &p.overruns {
+                line.push_str("\n    ");
+                line.push_str(o);
+            }
+            line
+        })
+        .collect()
+}
+
+/// `golive status` as text, at `now`.
+pub fn status_text(rb: &Runbook, d: &Deployment, s: &Status, now: jiff::Timestamp) -> String {
+    let mut out = String::new();
+    let k = &s.kept;
+    let head = crate::kept_head(d, k);
+    let _ = writeln!(
+        out,
+        "Deployment {} ({}), started {} by {}, {} events",
+        d.id,
+        d.runbook_path,
+        d.created_at,
+        d.started_by,
+        k.events()
+    );
+    let _ = writeln!(
+        out,
+        "Head: {head} (keep it: golive audit verify {} --head {head} proves later that the record still reaches it)",
+        d.id
+    );
+    for st in &s.stages {
+        let stage = &rb.stages[st.stage];
+        let _ = writeln!(out, "\n{}", title(stage.title()));
+        for &(g, complete, total) in &st.groups {
+            let _ = writeln!(
+                out,
+                "- {}: {complete}/{total} items complete",
+                title(stage.groups[g].title())
+            );
+        }
+        let target = if stage.kind == golive_runbook::StageKind::PreDeployment {
+            format!(" (Target: {0}/{0} = 100%)", st.total)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "TOTAL: {}/{} items complete{target}",
+            st.complete, st.total
+        );
+    }
+    let _ = writeln!(out, "State: {}", s.state);
+    for g in &k.gates {
+        let _ = writeln!(
+            out,
+            "Gate {}: {}/{} passed (target {}): {}",
+            g.data["stage"].as_str().unwrap_or("?"),
+            g.data["passed"],
+            g.data["total"],
+            g.data["target"],
+            g.data["result"].as_str().unwrap_or("?").to_uppercase()
+        );
+    }
+    let line = |o: &lifecycle::OpenItem| {
+        let it = &rb.items[o.item];
+        (it.address.as_str(), it.title.as_str())
+    };
+    if let Some(e) = &k.ended {
+        match e.data["outcome"].as_str() {
+            Some("ROLLED BACK") => {
+                let _ = writeln!(
+                    out,
+                    "Rolled back in {}{}",
+                    minutes_text(e.data["rollback_seconds"].as_f64().unwrap_or(0.0)),
+                    e.data["target_seconds"]
+                        .as_u64()
+                        .map(|t| format!(" (target < {})", minutes_text(t as f64)))
+                        .unwrap_or_default()
+                );
+                // the open items of a rolled-back deployment are its
+                // post-rollback actions (see lifecycle::due_stages)
+                let open: Vec<String> = s
+                    .pending
+                    .iter()
+                    .map(|p| {
+                        let (a, t) = line(p);
+                        format!("  {a:<8} {t}")
+                    })
+                    .collect();
+                if !open.is_empty() {
+                    let _ = writeln!(out, "Open post-rollback actions:\n{}", open.join("\n"));
+                }
+            }
+            _ => {
+                let _ = writeln!(
+                    out,
+                    "Took {} (target < {}), production {}",
+                    minutes_text(e.data["duration_seconds"].as_f64().unwrap_or(0.0)),
+                    minutes_text(e.data["target_seconds"].as_f64().unwrap_or(3600.0)),
+                    e.data["health"].as_str().unwrap_or("?")
+                );
+            }
+        }
+    }
+    let rules = golive_engine::rules::rollback_rules(rb);
+    if !rules.is_empty() {
+        let _ = writeln!(out, "Rollback criteria:");
+        for r in &rules {
+            let how = match &r.kind {
+                golive_engine::rules::RuleKind::SmokeBelow { min, of } => {
+                    format!("smoke gate below {min}/{of}")
+                }
+                golive_engine::rules::RuleKind::HealthChecksFailing => {
+                    "a health check fails in a run after GO".into()
+                }
+                golive_engine::rules::RuleKind::Sustained {
+                    what,
+                    limit,
+                    window_s,
+                } => {
+                    format!(
+                        "{what} {limit} for {} (to be watched: not evaluated yet)",
+                        minutes_text(*window_s as f64)
+                    )
+                }
+                golive_engine::rules::RuleKind::Judgement => "a person's judgement".into(),
+            };
+            let _ = writeln!(
+                out,
+                "  {:<8} {} — {how}{}",
+                rb.items[r.item].address,
+                rb.items[r.item].title,
+                if r.automatic { " [automatic]" } else { "" }
+            );
+        }
+    }
+    let phases = phase_lines(rb, s, now);
+    if !phases.is_empty() {
+        let _ = writeln!(out, "\nProcedure");
+        for p in &phases {
+            let _ = writeln!(out, "{p}");
+        }
+    }
+    match &k.decision {
+        Some(e) => {
+            let _ = writeln!(
+                out,
+                "\nDecision: {} at {}",
+                e.data["verdict"].as_str().unwrap_or("?"),
+                e.at
+            );
+        }
+        None => {
+            let sigs: Vec<String> = k
+                .decision_signatures
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{} by {} ({})",
+                        e.data["verdict"].as_str().unwrap_or("?"),
+                        e.actor.as_deref().unwrap_or("?"),
+                        e.data["role"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "\nDecision: pending ({} to sign{})",
+                lifecycle::decision_signers(rb).join(", "),
+                if sigs.is_empty() {
+                    String::new()
+                } else {
+                    format!("; signed: {}", sigs.join(", "))
+                }
+            );
+        }
+    }
+    let counts: Vec<String> = s.checks.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    let _ = writeln!(
+        out,
+        "Checks of the last run: {}",
+        if counts.is_empty() {
+            "none".into()
+        } else {
+            counts.join(", ")
+        }
+    );
+    if s.state == "ROLLED BACK" {
+        // listed above as the open post-rollback actions
+        return out;
+    }
+    let _ = writeln!(out, "Pending sign-offs ({}):", s.pending.len());
+    for p in s.pending.iter().take(20) {
+        let (a, t) = line(p);
+        let _ = writeln!(
+            out,
+            "  {a:<8} {t} — {}",
+            p.role.as_deref().unwrap_or("anyone on the roster")
+        );
+    }
+    if s.pending.len() > 20 {
+        let _ = writeln!(
+            out,
+            "  … and {} more (--format json lists all)",
+            s.pending.len() - 20
+        );
+    }
+    out
+}
