@@ -4,7 +4,8 @@
 //! caller prints the outcome.
 
 use crate::lifecycle::{self, Gate, OpenItem, Tally, complete, states};
-use crate::procedure::{self, Runner, StepRun, seconds_between};
+use crate::procedure::{self, Runner, StepRun};
+use crate::time::seconds_between;
 use crate::{At, Error, Kept, Listener, RefusalKind as K, Result, Source};
 use golive_engine::roster::{Person, Roster};
 use golive_runbook::{ItemKind, Runbook, StageKind, Target};
@@ -13,33 +14,6 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-/// Open the store at `location`, which must hold golive's record already,
-/// keeping each deployment's state as events are appended.
-pub async fn open_store(location: &str) -> Result<Store> {
-    Ok(Store::open_existing(location)
-        .await?
-        .with_projection(Arc::new(crate::Fold)))
-}
-
-/// Open (or create) the store at `location`, keeping each deployment's state.
-pub async fn create_store(location: &str) -> Result<Store> {
-    Ok(Store::open(location)
-        .await?
-        .with_projection(Arc::new(crate::Fold)))
-}
-
-/// The deployment `id` of `store` (the newest when None), whose runbook the
-/// caller then reads from its `runbook_path`.
-pub async fn find(store: &Store, id: Option<&str>) -> Result<golive_store::Deployment> {
-    let d = store
-        .deployment(id)
-        .await
-        .map_err(|e| Error::Failed(format!("{e} ({})", store.location)))?;
-    crate::record::intact(&d).map_err(Error::Failed)?;
-    Ok(d)
-}
 
 /// A deployment opened for a command: its store, its row, and its runbook,
 /// checked unchanged since the deployment started.

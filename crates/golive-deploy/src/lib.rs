@@ -21,11 +21,14 @@ mod kept;
 pub mod lifecycle;
 pub mod procedure;
 pub mod record;
+pub mod store;
+pub mod time;
 pub mod vars;
 pub mod watch;
 
 pub use commands::*;
 pub use kept::{Checked, Fold, Kept, StepProgress};
+pub use store::{create_store, find, open_store};
 
 use golive_runbook::Runbook;
 use sha2::{Digest, Sha256};

@@ -576,7 +576,7 @@ pub struct PhaseTiming {
 /// one before it ends (the first at the GO decision) and ends with its last
 /// step; an unfinished phase is timed until `now`.
 pub fn phase_timings(rb: &Runbook, k: &Kept, now: jiff::Timestamp) -> Vec<PhaseTiming> {
-    use crate::procedure::{minutes_text, seconds_between};
+    use crate::time::{minutes_text, seconds_between};
     let now = now.to_string();
     let done = |i: &golive_runbook::Item| k.step_done(&i.id).map(|e| e.at.as_str());
     let mut start = k.go().map(|g| g.at.clone());

@@ -5,6 +5,7 @@
 //! must do, which waits for `golive done`.
 
 use crate::Kept;
+use crate::time::{minutes_text, seconds_between};
 use golive_runbook::{ItemKind, Runbook, StageKind};
 use golive_store::{Deployment, Event, NewEvent, Store};
 use serde_json::{Value, json};
@@ -109,25 +110,6 @@ pub fn timing(rb: &Runbook, k: &Kept, seq: &[usize], step: usize, now: &str) -> 
 fn over(seconds: f64, b: &golive_runbook::Budget) -> bool {
     let budget = b.seconds as f64;
     seconds > budget || (b.strict && seconds >= budget)
-}
-
-/// Seconds from `a` to `b` (RFC 3339 timestamps), to the millisecond.
-pub fn seconds_between(a: &str, b: &str) -> Option<f64> {
-    let a: jiff::Timestamp = a.parse().ok()?;
-    let b: jiff::Timestamp = b.parse().ok()?;
-    Some((b.duration_since(a).as_secs_f64() * 1e3).round() / 1e3)
-}
-
-/// `0.42s`, `12.3s`, `4m05s`.
-pub fn minutes_text(secs: f64) -> String {
-    if secs < 10.0 {
-        format!("{secs:.2}s")
-    } else if secs < 60.0 {
-        format!("{secs:.1}s")
-    } else {
-        let whole = secs.round() as u64;
-        format!("{}m{:02}s", whole / 60, whole % 60)
-    }
 }
 
 /// The overrun warnings of a step's timing, as lines to print.

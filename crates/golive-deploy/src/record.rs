@@ -1,11 +1,12 @@
 //! Recording runs in the store, `golive audit verify` and
 //! `golive audit rebuild`.
 
+use crate::store::intact;
 use crate::vars::Redactor;
 use crate::{Kept, Listener};
 use golive_engine::{CheckResult, Plan};
 use golive_runbook::Runbook;
-use golive_store::{Binding, Deployment, Head, NewDeployment, NewEvent, Store};
+use golive_store::{Deployment, Head, NewDeployment, NewEvent, Store};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -103,7 +104,7 @@ impl Recorder {
         continue_id: Option<&str>,
         l: &dyn Listener,
     ) -> Result<Recorder, String> {
-        let store = crate::create_store(location)
+        let store = crate::store::create_store(location)
             .await
             .map_err(|e| e.to_string())?;
         let vars = plan
@@ -432,19 +433,6 @@ pub async fn run(
         stop,
         deployment: recorder.deployment.clone(),
     })
-}
-
-/// A deployment whose own row no longer matches its record (edited after it
-/// was recorded) is used by no command: its variables and runbook hash are
-/// not what was recorded.
-pub fn intact(d: &Deployment) -> Result<(), String> {
-    if d.binding == Binding::Broken {
-        return Err(format!(
-            "deployment {}'s row no longer matches its record: its runbook path or hash, variables, starter or start time were edited after it was recorded (golive audit verify {} says so); it is not used",
-            d.id, d.id
-        ));
-    }
-    Ok(())
 }
 
 /// What changed: the runbook at `path`, since deployment `d` started.

@@ -140,9 +140,9 @@ pub async fn store_for(location: &str, target: &str) -> Result<Store, String> {
         ));
     }
     if file {
-        crate::create_store(location).await
+        crate::store::create_store(location).await
     } else {
-        crate::open_store(location).await
+        crate::store::open_store(location).await
     }
     .map_err(|e| e.to_string())
 }

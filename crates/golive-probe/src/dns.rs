@@ -44,7 +44,7 @@ const TYPES: &[&str] = &[
 fn build(spec: &Spec) -> Result<Box<dyn Probe>, SpecError> {
     let target = spec.required("target")?;
     // a `host:port` target (the DOMAIN of an HTTPS check) asks for the host
-    let name = crate::net::host_port(&target, 0)
+    let name = crate::addr::host_port(&target, 0)
         .map(|(h, _)| h)
         .unwrap_or(target);
     let record = spec
@@ -108,7 +108,7 @@ fn rdata_text(d: &RData) -> String {
 fn server_addr(given: Option<&str>) -> Result<SocketAddr, ProbeError> {
     match given {
         Some(s) => {
-            let (host, port) = crate::net::host_port(s, 53).map_err(ProbeError::Protocol)?;
+            let (host, port) = crate::addr::host_port(s, 53).map_err(ProbeError::Protocol)?;
             let ip = host.parse::<std::net::IpAddr>().map_err(|_| {
                 ProbeError::Protocol(format!("nameserver `{s}` must be an IP address"))
             })?;
@@ -142,7 +142,7 @@ pub(crate) async fn query(
         .with_timeout(Some(timeout))
         .build();
     let (mut client, bg) = Client::<TokioRuntimeProvider>::from_sender(stream);
-    let _bg = crate::net::AbortOnDrop(tokio::spawn(async move {
+    let _bg = crate::addr::AbortOnDrop(tokio::spawn(async move {
         let _ = bg.await;
     }));
     let fqdn = if name.ends_with('.') {

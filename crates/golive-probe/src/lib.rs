@@ -14,6 +14,7 @@
 //! assert_eq!(kind.name, "tcp");
 //! ```
 
+mod addr;
 mod command;
 mod dns;
 mod file;

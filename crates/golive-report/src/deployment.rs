@@ -560,7 +560,7 @@ pub fn render_html(
                 h(&p.title),
                 p.done,
                 p.total,
-                golive_deploy::procedure::minutes_text(p.seconds),
+                golive_deploy::time::minutes_text(p.seconds),
                 p.budget.map(|b| format!("{b}s")).unwrap_or_else(|| "—".into()),
                 if over { " over" } else { "" }
             ));

@@ -1,7 +1,7 @@
 //! `golive status`: the Checklist Summary from the deployment's state, as
 //! text or JSON.
 
-use golive_deploy::procedure::minutes_text;
+use golive_deploy::time::minutes_text;
 use golive_deploy::{Status, lifecycle};
 use golive_runbook::Runbook;
 use golive_store::Deployment;

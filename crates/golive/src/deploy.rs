@@ -2,7 +2,7 @@
 //! deployment, calls the lifecycle (golive-deploy), prints its outcome with
 //! golive-report, and turns it into an exit code. No rule lives here.
 
-use golive_deploy::procedure::minutes_text;
+use golive_deploy::time::minutes_text;
 use golive_deploy::{Error, Listener, Raised, RolledBack};
 use golive_engine::CheckResult;
 use golive_runbook::Runbook;
