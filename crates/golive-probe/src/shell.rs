@@ -145,15 +145,18 @@ fn held_value(name: &str, value: &str, chain: &[Spot]) -> Result<String, SpecErr
              could end the document: its value must be a single line",
         ));
     }
-    // …and so could a value that is the document's delimiter word
-    let line = value.trim_start_matches('\t').trim_end_matches('\r');
-    if chain[1..]
-        .iter()
-        .any(|s| s.ctx == Ctx::Here && s.delimiter.as_deref() == Some(line))
-    {
+    // …and so could a value that starts with the document's delimiter word
+    // (bash ends a here-document inside `$(…)` at a line `EOF)`)
+    let line = value.trim_start_matches('\t');
+    if chain[1..].iter().any(|s| {
+        s.ctx == Ctx::Here
+            && s.delimiter
+                .as_deref()
+                .is_some_and(|d| !d.is_empty() && line.starts_with(d))
+    }) {
         return Err(refuse(
-            "it stands in a here-document of a script another shell reads, and its value is that \
-             document's delimiter word: it would end the document there",
+            "it stands in a here-document of a script another shell reads, and its value starts \
+             with that document's delimiter word: it could end the document there",
         ));
     }
     let mut text = value.to_string();
@@ -1003,7 +1006,8 @@ mod tests {
     /// Defect: a value equal to the delimiter of a here-document in a
     /// script another shell reads (`sh -c "… eval 'cat <<EOF …'"`) reached
     /// that shell's text as a line of its own and ended the document early:
-    /// the command printed nothing instead of the value.
+    /// the command printed nothing instead of the value. So did `EOF)` in
+    /// bash, inside `$(…)`.
     #[test]
     fn a_value_that_is_an_inner_here_documents_delimiter_is_refused() {
         let inner = "sh -c \"printf %s \\\"\\$(eval 'cat <<EOF\n[V]\nEOF\n')\\\"\"";
@@ -1011,11 +1015,15 @@ mod tests {
         assert!(e.to_string().contains("delimiter word"), "{e}");
         let e = bind(inner, "\tEOF").expect_err("<<- strips the tab");
         assert!(e.to_string().contains("delimiter word"), "{e}");
+        let subst = "eval 'printf %s \"$(cat <<EOF\n[V]\nEOF\n)\"'";
+        let e = bind(subst, "EOF)").expect_err("bash ends the document at EOF)");
+        assert!(e.to_string().contains("delimiter word"), "{e}");
         // any other word, and the delimiter in golive's own here-document
         // (expanded after the document is read), reach the command intact
         let dir = tempdir("delimiter");
         for (template, value, expect) in [
-            (inner, "EOFX", "EOFX"),
+            (inner, "XEOF", "XEOF"),
+            (subst, "X EOF)", "X EOF)"),
             ("cat <<EOF\n[V]\nEOF", "EOF", "EOF\n"),
         ] {
             let bound = bind(template, value).expect(template);
@@ -1261,7 +1269,7 @@ mod tests {
                     // the refusals a shape of this grammar may meet: a
                     // value that could end an inner script's here-document
                     let ends = (value.contains('\n') && e.to_string().contains("single line"))
-                        || (value.trim_start_matches('\t') == "EOF" && e.to_string().contains("delimiter word"));
+                        || (value.trim_start_matches('\t').starts_with("EOF") && e.to_string().contains("delimiter word"));
                     prop_assert!(ends, "{}: {}", template, e);
                     return Ok(());
                 }
