@@ -232,8 +232,14 @@ impl Recorder {
         let store = self.store.clone();
         let id = self.deployment.clone();
         let task = tokio::spawn(async move {
+            // each result as soon as it comes; those that came while the
+            // last append was committing go together in the next one
             while let Some(e) = rx.recv().await {
-                store.append(&id, &[e]).await.map_err(|e| e.to_string())?;
+                let mut batch = vec![e];
+                while let Ok(more) = rx.try_recv() {
+                    batch.push(more);
+                }
+                store.append(&id, &batch).await.map_err(|e| e.to_string())?;
             }
             Ok(())
         });

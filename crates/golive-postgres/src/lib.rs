@@ -16,8 +16,10 @@
 //! ```
 
 use sqlx::Connection;
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Why a connection could not be made. Messages never hold the URL (nor its
@@ -53,8 +55,25 @@ pub enum ConnectError {
 #[derive(Debug, Clone)]
 pub struct Target {
     options: PgConnectOptions,
+    /// A server on this machine, with no `sslmode` in the URL: tried
+    /// without TLS first (as libpq's `sslmode=allow`), since sqlx 0.9.0's
+    /// TLS request costs two delayed acknowledgements (about 90 ms) per
+    /// connection; with the URL's options when the server wants TLS.
+    plain: Option<PgConnectOptions>,
+    /// The server refused a connection without TLS: the URL's options from
+    /// then on.
+    plain_refused: Arc<AtomicBool>,
     connect_timeout: Option<Duration>,
     root_cert: Option<String>,
+}
+
+/// Whether `host` is this machine.
+fn loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl Target {
@@ -82,8 +101,13 @@ impl Target {
         let (_, root_cert) = golive_runbook::url::take_query_param(&url, "sslrootcert");
         let options = PgConnectOptions::from_str(&url)
             .map_err(|e| ConnectError::Url(format!("not a PostgreSQL URL: {e}")))?;
+        let (_, sslmode) = golive_runbook::url::take_query_param(&url, "sslmode");
+        let plain = (sslmode.is_none() && loopback(options.get_host()))
+            .then(|| options.clone().ssl_mode(PgSslMode::Disable));
         Ok(Target {
             options,
+            plain,
+            plain_refused: Arc::new(AtomicBool::new(false)),
             connect_timeout,
             root_cert: root_cert.filter(|r| !r.trim_start().starts_with("-----BEGIN")),
         })
@@ -94,9 +118,14 @@ impl Target {
         self.connect_timeout
     }
 
-    /// The options as the driver reads them (for a pool).
+    /// The options as the driver reads them (for a pool): without TLS for a
+    /// server on this machine that took a connection without it (see
+    /// [`Target::connect`]), else the URL's.
     pub fn options(&self) -> &PgConnectOptions {
-        &self.options
+        match &self.plain {
+            Some(plain) if !self.plain_refused.load(Ordering::Relaxed) => plain,
+            _ => &self.options,
+        }
     }
 
     /// `host:port`, for messages.
@@ -113,19 +142,41 @@ impl Target {
                 why: e.to_string(),
             })?;
         }
-        let connect = PgConnection::connect_with(&self.options);
-        match wait {
-            Some(wait) => {
-                tokio::time::timeout(wait, connect)
-                    .await
-                    .map_err(|_| ConnectError::NoAnswer {
-                        at: self.at(),
-                        wait,
-                    })?
+        let first = self.connect_with(self.options(), wait).await;
+        match first {
+            // a server on this machine that accepts only TLS (pg_hba
+            // `hostssl`) refuses the connection without it: the URL's way
+            Err(sqlx::Error::Database(d))
+                if self.plain.is_some()
+                    && !self.plain_refused.load(Ordering::Relaxed)
+                    && d.code().as_deref() == Some("28000") =>
+            {
+                self.plain_refused.store(true, Ordering::Relaxed);
+                self.connect_with(&self.options, wait).await
             }
+            other => other,
+        }
+        .map_err(|e| match e {
+            sqlx::Error::PoolTimedOut => ConnectError::NoAnswer {
+                at: self.at(),
+                wait: wait.unwrap_or_default(),
+            },
+            e => self.cause(e),
+        })
+    }
+
+    async fn connect_with(
+        &self,
+        options: &PgConnectOptions,
+        wait: Option<Duration>,
+    ) -> Result<PgConnection, sqlx::Error> {
+        let connect = PgConnection::connect_with(options);
+        match wait {
+            Some(wait) => tokio::time::timeout(wait, connect)
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)?,
             None => connect.await,
         }
-        .map_err(|e| self.cause(e))
     }
 
     /// Why connecting failed, from the driver's error.
