@@ -1,8 +1,10 @@
 //! Crash safety: `golive run` killed with SIGKILL at random instants. After
 //! each kill, everything recorded before it is still there, unchanged and
 //! once; the next run continues the same deployment; a command the killed run
-//! had started is not run again unless asked; the chain verifies.
-//! `GOLIVE_CRASH_TRIALS=200` makes the longer run.
+//! had started is not run again unless asked; the chain verifies, and the
+//! state kept by each append is the replay of the chain (for runs, and for a
+//! watch appending evaluations). `GOLIVE_CRASH_TRIALS=200` makes the longer
+//! run.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -48,6 +50,22 @@ fn events(store: &str, runbook: &Path) -> Vec<Value> {
     v["events"].as_array().cloned().unwrap_or_default()
 }
 
+/// `golive audit verify`: the chain holds and the kept state is its replay.
+fn kept_is_the_replay(dir: &Path, store: &str, trial: u64) {
+    let out = Command::new(env!("CARGO_BIN_EXE_golive"))
+        .args(["audit", "verify"])
+        .current_dir(dir)
+        .env("GOLIVE_STORE", store)
+        .output()
+        .expect("verify");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "trial {trial}: {text}");
+    assert!(
+        text.contains("kept state equal to its replay"),
+        "trial {trial}: {text}"
+    );
+}
+
 #[test]
 fn killed_runs_lose_nothing_recorded_and_the_next_run_completes() {
     let trials: u64 = std::env::var("GOLIVE_CRASH_TRIALS")
@@ -89,6 +107,9 @@ fn killed_runs_lose_nothing_recorded_and_the_next_run_completes() {
             (1..=now.len() as i64).collect::<Vec<_>>(),
             "trial {trial}: each event once, in order"
         );
+        if !now.is_empty() {
+            kept_is_the_replay(&dir, &store, trial);
+        }
         before = now;
     }
     // one deployment throughout: every run continued it
@@ -177,5 +198,54 @@ fn an_interrupted_command_is_not_rerun_without_confirmation() {
     );
     let ran = std::fs::read_to_string(dir.join("applied.log")).expect("log");
     assert_eq!(ran.lines().count(), 1, "not run again without confirmation");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A watch appends an evaluation (each check's result, the tick, window
+/// changes) every few milliseconds, each append updating the kept state in
+/// its transaction: killed at any instant, the state kept is the replay of
+/// the chain, and the next watch goes on from it.
+#[test]
+fn a_watch_killed_while_appending_leaves_the_kept_state_equal_to_the_replay() {
+    let trials: u64 = std::env::var("GOLIVE_CRASH_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let dir = std::env::temp_dir().join(format!("golive-crash-watch-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("up"), "ok\n").expect("file");
+    let mut text =
+        String::from("# Watch drill\n\n## Post-Deployment Verification Checklist (4 items)\n\n");
+    for n in 1..=4 {
+        text.push_str(&format!(
+            "- [ ] **Check {n}**\n  ```golive\n  check  = \"file\"\n  target = \"{}\"\n  expect = \"exists\"\n  for    = \"30ms\"\n  ```\n\n",
+            dir.join(if n % 2 == 0 { "up" } else { "gone" }).display()
+        ));
+    }
+    std::fs::write(dir.join("watch.md"), text).expect("runbook");
+    let store = format!("sqlite://{}", dir.join("golive.db").display());
+    let mut rng = Lcg(0xBADC0DE);
+    let mut before = 0;
+    for trial in 0..trials {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_golive"))
+            .args(["watch", "watch.md", "--interval", "5ms"])
+            .current_dir(&dir)
+            .env("GOLIVE_STORE", &store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(Duration::from_millis(30 + rng.below(300)));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        let now = events(&store, &dir.join("watch.md"));
+        assert!(now.len() >= before, "trial {trial}: events were lost");
+        if !now.is_empty() {
+            kept_is_the_replay(&dir, &store, trial);
+        }
+        before = now.len();
+    }
+    assert!(before > 0, "the watches recorded nothing");
     let _ = std::fs::remove_dir_all(&dir);
 }
