@@ -118,7 +118,8 @@ pub fn outcome_text(res: &CheckResult) -> String {
     }
 }
 
-fn show_value(v: &Value) -> String {
+/// A value as a summary shows it: strings quoted, at most 120 characters.
+pub fn show_value(v: &Value) -> String {
     let s = match v {
         Value::String(s) => format!("{s:?}"),
         other => other.to_string(),

@@ -128,6 +128,25 @@ async fn kept_is_replay(d: &Deployment) -> Kept {
     kept
 }
 
+/// The pre-deployment items signed, then GO by both signers.
+async fn to_go(d: &Deployment) {
+    let q = &Quiet;
+    d.sign(&sign("1.1.1", "Rene Release", "Release Manager"), q)
+        .await
+        .expect("1");
+    d.sign(&sign("1.1.2", "Quinn Tester", "QA Engineer"), q)
+        .await
+        .expect("2");
+    for (name, role) in [
+        ("Dana Lead", "Deployment Lead"),
+        ("Emil Manager", "Engineering Manager"),
+    ] {
+        d.decide(&decide(true, name, role, None), q)
+            .await
+            .expect("GO");
+    }
+}
+
 /// How many events the deployment holds: a refusal must not change it.
 async fn events(d: &Deployment) -> usize {
     d.store.events(d.id()).await.expect("events").len()
@@ -428,21 +447,7 @@ async fn a_rollback(env: Env) {
     let d = env.start().await;
     let vars = golive_probe::Vars::new();
     let q = &Quiet;
-    d.sign(&sign("1.1.1", "Rene Release", "Release Manager"), q)
-        .await
-        .expect("1");
-    d.sign(&sign("1.1.2", "Quinn Tester", "QA Engineer"), q)
-        .await
-        .expect("2");
-    d.decide(&decide(true, "Dana Lead", "Deployment Lead", None), q)
-        .await
-        .expect("GO 1");
-    d.decide(
-        &decide(true, "Emil Manager", "Engineering Manager", None),
-        q,
-    )
-    .await
-    .expect("GO 2");
+    to_go(&d).await;
     // no rollback raised: the manual authority, each role once, distinct people
     assert_eq!(
         kind(
@@ -540,21 +545,7 @@ async fn a_failed_smoke_gate_starts_the_rollback_with_automatic_authority() {
     let d = env.start().await;
     let q = &Quiet;
     let vars = golive_probe::Vars::new();
-    d.sign(&sign("1.1.1", "Rene Release", "Release Manager"), q)
-        .await
-        .expect("1");
-    d.sign(&sign("1.1.2", "Quinn Tester", "QA Engineer"), q)
-        .await
-        .expect("2");
-    d.decide(&decide(true, "Dana Lead", "Deployment Lead", None), q)
-        .await
-        .expect("GO 1");
-    d.decide(
-        &decide(true, "Emil Manager", "Engineering Manager", None),
-        q,
-    )
-    .await
-    .expect("GO 2");
+    to_go(&d).await;
     for s in ["3.1.1", "3.1.2", "3.2.1"] {
         d.done(&done(s, "Devi Ops", false, &vars), q)
             .await
@@ -590,21 +581,7 @@ async fn a_gate_with_nothing_to_count_is_refused_naming_the_stage() {
     let env = Env::at(dir, location, &text);
     let d = env.start().await;
     let q = &Quiet;
-    d.sign(&sign("1.1.1", "Rene Release", "Release Manager"), q)
-        .await
-        .expect("1");
-    d.sign(&sign("1.1.2", "Quinn Tester", "QA Engineer"), q)
-        .await
-        .expect("2");
-    d.decide(&decide(true, "Dana Lead", "Deployment Lead", None), q)
-        .await
-        .expect("GO 1");
-    d.decide(
-        &decide(true, "Emil Manager", "Engineering Manager", None),
-        q,
-    )
-    .await
-    .expect("GO 2");
+    to_go(&d).await;
     let before = events(&d).await;
     match d.gate("smoke", "Quinn Tester", None, q).await {
         Err(Error::Refused(r)) => {

@@ -2,7 +2,7 @@
 //! plans and finds. Every line leaves through [`Redactor::clean`].
 
 pub use golive_deploy::counts::{Counts, item_outcomes, outcome_text, totals};
-use golive_deploy::counts::{GroupKey, group_title};
+use golive_deploy::counts::{GroupKey, group_title, show_value};
 use golive_deploy::vars::Redactor;
 use golive_engine::{CheckResult, Outcome, Plan};
 use golive_runbook::{Diagnostic, Runbook, render_text};
@@ -112,18 +112,6 @@ fn one_line(s: &str) -> String {
         format!("{first} …")
     } else {
         first.to_string()
-    }
-}
-
-fn show_value(v: &Value) -> String {
-    let s = match v {
-        Value::String(s) => format!("{s:?}"),
-        other => other.to_string(),
-    };
-    if s.chars().count() > 120 {
-        format!("{}…", s.chars().take(120).collect::<String>())
-    } else {
-        s
     }
 }
 

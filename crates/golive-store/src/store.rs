@@ -597,17 +597,7 @@ impl Store {
         deployment: &str,
         events: &[NewEvent],
     ) -> Result<Vec<Event>, StoreError> {
-        // SQLite takes the write lock at BEGIN; PostgreSQL locks the row
-        let (begin, head_sql) = match &self.backend {
-            Backend::Sqlite(_) => (
-                "BEGIN IMMEDIATE",
-                "SELECT head_seq, head_hash FROM deployments WHERE id = $1",
-            ),
-            Backend::Postgres(_) => (
-                "BEGIN",
-                "SELECT head_seq, head_hash FROM deployments WHERE id = $1 FOR UPDATE",
-            ),
-        };
+        let (begin, head_sql) = self.head_locked();
         on_both!(self, |pool| {
             let mut tx = pool.begin_with(begin).await?;
             let head: Option<(i64, String)> = sqlx::query_as(head_sql)
@@ -658,6 +648,22 @@ impl Store {
         })
     }
 
+    /// How a transaction that moves a deployment's head begins, and the
+    /// query that reads the head inside it, locked: SQLite takes the write
+    /// lock at BEGIN; PostgreSQL locks the row.
+    fn head_locked(&self) -> (&'static str, &'static str) {
+        match &self.backend {
+            Backend::Sqlite(_) => (
+                "BEGIN IMMEDIATE",
+                "SELECT head_seq, head_hash FROM deployments WHERE id = $1",
+            ),
+            Backend::Postgres(_) => (
+                "BEGIN",
+                "SELECT head_seq, head_hash FROM deployments WHERE id = $1 FOR UPDATE",
+            ),
+        }
+    }
+
     /// Keep each deployment's state with `projection`, from now on: every
     /// append of this store updates it in the append's own transaction.
     pub fn with_projection(mut self, projection: std::sync::Arc<dyn Projection>) -> Store {
@@ -702,16 +708,7 @@ impl Store {
         hash_at: &str,
         state: &str,
     ) -> Result<bool, StoreError> {
-        let (begin, head_sql) = match &self.backend {
-            Backend::Sqlite(_) => (
-                "BEGIN IMMEDIATE",
-                "SELECT head_seq, head_hash FROM deployments WHERE id = $1",
-            ),
-            Backend::Postgres(_) => (
-                "BEGIN",
-                "SELECT head_seq, head_hash FROM deployments WHERE id = $1 FOR UPDATE",
-            ),
-        };
+        let (begin, head_sql) = self.head_locked();
         on_both!(self, |pool| {
             let mut tx = pool.begin_with(begin).await?;
             let head: Option<(i64, String)> = sqlx::query_as(head_sql)
