@@ -720,3 +720,208 @@ async fn after_no_go_the_procedure_does_not_run() {
     assert!(st.pending.is_empty(), "nothing is due after NO-GO");
     kept_is_replay(&d).await;
 }
+
+/// A runbook whose checks look at files in `dir` and whose first step has a
+/// command: the run, the advance and the watch, without the network.
+fn automated(dir: &std::path::Path) -> String {
+    let d = dir.display();
+    format!(
+        "# Automated\n\n## Pre-Deployment Checklist\n\n### Readiness (2 items)\n\n\
+- [ ] **Artifact present**\n  ```golive\n  check = \"file\"\n  path = \"{d}/artifact\"\n  auto_sign = true\n  ```\n\n\
+- [ ] **Change approved**\n\n\
+## Pre-Deployment Go/No-Go Decision\n\n**Decision:**\n- [ ] **GO** - Proceed\n- [ ] **NO-GO** - Abort\n\n\
+**Sign-offs:**\n- Deployment Lead: ________ Date: ____\n\n\
+## Deployment Procedure\n\n### Phase 1: Deploy (5 minutes)\n\n\
+**Step 1.1: Deploy the new version**\n```bash\necho deployed > {d}/deployed\n```\n- [ ] New version running\n\n\
+**Step 1.2: Tell the team**\n- [ ] Team told\n\n\
+## Post-Deployment Verification Checklist (1 item)\n\n\
+- [ ] **New version deployed**\n  ```golive\n  check = \"file\"\n  path = \"{d}/deployed\"\n  for = \"1ms\"\n  ```\n\n\
+## Appendices\n\n### A. Contact Information\n\n- Deployment Lead: Dana Lead (lead@auto.example.test)\n- QA Engineer: Quinn Tester (qa@auto.example.test)\n"
+    )
+}
+
+/// Counts what a run or a watch reports.
+#[derive(Default)]
+struct Heard {
+    checks: std::sync::atomic::AtomicUsize,
+    lines: std::sync::Mutex<Vec<String>>,
+    evaluations: std::sync::atomic::AtomicUsize,
+}
+
+impl golive_deploy::Listener for Heard {
+    fn check(&self, _rb: &golive_runbook::Runbook, _r: &golive_engine::CheckResult) {
+        self.checks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn line(&self, text: &str) {
+        self.lines.lock().expect("lines").push(text.to_string());
+    }
+}
+
+impl golive_deploy::watch::WatchListener for Heard {
+    fn watch(
+        &self,
+        _rb: &golive_runbook::Runbook,
+        e: &golive_deploy::watch::WatchEvent<'_>,
+    ) -> Result<(), String> {
+        if let golive_deploy::watch::WatchEvent::Evaluated { events, .. } = e {
+            assert!(!events.is_empty(), "the day's events reach the report");
+            self.evaluations
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn runs_record_checks_and_advance_the_procedure_and_a_watch_evaluates() {
+    use golive_deploy::procedure::Stop;
+    use golive_deploy::record;
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering::Relaxed;
+    let dir = std::env::temp_dir().join(format!("golive-lib-auto-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("artifact"), "v2\n").expect("artifact");
+    let location = format!("sqlite://{}", dir.join("golive.db").display());
+    let env = Env::at(dir.clone(), location.clone(), &automated(&dir));
+    let rb = env.source.runbook();
+    let vars = golive_probe::Vars::new();
+    let redact = golive_deploy::vars::Redactor::new(&vars);
+    let plan = golive_engine::plan(&rb, &vars, &[], &toml::Table::new()).expect("plan");
+    assert!(plan.problems.is_empty(), "{:?}", plan.problems);
+    let request = record::Run {
+        store: &location,
+        only: &[],
+        opts: golive_engine::RunOptions {
+            concurrency: 4,
+            allow_commands: true,
+        },
+        new: false,
+        deployment: None,
+        confirm_rerun: false,
+        vars: &vars,
+    };
+    let run = |heard: Arc<Heard>| {
+        let (rb, plan, redact, request) = (&rb, &plan, &redact, &request);
+        async move {
+            record::run(rb, plan, redact, request, heard)
+                .await
+                .expect("run")
+        }
+    };
+
+    // before GO: the checks run and are recorded; nothing advances
+    let heard = Arc::new(Heard::default());
+    let first = run(heard.clone()).await;
+    assert_eq!(first.stop, Stop::Idle);
+    assert_eq!(heard.checks.load(Relaxed), 2);
+    let outcomes: Vec<&str> = first.results.iter().map(|r| r.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["passed", "failed"]);
+
+    // the passing check signs its item (auto_sign); GO needs the other
+    let store = golive_deploy::open_store(&location).await.expect("store");
+    let row = golive_deploy::find(&store, Some(&first.deployment))
+        .await
+        .expect("row");
+    let d = Deployment::new(store, row, &env.source).expect("open");
+    let q = &Quiet;
+    assert_eq!(
+        kind(
+            d.decide(&decide(true, "Dana Lead", "Deployment Lead", None), q)
+                .await
+        ),
+        K::PreDeploymentOpen
+    );
+    d.sign(&sign("1.1.2", "Quinn Tester", "QA Engineer"), q)
+        .await
+        .expect("signed");
+    d.decide(&decide(true, "Dana Lead", "Deployment Lead", None), q)
+        .await
+        .expect("GO");
+
+    // after GO the same run continues the deployment and runs Step 1.1's
+    // command, then waits for the person's step
+    let heard = Arc::new(Heard::default());
+    let second = run(heard.clone()).await;
+    assert_eq!(second.deployment, first.deployment, "continued");
+    assert_eq!(
+        second.stop,
+        Stop::Waiting(
+            d.rb.resolve("3.1.2")
+                .map(|t| match t {
+                    golive_runbook::Target::Item(i) | golive_runbook::Target::SubCheck(i, _) => i,
+                })
+                .expect("step")
+        )
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("deployed")).expect("ran"),
+        "deployed\n"
+    );
+    assert!(
+        heard
+            .lines
+            .lock()
+            .expect("lines")
+            .iter()
+            .any(|l| l.contains("3.1.1") && l.contains("done by golive")),
+        "{:?}",
+        heard.lines.lock().expect("lines")
+    );
+    let st = d.status(q).await.expect("status");
+    assert!(
+        st.kept
+            .step_done(
+                &d.rb.items[d
+                    .rb
+                    .resolve("3.1.1")
+                    .map(|t| match t {
+                        golive_runbook::Target::Item(i)
+                        | golive_runbook::Target::SubCheck(i, _) => i,
+                    })
+                    .expect("step")]
+                .id
+            )
+            .is_some()
+    );
+
+    // a watch of the deployment evaluates its verification check
+    let heard = Heard::default();
+    let watched = golive_deploy::watch::watch(
+        d.store.clone(),
+        d.id().to_string(),
+        d.rb.clone(),
+        golive_deploy::watch::Watch {
+            interval: std::time::Duration::from_millis(5),
+            count: Some(3),
+            remind: std::time::Duration::from_secs(60),
+            hooks: Vec::new(),
+            only: &[],
+            vars: &vars,
+            defaults: toml::Table::new(),
+        },
+        &heard,
+    )
+    .await
+    .expect("watched");
+    assert!(matches!(
+        watched,
+        golive_deploy::watch::Watched::Ran { firing: false }
+    ));
+    assert_eq!(heard.evaluations.load(Relaxed), 3);
+    let k = kept_is_replay(&d).await;
+    assert!(k.last_tick.is_some());
+    assert_eq!(
+        k.checks_of(
+            &d.rb
+                .items
+                .iter()
+                .find(|i| i.title == "New version deployed")
+                .expect("item")
+                .id
+        )[0]
+        .data["outcome"],
+        "passed"
+    );
+}
