@@ -63,6 +63,7 @@ pub struct Target {
     /// The server refused a connection without TLS: the URL's options from
     /// then on.
     plain_refused: Arc<AtomicBool>,
+    sslmode_given: bool,
     connect_timeout: Option<Duration>,
     root_cert: Option<String>,
 }
@@ -102,15 +103,25 @@ impl Target {
         let options = PgConnectOptions::from_str(&url)
             .map_err(|e| ConnectError::Url(format!("not a PostgreSQL URL: {e}")))?;
         let (_, sslmode) = golive_runbook::url::take_query_param(&url, "sslmode");
-        let plain = (sslmode.is_none() && loopback(options.get_host()))
-            .then(|| options.clone().ssl_mode(PgSslMode::Disable));
         Ok(Target {
             options,
-            plain,
+            plain: None,
+            sslmode_given: sslmode.is_some(),
             plain_refused: Arc::new(AtomicBool::new(false)),
             connect_timeout,
             root_cert: root_cert.filter(|r| !r.trim_start().starts_with("-----BEGIN")),
         })
+    }
+
+    /// For the store: a server on this machine, when the URL names no
+    /// `sslmode`, is tried without TLS first (see the `plain` field). The
+    /// probe keeps libpq's `prefer`, since what it observes (`ssl`) must be
+    /// what a client of the server gets.
+    pub fn plain_first_on_loopback(mut self) -> Target {
+        if !self.sslmode_given && loopback(self.options.get_host()) {
+            self.plain = Some(self.options.clone().ssl_mode(PgSslMode::Disable));
+        }
+        self
     }
 
     /// The URL's `connect_timeout`, if it has one.

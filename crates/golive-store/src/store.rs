@@ -1161,7 +1161,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// then reports only that it timed out: the first connection, made here,
 /// reports why it failed, at once.
 async fn connect_postgres(url: &str) -> Result<PgPool, String> {
-    let target = golive_postgres::Target::parse(url).map_err(|e| e.to_string())?;
+    let target = golive_postgres::Target::parse(url)
+        .map_err(|e| e.to_string())?
+        .plain_first_on_loopback();
     let wait = target.connect_timeout().unwrap_or(CONNECT_TIMEOUT);
     let first = target
         .connect(Some(wait))
