@@ -99,9 +99,19 @@ mod tests {
         assert_eq!(obs["address"], addr.to_string());
         assert!(obs["connect_ms"].as_f64().is_some());
         drop(listener);
-        let obs = probe(&addr.to_string()).observe().await.expect("observed");
+        // a port bound but not listening refuses, and stays this test's: a
+        // port merely freed can be taken at once by another test's listener
+        let held = tokio::net::TcpSocket::new_v4().expect("socket");
+        held.bind("127.0.0.1:0".parse().expect("addr"))
+            .expect("bind");
+        let closed = held.local_addr().expect("addr");
+        let obs = probe(&closed.to_string())
+            .observe()
+            .await
+            .expect("observed");
         assert_eq!(obs["open"], false);
         assert_eq!(obs["refused"], true);
+        drop(held);
     }
 
     #[test]

@@ -123,10 +123,11 @@ async fn unknown_host() {
 
 #[tokio::test]
 async fn refused_connection() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
+    // bound, not listening: refused, and no other test can take the port
+    let held = tokio::net::TcpSocket::new_v4().expect("socket");
+    held.bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let port = held.local_addr().expect("addr").port();
     let url = format!("http://127.0.0.1:{port}/");
     let (r, took) = observe(probe("http", &[("target", s(&url))]).as_ref(), TIMEOUT).await;
     within(took);

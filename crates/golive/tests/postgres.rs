@@ -25,12 +25,15 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// A port nothing listens on.
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+/// A port nothing listens on, held (bound, not listening: connecting is
+/// refused) for as long as the socket returned lives, so that no other test
+/// takes it meanwhile.
+fn closed_port() -> (tokio::net::TcpSocket, u16) {
+    let held = tokio::net::TcpSocket::new_v4().expect("socket");
+    held.bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let port = held.local_addr().expect("addr").port();
+    (held, port)
 }
 
 /// `url` (`postgres://user@host…`) with `password` written into its userinfo
@@ -84,7 +87,7 @@ fn assert_hidden(out: &Output, passwords: &[&str]) {
 fn postgres_url_password_is_never_shown_by_the_store() {
     let rb = runbook("store-redact");
     let rb = rb.to_str().expect("path");
-    let port = closed_port();
+    let (_held, port) = closed_port();
     let closed = format!("postgres://postgres@127.0.0.1:{port}/test");
     let at = format!("127.0.0.1:{port}/test");
     let forms = [
@@ -145,7 +148,8 @@ fn postgres_url_password_is_never_shown_by_the_store() {
 /// an unencoded `@`.
 #[test]
 fn postgres_url_password_is_never_shown_by_the_probe() {
-    let closed = format!("postgres://postgres@127.0.0.1:{}/test", closed_port());
+    let (_held, port) = closed_port();
+    let closed = format!("postgres://postgres@127.0.0.1:{port}/test");
     let real = database_url();
     for base in [&closed, &real] {
         for (url, secret) in [
@@ -171,10 +175,8 @@ fn postgres_url_password_is_never_shown_by_the_probe() {
 async fn postgres_refused_or_silent_server_is_reported_with_its_cause() {
     let rb = runbook("refused");
     let rb = rb.to_str().expect("path");
-    let refused = format!(
-        "postgres://postgres@127.0.0.1:{}/test?connect_timeout=1",
-        closed_port()
-    );
+    let (_held, port) = closed_port();
+    let refused = format!("postgres://postgres@127.0.0.1:{port}/test?connect_timeout=1");
     let silent = golive_testkit::silent().await;
     let silent = format!(
         "postgres://postgres@127.0.0.1:{}/test?connect_timeout=1",
