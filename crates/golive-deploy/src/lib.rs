@@ -13,6 +13,29 @@
 //! see, and the place in the document) kept apart from a failure (the
 //! store, a file). Progress goes to a [`Listener`]. Nothing here prints,
 //! exits, or reads the environment.
+//!
+//! ```no_run
+//! # async fn f() -> golive_deploy::Result<()> {
+//! use golive_deploy::{Deployment, Error, Quiet, RefusalKind, Sign, Source};
+//! let store = golive_deploy::open_store("sqlite://.golive/golive.db").await?;
+//! let row = golive_deploy::find(&store, None).await?; // the newest deployment
+//! let text = std::fs::read_to_string(&row.runbook_path).map_err(|e| Error::Failed(e.to_string()))?;
+//! let d = Deployment::new(store, row.clone(), &Source::new(row.runbook_path.clone(), text))?;
+//! let sign = Sign {
+//!     item: "1.1.1", name: "Dana Lead", role: "Release Manager",
+//!     comment: None, evidence: &[], roster: None,
+//! };
+//! match d.sign(&sign, &Quiet).await {
+//!     Ok(s) => println!("{} signed", d.rb.items[s.item].address),
+//!     Err(Error::Refused(r)) if r.kind == RefusalKind::RoleNotHeld => {
+//!         println!("{} (at {:?})", r.message, r.at)
+//!     }
+//!     Err(e) => return Err(e),
+//! }
+//! let status = d.status(&Quiet).await?; // from the kept state: no replay
+//! println!("{}: {} open items", status.state, status.pending.len());
+//! # Ok(()) }
+//! ```
 
 pub mod alert;
 pub mod commands;

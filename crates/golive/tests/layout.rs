@@ -20,8 +20,16 @@ fn modules(dir: &Path) -> BTreeMap<String, String> {
                 let rel = p.strip_prefix(dir).expect("under").with_extension("");
                 let name = rel.to_string_lossy().replace('/', "::");
                 let text = std::fs::read_to_string(&p).expect("source");
-                // the code, not its unit tests
-                let code = text.split("#[cfg(test)]").next().unwrap_or("").to_string();
+                // the code: not its unit tests, not its comments (a doc
+                // example may print)
+                let code: String = text
+                    .split("#[cfg(test)]")
+                    .next()
+                    .unwrap_or("")
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with("//"))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
                 out.insert(name, code);
             }
         }
