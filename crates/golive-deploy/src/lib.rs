@@ -25,15 +25,17 @@
 //!     item: "1.1.1", name: "Dana Lead", role: "Release Manager",
 //!     comment: None, evidence: &[], roster: None,
 //! };
-//! match d.sign(&sign, &Quiet).await {
-//!     Ok(s) => println!("{} signed", d.rb.items[s.item].address),
+//! let said = match d.sign(&sign, &Quiet).await {
+//!     Ok(s) => format!("{} signed", d.rb.items[s.item].address),
+//!     // the kind to decide on, the words to show, the place in the document
 //!     Err(Error::Refused(r)) if r.kind == RefusalKind::RoleNotHeld => {
-//!         println!("{} (at {:?})", r.message, r.at)
+//!         format!("{} (at {:?})", r.message, r.at)
 //!     }
 //!     Err(e) => return Err(e),
-//! }
+//! };
 //! let status = d.status(&Quiet).await?; // from the kept state: no replay
-//! println!("{}: {} open items", status.state, status.pending.len());
+//! let summary = format!("{said}; {}: {} open items", status.state, status.pending.len());
+//! # drop(summary);
 //! # Ok(()) }
 //! ```
 

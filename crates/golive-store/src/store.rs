@@ -214,6 +214,18 @@ macro_rules! on_both {
     };
 }
 
+/// The head of `deployment` read inside `tx` with `sql` (from
+/// [`Store::head_locked`]), or the error that there is no such deployment.
+macro_rules! locked_head {
+    ($tx:expr, $sql:expr, $deployment:expr) => {{
+        let head: Option<(i64, String)> = sqlx::query_as($sql)
+            .bind($deployment)
+            .fetch_optional(&mut *$tx)
+            .await?;
+        head.ok_or_else(|| StoreError::NoDeployment($deployment.into()))?
+    }};
+}
+
 fn now() -> String {
     jiff::Timestamp::now().to_string()
 }
@@ -600,11 +612,7 @@ impl Store {
         let (begin, head_sql) = self.head_locked();
         on_both!(self, |pool| {
             let mut tx = pool.begin_with(begin).await?;
-            let head: Option<(i64, String)> = sqlx::query_as(head_sql)
-                .bind(deployment)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let (seq, hash) = head.ok_or_else(|| StoreError::NoDeployment(deployment.into()))?;
+            let (seq, hash) = locked_head!(tx, head_sql, deployment);
             let out = chain_events(deployment, seq, hash, events);
             for chunk in out.chunks(INSERT_CHUNK) {
                 insert_events!(chunk, &mut *tx);
@@ -711,11 +719,7 @@ impl Store {
         let (begin, head_sql) = self.head_locked();
         on_both!(self, |pool| {
             let mut tx = pool.begin_with(begin).await?;
-            let head: Option<(i64, String)> = sqlx::query_as(head_sql)
-                .bind(deployment)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let (seq, hash) = head.ok_or_else(|| StoreError::NoDeployment(deployment.into()))?;
+            let (seq, hash) = locked_head!(tx, head_sql, deployment);
             if seq != seq_at || hash != hash_at {
                 return Ok(false);
             }
