@@ -506,20 +506,12 @@ impl Deployment {
                 At::item(rb, prev),
             ));
         }
-        if a.skipped {
-            let phase_optional = it
-                .group
-                .is_some_and(|g| rb.stages[it.stage].groups[g].heading.declared.optional);
-            if !(it.declared.optional
-                || phase_optional
-                || it.title.to_lowercase().contains("optional"))
-            {
-                return Err(Error::refused_at(
-                    K::NotOptional,
-                    format!("{} is not optional: it cannot be skipped", it.address),
-                    here(),
-                ));
-            }
+        if a.skipped && it.optional.is_none() {
+            return Err(Error::refused_at(
+                K::NotOptional,
+                format!("{} is not optional: it cannot be skipped", it.address),
+                here(),
+            ));
         }
         let mut ran = Value::Null;
         let _relock;

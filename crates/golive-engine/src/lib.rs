@@ -12,6 +12,7 @@ pub mod plan;
 pub mod roster;
 pub mod rules;
 pub mod run;
+pub mod suggest;
 pub mod sustained;
 
 pub use condition::{Condition, ConditionError};

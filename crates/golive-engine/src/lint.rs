@@ -6,7 +6,15 @@ use crate::condition::Condition;
 use golive_runbook::{Annotation, Diagnostic, Loc, Runbook, Severity};
 
 /// Keys the engine reads on any annotation: gates, rollback and watching.
-const ENGINE_KEYS: &[&str] = &["gate", "on_fail", "watch", "for", "every", "vars"];
+const ENGINE_KEYS: &[&str] = &[
+    "gate",
+    "on_fail",
+    "watch",
+    "for",
+    "every",
+    "vars",
+    "suggested",
+];
 
 /// Findings about the `golive` check annotations of `rb`.
 pub fn lint_checks(rb: &Runbook) -> Vec<Diagnostic> {

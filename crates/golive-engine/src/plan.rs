@@ -143,8 +143,12 @@ fn is_selected(selected: &[bool], i: usize) -> bool {
 }
 
 /// An annotation that declares a check (`check = …`).
+/// A check a person put there or reviewed: a block `golive suggest`
+/// proposed (`suggested = "…"`) runs only once that line is removed.
 pub fn is_check(a: &Annotation) -> bool {
-    a.table.as_ref().is_some_and(|t| t.contains_key("check"))
+    a.table
+        .as_ref()
+        .is_some_and(|t| t.contains_key("check") && !t.contains_key("suggested"))
 }
 
 /// Which items `only` names, as one flag per item.

@@ -8,7 +8,7 @@
 //! - [ ] Data loss detected                               → Judgement (a person decides)
 //! ```
 
-use golive_runbook::{Runbook, StageKind};
+use golive_runbook::Runbook;
 
 /// What a criterion asks.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +23,14 @@ pub enum RuleKind {
     Sustained {
         what: String,
         limit: String,
+        window_s: u64,
+    },
+    /// A measured value more than `factor` times its baseline, the value
+    /// recorded before GO (`Error rate >2x baseline`), for `window_s`
+    /// seconds (0: at any evaluation).
+    Baseline {
+        what: String,
+        factor: f64,
         window_s: u64,
     },
     /// A person's judgement: the rule names it, a person raises it.
@@ -40,33 +48,36 @@ pub struct RollbackRule {
     pub automatic: bool,
 }
 
-/// The rules of the document's Rollback Decision Criteria.
+/// The rules of the document's rollback criteria written as items (the
+/// reference's Rollback Decision Criteria): those a person can sign and a
+/// check can watch. Criteria written as plain bullets have a rule too
+/// ([`rule_of`]) but no item.
 pub fn rollback_rules(rb: &Runbook) -> Vec<RollbackRule> {
     let mut out = Vec::new();
-    for s in rb.stages.iter().filter(|s| s.kind == StageKind::Rollback) {
-        for g in s
-            .groups
+    for s in &rb.stages {
+        let all = s
+            .criteria
             .iter()
-            .filter(|g| g.title().to_lowercase().contains("criteria"))
-        {
-            for &i in &g.items {
-                let kind = rule_kind(&rb.items[i].title);
-                let automatic = matches!(
-                    kind,
-                    RuleKind::SmokeBelow { .. } | RuleKind::HealthChecksFailing
-                );
-                out.push(RollbackRule {
-                    item: i,
-                    kind,
-                    automatic,
-                });
-            }
+            .chain(s.groups.iter().flat_map(|g| g.criteria.iter()));
+        for i in all.filter_map(|c| c.item) {
+            let kind = rule_of(&rb.items[i].title);
+            let automatic = matches!(
+                kind,
+                RuleKind::SmokeBelow { .. } | RuleKind::HealthChecksFailing
+            );
+            out.push(RollbackRule {
+                item: i,
+                kind,
+                automatic,
+            });
         }
     }
+    out.sort_by_key(|r| r.item);
     out
 }
 
-fn rule_kind(title: &str) -> RuleKind {
+/// The rule a criterion's text states.
+pub fn rule_of(title: &str) -> RuleKind {
     let t = title.to_lowercase();
     if t.contains("smoke")
         && let Some(lt) = t.find('<')
@@ -110,12 +121,87 @@ fn rule_kind(title: &str) -> RuleKind {
             window_s,
         };
     }
+    let title = title.trim_start_matches(['⚠', '\u{fe0f}', '🚨', ' ']);
+    let t = title.to_lowercase();
+    let Some(gt) = t.find('>') else {
+        return RuleKind::Judgement;
+    };
+    let what = title[..gt].trim().trim_end_matches(['*', ' ']).trim();
+    let rest = t[gt + 1..].trim_start_matches(['=', ' ']);
+    let window_s = t
+        .find(" for ")
+        .and_then(|at| {
+            let words: Vec<&str> = t[at + 5..].split_whitespace().take(2).collect();
+            golive_runbook::text::parse_budget(&words.join(" "))
+        })
+        .map_or(0, |b| b.seconds);
+    if what.is_empty() || !what.chars().any(char::is_alphabetic) {
+        return RuleKind::Judgement;
+    }
+    let number: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let after = rest[number.len()..].trim_start();
+    if let Ok(factor) = number.parse::<f64>()
+        && (after.starts_with('x') || after.starts_with('×'))
+        && after.contains("baseline")
+    {
+        return RuleKind::Baseline {
+            what: what.to_string(),
+            factor,
+            window_s,
+        };
+    }
+    if !number.is_empty() {
+        let limit: String = std::iter::once('>')
+            .chain(
+                rest.chars()
+                    .take_while(|c| !c.is_whitespace() && *c != '*' && *c != ':'),
+            )
+            .collect();
+        return RuleKind::Sustained {
+            what: what.to_string(),
+            limit,
+            window_s,
+        };
+    }
     RuleKind::Judgement
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bullets_with_thresholds_and_baselines_become_rules() {
+        assert_eq!(
+            rule_of("⚠️ Error rate >2x baseline: roll back at once"),
+            RuleKind::Baseline {
+                what: "Error rate".into(),
+                factor: 2.0,
+                window_s: 0
+            }
+        );
+        assert_eq!(
+            rule_of("Response time > 2x baseline for 5 minutes"),
+            RuleKind::Baseline {
+                what: "Response time".into(),
+                factor: 2.0,
+                window_s: 300
+            }
+        );
+        assert_eq!(
+            rule_of("Error rate > 1%"),
+            RuleKind::Sustained {
+                what: "Error rate".into(),
+                limit: ">1%".into(),
+                window_s: 0
+            }
+        );
+        assert_eq!(rule_of("Customer complaints spike"), RuleKind::Judgement);
+        assert_eq!(rule_of("Data loss detected"), RuleKind::Judgement);
+    }
 
     #[test]
     fn the_seeds_criteria_become_rules() {

@@ -110,6 +110,8 @@ fn stage_json<'a>(rb: &'a Runbook, s: &'a Stage) -> Merged<'a> {
         "line": s.heading.loc.line,
         "declared": declared_json(&s.heading.declared),
         "items_found": s.all_items().count(),
+        "criteria": criteria_json(rb, &s.criteria),
+        "signers": s.signers,
     });
     loose_json(&mut v, &s.loose);
     Merged {
@@ -129,6 +131,12 @@ fn group_json<'a>(rb: &'a Runbook, g: &'a Group) -> Merged<'a> {
         "line": g.heading.loc.line,
         "declared": declared_json(&g.heading.declared),
         "items_found": g.items.len(),
+        "criteria": criteria_json(rb, &g.criteria),
+        "choose_one": g.choose_one.iter().map(|c| json!({
+            "title": c.title,
+            "line": c.loc.line,
+            "items": c.items.iter().map(|&i| &rb.items[i].id).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
     });
     loose_json(&mut v, &g.loose);
     Merged {
@@ -200,7 +208,41 @@ fn loose_json(v: &mut Value, l: &Loose) {
 }
 
 fn field_json(f: &Field) -> Value {
-    json!({ "label": f.label, "value": f.value, "line": f.loc.line })
+    json!({ "label": f.label, "value": f.value, "line": f.loc.line, "choices": f.choices })
+}
+
+/// Rollback criteria with the rule each states (`null` when a person
+/// judges).
+fn criteria_json(rb: &Runbook, criteria: &[golive_runbook::Criterion]) -> Value {
+    use golive_engine::rules::{RuleKind, rule_of};
+    criteria
+        .iter()
+        .map(|c| {
+            let rule = match rule_of(&c.text) {
+                RuleKind::SmokeBelow { min, of } => {
+                    json!({ "kind": "smoke-below", "min": min, "of": of })
+                }
+                RuleKind::HealthChecksFailing => json!({ "kind": "health-checks-failing" }),
+                RuleKind::Sustained {
+                    what,
+                    limit,
+                    window_s,
+                } => json!({ "kind": "threshold", "what": what, "limit": limit, "window_s": window_s }),
+                RuleKind::Baseline {
+                    what,
+                    factor,
+                    window_s,
+                } => json!({ "kind": "baseline", "what": what, "factor": factor, "window_s": window_s }),
+                RuleKind::Judgement => Value::Null,
+            };
+            json!({
+                "text": c.text,
+                "line": c.loc.line,
+                "item": c.item.map(|i| &rb.items[i].id),
+                "rule": rule,
+            })
+        })
+        .collect()
 }
 
 fn blank_json(b: &Blank) -> Value {
@@ -245,6 +287,7 @@ fn item_json_of(i: &Item) -> Value {
     v.insert("line".into(), json!(i.loc.line));
     v.insert("checked".into(), json!(i.checked()));
     v.insert("declared".into(), declared_json(&i.declared));
+    v.insert("optional".into(), json!(i.optional));
     v.insert(
         "subchecks".into(),
         i.subchecks

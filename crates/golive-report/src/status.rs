@@ -208,6 +208,16 @@ pub fn status_text(rb: &Runbook, d: &Deployment, s: &Status, now: jiff::Timestam
                         minutes_text(*window_s as f64)
                     )
                 }
+                golive_engine::rules::RuleKind::Baseline {
+                    what,
+                    factor,
+                    window_s,
+                } => {
+                    format!(
+                        "{what} above {factor}× its baseline for {} (to be watched: not evaluated yet)",
+                        minutes_text(*window_s as f64)
+                    )
+                }
                 golive_engine::rules::RuleKind::Judgement => "a person's judgement".into(),
             };
             let _ = writeln!(

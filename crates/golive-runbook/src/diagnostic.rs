@@ -24,7 +24,7 @@ pub enum Severity {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Diagnostic {
     pub severity: Severity,
-    /// A stable kebab-case name: `count-mismatch`, `duplicate-id` …
+    /// A stable kebab-case name: `count-mismatch`, `repeated-title` …
     pub code: &'static str,
     pub message: String,
     pub loc: Loc,

@@ -6,8 +6,8 @@ use crate::diagnostic::{Diagnostic, Severity};
 use crate::loc::{LineIndex, Loc};
 use crate::model::*;
 use crate::text::{
-    parse_declared, plain, scan_blanks, scan_fields, scan_placeholders, slugify, strip_line_prefix,
-    strip_trailing_parens,
+    choices, parse_declared, plain, scan_blanks, scan_fields, scan_placeholders, slugify,
+    strip_line_prefix, strip_trailing_parens,
 };
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -46,6 +46,10 @@ pub fn parse_runbook(path: &str, source: &str) -> Runbook {
         row_items: HashMap::new(),
         subcheck_ids: Ids::default(),
         loose_ids: Ids::default(),
+        section_optional: None,
+        lead: None,
+        choice: None,
+        facts: std::cell::RefCell::new(None),
     };
     if let Some(at) = parsed.too_deep {
         imp.rb.limits.push(too_deep(&imp.lines, source, at));
@@ -105,6 +109,36 @@ struct Importer<'a> {
     subcheck_ids: Ids<usize>,
     /// Blank ids of the stage, group or header being read.
     loose_ids: Ids<LooseOwner>,
+    /// The optional marker of the `####` heading or label the items sit under.
+    section_optional: Option<String>,
+    /// A one-line paragraph ending in `:` just read (`Rollback if:`): what
+    /// the list after it is.
+    lead: Option<String>,
+    /// The option of a "choose one" group being read.
+    choice: Option<usize>,
+    /// Every item id handed out, the next suffix to try per base id, and the
+    /// first item of each base id (for repeated titles).
+    /// The facts of the place being read, with the place they are of.
+    facts: std::cell::RefCell<Option<FactsKey>>,
+}
+
+/// Stage count and group, section and lead line of cached [`Facts`].
+type FactsKey = (
+    (usize, Option<usize>),
+    Option<String>,
+    Option<String>,
+    Facts,
+);
+
+/// What the headings above a list say about it.
+#[derive(Clone, Copy)]
+struct Facts {
+    people: bool,
+    rollback: bool,
+    criteria: bool,
+    rollback_criteria: bool,
+    steps: bool,
+    not_steps: bool,
 }
 
 /// A table seen so far: (range, header cells, rows).
@@ -193,11 +227,17 @@ impl<'a> Importer<'a> {
                         self.extend_step(s, li.range.end);
                     }
                 } else {
+                    if let Some(role) = self.section.clone()
+                        && self.is_signature_list(items)
+                    {
+                        self.sign_off_role(role);
+                    }
                     for li in items {
                         self.top_list_item(li, None);
                     }
                 }
                 self.context = None;
+                self.lead = None;
             }
             Block::Table { range, head, rows } => self.table(range, head, rows),
             Block::Quote { children } => {
@@ -212,6 +252,11 @@ impl<'a> Importer<'a> {
     fn heading(&mut self, level: u8, range: &Range<usize>, text: &str) {
         self.close_step();
         self.context = None;
+        self.lead = None;
+        self.section_optional = None;
+        if level <= 3 {
+            self.choice = None;
+        }
         let loc = self.loc(range);
         let line = self.lines.line_text(self.src, loc.line as usize - 1);
         let (mut declared, count) = parse_declared(line);
@@ -246,6 +291,8 @@ impl<'a> Importer<'a> {
                     heading,
                     items: Vec::new(),
                     loose: Loose::default(),
+                    criteria: Vec::new(),
+                    choose_one: Vec::new(),
                 });
                 self.group = Some(stage.groups.len() - 1);
                 self.section = None;
@@ -253,6 +300,19 @@ impl<'a> Importer<'a> {
             _ => {
                 self.ensure_stage();
                 self.section = Some(strip_trailing_parens(&heading.text).to_string());
+                self.section_optional = heading.declared.condition.clone();
+                let s = self.rb.stages.len() - 1;
+                if let Some(g) = self.group
+                    && says_choose_one(self.rb.stages[s].groups[g].title())
+                {
+                    let options = &mut self.rb.stages[s].groups[g].choose_one;
+                    options.push(Choice {
+                        title: heading.text.clone(),
+                        loc: heading.loc,
+                        items: Vec::new(),
+                    });
+                    self.choice = Some(options.len() - 1);
+                }
             }
         }
     }
@@ -268,6 +328,8 @@ impl<'a> Importer<'a> {
             items: Vec::new(),
             groups: Vec::new(),
             loose: Loose::default(),
+            criteria: Vec::new(),
+            signers: Vec::new(),
         });
         self.group = None;
     }
@@ -301,9 +363,13 @@ impl<'a> Importer<'a> {
         {
             self.close_step();
             self.context = None;
+            self.section_optional = parse_declared(&label).0.condition;
             self.section = Some(label);
+            self.lead = None;
             return;
         }
+        self.lead = (raw.trim().lines().count() == 1 && raw.trim().ends_with(':'))
+            .then(|| plain(raw.trim()));
         let fields: Vec<String> = raw.lines().flat_map(scan_fields).map(|f| f.label).collect();
         if let Some(s) = self.step {
             let step_field = |l: &String| STEP_FIELDS.contains(&l.to_lowercase().as_str());
@@ -441,6 +507,15 @@ impl<'a> Importer<'a> {
             for child in &li.children {
                 self.item_child(idx, child, 1);
             }
+            if self.list_context(&self.rb.items[idx].title, true) == ListContext::Criteria {
+                let text = self.rb.items[idx].title.clone();
+                let loc = self.rb.items[idx].loc;
+                self.criteria_mut().push(Criterion {
+                    text,
+                    loc,
+                    item: Some(idx),
+                });
+            }
             self.section = saved;
             return;
         }
@@ -463,6 +538,38 @@ impl<'a> Importer<'a> {
                 }
             }
             return;
+        }
+        let first = self.src[li.range.clone()].lines().next().unwrap_or("");
+        let (title, _) = task_title(strip_line_prefix(first));
+        match self.list_context(&title, false) {
+            ListContext::Steps if !title.is_empty() => {
+                let (declared, _) = parse_declared(&title);
+                let idx = self.new_item(
+                    ItemKind::Step,
+                    title,
+                    None,
+                    li.range.clone(),
+                    None,
+                    declared,
+                );
+                for child in &li.children {
+                    self.item_child(idx, child, 1);
+                }
+                return;
+            }
+            ListContext::Criteria if !title.is_empty() => {
+                let loc = self.loc(&li.range);
+                let line = plain(strip_line_prefix(first));
+                let text = line
+                    .trim_start_matches(['⚠', '\u{fe0f}', '🚨', '❗', ' '])
+                    .to_string();
+                self.criteria_mut().push(Criterion {
+                    text,
+                    loc,
+                    item: None,
+                });
+            }
+            _ => {}
         }
         // plain list item: its fields and blanks belong to the container
         let code_ranges: Vec<Range<usize>> = li
@@ -599,8 +706,23 @@ impl<'a> Importer<'a> {
             .push((range.clone(), head.to_vec(), clone_rows(rows)));
         let t = self.tables.len() - 1;
         let mut owned = Vec::new();
+        if let Some(col) = role_column(self.src, head) {
+            for row in rows {
+                if let Some(cell) = row.cells.get(col) {
+                    let role = plain(self.src[cell.clone()].trim_matches(['|', ' ', '\t']));
+                    if !role.is_empty() && bold_only_row(self.src, row).is_none() {
+                        self.sign_off_role(role);
+                    }
+                }
+            }
+        }
+        let saved = (self.section.clone(), self.section_optional.clone());
         for (r, row) in rows.iter().enumerate() {
             let Some((cell, checked)) = checkbox_cell(self.src, row) else {
+                if let Some(label) = bold_only_row(self.src, row) {
+                    self.section_optional = parse_declared(&label).0.condition;
+                    self.section = Some(strip_trailing_parens(&label).to_string());
+                }
                 continue;
             };
             let title = row_title(self.src, row, &cell);
@@ -626,6 +748,7 @@ impl<'a> Importer<'a> {
                 owned.push(row.range.start);
             }
         }
+        (self.section, self.section_optional) = saved;
         // rows that are no item: their blanks belong to the container
         let loose_rows: Vec<&Row> = rows
             .iter()
@@ -692,12 +815,113 @@ impl<'a> Importer<'a> {
             if !label.is_empty() {
                 fields.push(Field {
                     label,
+                    choices: choices(&value),
                     value,
                     loc: self.loc(cell),
                 });
             }
         }
         (fields, self.row_blanks(t, row))
+    }
+
+    /// What a list read here is, from the headings and the label above it:
+    /// rollback criteria, the steps of a procedure or rollback, or neither.
+    fn list_context(&self, first_line: &str, task: bool) -> ListContext {
+        let Some(stage) = self.rb.stages.last() else {
+            return ListContext::Plain;
+        };
+        // a task after `Rollback if:` is still a task: only headings make
+        // tasks criteria
+        let lead = if task { None } else { self.lead.as_deref() };
+        let f = self.heading_facts(stage, lead);
+        if f.people {
+            return ListContext::Plain;
+        }
+        let warned = first_line.starts_with(['⚠', '🚨']);
+        if (f.rollback && (f.criteria || warned)) || f.rollback_criteria {
+            return ListContext::Criteria;
+        }
+        if f.steps && !f.not_steps {
+            return ListContext::Steps;
+        }
+        ListContext::Plain
+    }
+
+    /// What the headings, section and lead line above say, read once per
+    /// place rather than once per list item.
+    fn heading_facts(&self, stage: &Stage, lead: Option<&str>) -> Facts {
+        let key = (self.rb.stages.len(), self.group);
+        let mut cache = self.facts.borrow_mut();
+        if let Some((k, section, l, f)) = cache.as_ref()
+            && *k == key
+            && section.as_deref() == self.section.as_deref()
+            && l.as_deref() == lead
+        {
+            return *f;
+        }
+        let texts: Vec<String> = [
+            Some(stage.title()),
+            self.group.map(|g| stage.groups[g].title()),
+            self.section.as_deref(),
+            lead,
+        ]
+        .into_iter()
+        .flatten()
+        .map(str::to_lowercase)
+        .collect();
+        let says = |words: &[&str]| texts.iter().any(|t| words.iter().any(|w| t.contains(w)));
+        let f = Facts {
+            // who decides, who to call: people, not criteria or steps
+            people: says(&["authority", "contact", "escalation", "who "]),
+            rollback: stage.kind == StageKind::Rollback || says(&["rollback", "roll back"]),
+            criteria: says(&["criteria", "trigger", "rollback if", "rollback when"]),
+            rollback_criteria: says(&[
+                "rollback if",
+                "roll back if",
+                "rollback when",
+                "rollback criteria",
+                "rollback triggers",
+            ]),
+            steps: matches!(stage.kind, StageKind::Procedure | StageKind::Rollback)
+                || says(&["procedure", "steps"]),
+            not_steps: says(&["prerequisite", "contact", "notes", "reference", "link"]),
+        };
+        *cache = Some((key, self.section.clone(), lead.map(str::to_string), f));
+        f
+    }
+
+    /// Where a criterion read now goes: the group's, or the stage's.
+    fn criteria_mut(&mut self) -> &mut Vec<Criterion> {
+        self.ensure_stage();
+        let s = self.rb.stages.len() - 1;
+        match self.group {
+            Some(g) => &mut self.rb.stages[s].groups[g].criteria,
+            None => &mut self.rb.stages[s].criteria,
+        }
+    }
+
+    /// A list of Name / Signature / Date lines: the block of a role that
+    /// signs.
+    fn is_signature_list(&self, items: &[ListItem]) -> bool {
+        items.iter().any(|li| {
+            let first = self.src[li.range.clone()].lines().next().unwrap_or("");
+            let t = plain(strip_line_prefix(first)).to_lowercase();
+            t.starts_with("signature") || t.starts_with("signed")
+        })
+    }
+
+    /// A role that signs the current stage, once.
+    fn sign_off_role(&mut self, role: String) {
+        let role = role.trim().trim_end_matches(':').trim().to_string();
+        if role.is_empty() {
+            return;
+        }
+        self.ensure_stage();
+        let s = self.rb.stages.len() - 1;
+        let signers = &mut self.rb.stages[s].signers;
+        if !signers.contains(&role) {
+            signers.push(role);
+        }
     }
 
     fn owner_id(&self) -> String {
@@ -744,8 +968,14 @@ impl<'a> Importer<'a> {
             strip_trailing_parens(&title),
             &format!("item-{n}"),
         ));
-        let loc = self.loc(&range);
         let idx = self.rb.items.len();
+        let optional = self.optional_of(&title, &declared);
+        if let (Some(g), Some(c)) = (self.group, self.choice)
+            && let Some(choice) = self.rb.stages[s].groups[g].choose_one.get_mut(c)
+        {
+            choice.items.push(idx);
+        }
+        let loc = self.loc(&range);
         self.rb.items.push(Item {
             id,
             address,
@@ -758,6 +988,8 @@ impl<'a> Importer<'a> {
             loc,
             marker,
             declared,
+            optional,
+            repeats: None,
             subchecks: Vec::new(),
             fields: Vec::new(),
             blanks: Vec::new(),
@@ -769,6 +1001,24 @@ impl<'a> Importer<'a> {
             None => self.rb.stages[s].items.push(idx),
         }
         idx
+    }
+
+    /// Why an item may be skipped: its own marker, the word "optional" in
+    /// its title, or the marker of the section, group or stage it sits in.
+    fn optional_of(&self, title: &str, declared: &Declared) -> Option<String> {
+        if let Some(c) = &declared.condition {
+            return Some(c.clone());
+        }
+        if contains_ignoring_case(title, "optional") {
+            return Some("optional".to_string());
+        }
+        if let Some(c) = &self.section_optional {
+            return Some(c.clone());
+        }
+        let stage = self.rb.stages.last()?;
+        self.group
+            .and_then(|g| stage.groups[g].heading.declared.condition.clone())
+            .or_else(|| stage.heading.declared.condition.clone())
     }
 
     /// Fields and blanks of a range that belongs to no item.
@@ -847,6 +1097,7 @@ impl<'a> Importer<'a> {
                     }
                     fields.push(Field {
                         label: f.label,
+                        choices: choices(&f.value),
                         value: f.value,
                         loc: self.lines.loc(self.src, s + f.start, s + f.end),
                     });
@@ -879,7 +1130,57 @@ impl<'a> Importer<'a> {
         (fields, blanks)
     }
 
+    /// Items whose id an item before has get `id-2`, `id-3` … in document
+    /// order, their sub-checks' ids with them, and the first item of that id
+    /// as what they repeat. Done once all items are read, with one look-up
+    /// per item.
+    fn distinct_ids(&mut self) {
+        let items = &self.rb.items;
+        let mut seen: HashMap<&str, usize> = HashMap::with_capacity(items.len());
+        let mut repeated = Vec::new();
+        for (i, it) in items.iter().enumerate() {
+            match seen.entry(it.id.as_str()) {
+                std::collections::hash_map::Entry::Occupied(first) => {
+                    repeated.push((i, *first.get()))
+                }
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(i);
+                }
+            }
+        }
+        if repeated.is_empty() {
+            return;
+        }
+        let mut next: HashMap<&str, usize> = HashMap::new();
+        let mut given: HashSet<String> = HashSet::new();
+        let mut renames = Vec::with_capacity(repeated.len());
+        for (i, first) in repeated {
+            let base = items[i].id.as_str();
+            let n = next.entry(base).or_insert(2);
+            let id = loop {
+                let candidate = format!("{base}-{n}");
+                *n += 1;
+                if !seen.contains_key(candidate.as_str()) && !given.contains(&candidate) {
+                    break candidate;
+                }
+            };
+            given.insert(id.clone());
+            renames.push((i, first, id));
+        }
+        for (i, first, id) in renames {
+            let it = &mut self.rb.items[i];
+            for sub in &mut it.subchecks {
+                if let Some(rest) = sub.id.strip_prefix(it.id.as_str()) {
+                    sub.id = format!("{id}{rest}");
+                }
+            }
+            it.id = id;
+            it.repeats = Some(first);
+        }
+    }
+
     fn finish(mut self) -> Runbook {
+        self.distinct_ids();
         // fields and blanks of each item, from its whole range
         for idx in 0..self.rb.items.len() {
             let item = &self.rb.items[idx];
@@ -1115,9 +1416,102 @@ fn row_title(src: &str, row: &Row, checkbox: &Range<usize>) -> String {
         .unwrap_or_default()
 }
 
+/// Whether `hay` holds `needle` (ASCII lower-case), in any case.
+fn contains_ignoring_case(hay: &str, needle: &str) -> bool {
+    hay.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// What a list under the current headings is.
+#[derive(PartialEq)]
+enum ListContext {
+    Criteria,
+    Steps,
+    Plain,
+}
+
+/// "Choose one", "pick one", "select one": a group of options of which one
+/// is done.
+fn says_choose_one(title: &str) -> bool {
+    let t = title.to_lowercase();
+    [
+        "choose one",
+        "choose 1",
+        "pick one",
+        "select one",
+        "one of the following",
+    ]
+    .iter()
+    .any(|w| t.contains(w))
+}
+
+/// A row whose only text is one bold cell (`| **Staging Deployment** | | |`):
+/// it names the rows after it.
+fn bold_only_row(src: &str, row: &Row) -> Option<String> {
+    let mut texts = row
+        .cells
+        .iter()
+        .map(|c| src[c.clone()].trim_matches(['|', ' ', '\t']))
+        .filter(|t| !t.is_empty());
+    let only = texts.next()?;
+    if texts.next().is_some() {
+        return None;
+    }
+    let inner = only
+        .strip_prefix("**")
+        .and_then(|t| t.strip_suffix("**"))
+        .or_else(|| only.strip_prefix("__").and_then(|t| t.strip_suffix("__")))?;
+    (!inner.contains("**") && !inner.trim().is_empty()).then(|| plain(inner))
+}
+
+/// The column naming the roles of a sign-off table: a `Role` (or
+/// `Approver`) header beside a `Signature` (or `Sign-off`, `Approval`) one.
+fn role_column(src: &str, head: &[Range<usize>]) -> Option<usize> {
+    let names: Vec<String> = head
+        .iter()
+        .map(|h| plain(src[h.clone()].trim_matches(['|', ' ', '\t'])).to_lowercase())
+        .collect();
+    let signs = names.iter().any(|n| {
+        n.contains("signature")
+            || n.contains("sign-off")
+            || n.contains("signoff")
+            || n == "approval"
+    });
+    if !signs {
+        return None;
+    }
+    names
+        .iter()
+        .position(|n| n == "role" || n == "roles" || n.starts_with("role "))
+        .or_else(|| names.iter().position(|n| n == "approver"))
+}
+
 fn stage_kind(title: &str) -> StageKind {
     let t = title.to_lowercase();
     let has = |w: &str| t.contains(w);
+    // "Phase 3: …": one stage of a document written as one long procedure
+    let phase = t
+        .strip_prefix("phase")
+        .map(str::trim_start)
+        .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()));
+    if phase {
+        return if has("rollback") || has("roll back") {
+            StageKind::Rollback
+        } else if has("go/no-go") || has("no-go") {
+            StageKind::Decision
+        } else if has("smoke") {
+            StageKind::Smoke
+        } else if has("verification") || has("verify") || has("validation") {
+            StageKind::Verification
+        } else if has("monitor") || has("hypercare") {
+            StageKind::Hypercare
+        } else if has("sign-off") || has("signoff") || has("sign off") {
+            StageKind::SignOff
+        } else {
+            StageKind::Procedure
+        };
+    }
     if has("go/no-go") || has("no-go") || (has("decision") && !has("rollback")) {
         StageKind::Decision
     } else if has("rollback") || has("roll back") {

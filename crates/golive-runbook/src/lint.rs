@@ -23,6 +23,7 @@ pub enum KeyType {
 /// is docs/format.md.
 pub const ANNOTATION_KEYS: &[(&str, KeyType)] = &[
     ("check", KeyType::String),
+    ("suggested", KeyType::String),
     ("target", KeyType::String),
     ("expect", KeyType::String),
     ("fill", KeyType::StringTable),
@@ -93,7 +94,8 @@ pub struct LintOptions {
 pub fn lint(rb: &Runbook, opts: &LintOptions) -> Vec<Diagnostic> {
     let mut out = blocking(rb);
     counts(rb, &mut out);
-    duplicate_ids(rb, &mut out);
+    repeated_titles(rb, &mut out);
+    unreviewed_suggestions(rb, &mut out);
     if let Some(vars) = &opts.vars {
         unbound(rb, vars, &mut out);
     }
@@ -174,26 +176,66 @@ fn first_line(rb: &Runbook, loc: &Loc) -> Loc {
     span(rb, loc.start, end)
 }
 
-fn duplicate_ids(rb: &Runbook, out: &mut Vec<Diagnostic>) {
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    for (i, item) in rb.items.iter().enumerate() {
-        if let Some(&first) = seen.get(item.id.as_str()) {
-            let other = &rb.items[first];
-            out.push(Diagnostic {
-                severity: Severity::Error,
-                code: "duplicate-id",
-                message: format!("two items have the id `{}`", item.id),
-                loc: first_line(rb, &item.loc),
-                label: Some(format!("same id as line {}", other.loc.line)),
-                help: Some(
-                    "give the items different titles so each can be named, signed and \
-                     reported on its own"
-                        .into(),
-                ),
-            });
-        } else {
-            seen.insert(&item.id, i);
+/// Blocks `golive suggest` proposed that nobody has reviewed yet: they do
+/// not run until their `suggested` line is removed.
+fn unreviewed_suggestions(rb: &Runbook, out: &mut Vec<Diagnostic>) {
+    for a in rb.all_annotations() {
+        let Some(t) = &a.table else { continue };
+        if !t.contains_key("suggested") {
+            continue;
         }
+        let loc = key_span(rb, a, "suggested").unwrap_or(a.loc);
+        out.push(Diagnostic {
+            severity: Severity::Warning,
+            code: "unreviewed-suggestion",
+            message: "a suggested check nobody has reviewed yet: it does not run".into(),
+            loc,
+            label: Some("proposed by golive suggest".into()),
+            help: Some(
+                "read the block, put in the values only the team knows, then delete this line"
+                    .into(),
+            ),
+        });
+    }
+}
+
+/// The span of the line of `key` in an annotation's body.
+fn key_span(rb: &Runbook, a: &Annotation, key: &str) -> Option<Loc> {
+    let body = &rb.source[a.body.start..a.body.end];
+    let mut at = a.body.start;
+    for line in body.split_inclusive('\n') {
+        let t = line.trim_start_matches([' ', '\t', '>']);
+        if t.strip_prefix(key)
+            .is_some_and(|r| r.trim_start().starts_with('='))
+        {
+            let start = at + (line.len() - t.len());
+            let end = at + line.trim_end_matches(['\n', '\r']).len();
+            return Some(span(rb, start, end.max(start)));
+        }
+        at += line.len();
+    }
+    None
+}
+
+fn repeated_titles(rb: &Runbook, out: &mut Vec<Diagnostic>) {
+    for item in &rb.items {
+        let Some(first) = item.repeats else { continue };
+        let other = &rb.items[first];
+        out.push(Diagnostic {
+            severity: Severity::Warning,
+            code: "repeated-title",
+            message: format!(
+                "the title \"{}\" is used again here: this item's id is `{}`",
+                item.title, item.id
+            ),
+            loc: first_line(rb, &item.loc),
+            label: Some(format!("first used on line {}", other.loc.line)),
+            help: Some(
+                "the ids follow the order of the items: a change of title or order changes \
+                 them, so name items by address or give them different titles if that matters"
+                    .into(),
+            ),
+        });
     }
 }
 

@@ -58,8 +58,10 @@ pub struct Declared {
     pub items: Option<(usize, Loc)>,
     /// `(15 minutes)`, `(Target: <5 Minutes)`.
     pub budget: Option<Budget>,
-    /// `(if applicable)` and other `(if …)` conditions.
+    /// `(if applicable)` and other `(if …)` conditions, `(optional)`.
     pub optional: bool,
+    /// The optional marker as written, without its parentheses.
+    pub condition: Option<String>,
 }
 
 /// A time budget: the section must finish within `seconds`.
@@ -120,6 +122,12 @@ pub struct Stage {
     pub items: Vec<usize>,
     pub groups: Vec<Group>,
     pub loose: Loose,
+    /// Rollback criteria written in the stage, outside any group.
+    pub criteria: Vec<Criterion>,
+    /// The roles that sign the stage, in document order: the rows of a
+    /// sign-off table (`| Role | Name | Signature | Date |`) and the
+    /// `**Role:**` blocks followed by Name / Signature lines.
+    pub signers: Vec<String>,
 }
 
 impl Stage {
@@ -147,6 +155,33 @@ pub struct Group {
     pub heading: Heading,
     pub items: Vec<usize>,
     pub loose: Loose,
+    /// Rollback criteria written in the group.
+    pub criteria: Vec<Criterion>,
+    /// The options when the group says to choose one of them ("Deployment
+    /// Pattern: Choose One" over `#### Option A: …`); empty otherwise.
+    pub choose_one: Vec<Choice>,
+}
+
+/// One rollback criterion as the document writes it: a task item of a
+/// criteria group (`item`), or a plain bullet (`- ⚠️ **Error rate >2x
+/// baseline**`, the bullets after `Rollback if:`), which is no item.
+#[derive(Debug, Clone)]
+pub struct Criterion {
+    /// The criterion's text, markup removed.
+    pub text: String,
+    pub loc: Loc,
+    /// The item it is, when written as a task.
+    pub item: Option<usize>,
+}
+
+/// One option of a "choose one" group.
+#[derive(Debug, Clone)]
+pub struct Choice {
+    /// The option's heading, as written (`Option A: Blue-Green`).
+    pub title: String,
+    pub loc: Loc,
+    /// The option's items, in order.
+    pub items: Vec<usize>,
 }
 
 impl Group {
@@ -207,6 +242,14 @@ pub struct Item {
     /// The checkbox (`[ ]`, `☐` …); steps have none.
     pub marker: Option<Marker>,
     pub declared: Declared,
+    /// Why the item may be skipped, when the document marks it optional:
+    /// `(if needed)`, `(If Using Feature Flags)`, `(optional)`, on the item
+    /// or on the heading it sits under.
+    pub optional: Option<String>,
+    /// The item with the same title before it in the same place, when the
+    /// title repeats ("Monitor for 1 hour" after each rollout step): this
+    /// item's id then ends in `-2`, `-3` ….
+    pub repeats: Option<usize>,
     pub subchecks: Vec<SubCheck>,
     pub fields: Vec<Field>,
     pub blanks: Vec<Blank>,
@@ -254,6 +297,9 @@ pub struct Field {
     /// The text after the label up to the next field or the end of the line.
     pub value: String,
     pub loc: Loc,
+    /// The choices the value offers, when it is a choice line (`☐ Success
+    /// ☐ Rolled Back`, `SUCCESS / ROLLBACK / PARTIAL`); empty otherwise.
+    pub choices: Vec<String>,
 }
 
 /// A run of four or more underscores to be filled in.

@@ -77,6 +77,19 @@ fn matching_open(t: &str) -> Option<usize> {
 /// Inline markup removed (`**`, `__`, backticks, escapes) and white space
 /// collapsed to single spaces.
 pub fn plain(text: &str) -> String {
+    // most titles and values are plain ASCII already: one scan, one copy
+    let b = text.as_bytes();
+    let already = b.first() != Some(&b' ')
+        && b.last() != Some(&b' ')
+        && !b.windows(2).any(|w| w == b"  ")
+        && b.iter().all(|&c| {
+            c.is_ascii()
+                && !matches!(c, b'*' | b'`' | b'_' | b'\\')
+                && (c == b' ' || !c.is_ascii_whitespace())
+        });
+    if already {
+        return text.to_string();
+    }
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     let mut space = false;
@@ -287,6 +300,61 @@ pub fn scan_fields(line: &str) -> Vec<FieldHit> {
     out
 }
 
+const BOXES: &[&str] = &["☐", "☑", "☒", "⬜", "[ ]", "[x]", "[X]"];
+
+/// The choices a field's value offers: `☐ Success ☐ Success with Issues
+/// ☐ Rolled Back` (two or more boxes), or `SUCCESS / ROLLBACK / PARTIAL`
+/// (two or more short words or phrases between slashes, spaced or in
+/// capitals). Anything else offers none: `N/A`, a path, a sentence.
+pub fn choices(value: &str) -> Vec<String> {
+    let boxed = value.contains(['☐', '☑', '☒', '⬜']) || value.contains("[ ]");
+    if !boxed && (!value.contains('/') || value.contains("://")) {
+        return Vec::new();
+    }
+    if boxed
+        && BOXES
+            .iter()
+            .map(|b| value.matches(b).count())
+            .sum::<usize>()
+            >= 2
+    {
+        let mut rest = value.to_string();
+        for b in BOXES {
+            rest = rest.replace(b, "\u{1}");
+        }
+        let parts: Vec<String> = rest
+            .split('\u{1}')
+            .map(|p| p.trim().trim_end_matches([',', ';']).trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect();
+        return if parts.len() >= 2 { parts } else { Vec::new() };
+    }
+    let value = value.trim();
+    if !value.contains('/') || value.contains("://") {
+        return Vec::new();
+    }
+    let spaced = value.contains(" / ");
+    let parts: Vec<&str> = value.split('/').map(str::trim).collect();
+    let word_like = |p: &&str| {
+        !p.is_empty()
+            && p.split_whitespace().count() <= 4
+            && p.chars().next().is_some_and(char::is_alphabetic)
+            && p.chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '\''))
+    };
+    let capitals = parts
+        .iter()
+        .all(|p| p.chars().any(char::is_alphabetic) && !p.chars().any(char::is_lowercase));
+    if parts.len() >= 2
+        && parts.iter().all(word_like)
+        && (spaced || (capitals && parts.iter().all(|p| p.len() > 1)))
+    {
+        parts.into_iter().map(str::to_string).collect()
+    } else {
+        Vec::new()
+    }
+}
+
 /// Every `[UPPER_CASE NAME]` in `text` that is not a link: (start, end, name).
 pub fn scan_placeholders(text: &str) -> Vec<(usize, usize, String)> {
     let bytes = text.as_bytes();
@@ -355,14 +423,32 @@ pub fn parse_declared(text: &str) -> (Declared, Option<(usize, usize, usize)>) {
                 count = Some((n, s, s + trimmed.len()));
             } else if let Some(b) = parse_budget(trimmed) {
                 declared.budget = Some(b);
-            } else if trimmed.to_lowercase().starts_with("if ") {
+            } else if is_optional_marker(trimmed) {
                 declared.optional = true;
+                declared
+                    .condition
+                    .get_or_insert_with(|| trimmed.to_string());
             }
             part_start += part.len() + 1;
         }
         pos = close + 1;
     }
     (declared, count)
+}
+
+/// `if applicable`, `If Using Feature Flags`, `optional`, `as needed`,
+/// `when …`: the part of a `( … )` remark that makes its owner optional.
+fn is_optional_marker(part: &str) -> bool {
+    let starts = |p: &str| {
+        part.get(..p.len())
+            .is_some_and(|h| h.eq_ignore_ascii_case(p))
+    };
+    starts("if ")
+        || starts("when ")
+        || starts("only if ")
+        || ["optional", "as needed"]
+            .iter()
+            .any(|w| part.eq_ignore_ascii_case(w))
 }
 
 fn parse_items(s: &str) -> Option<usize> {

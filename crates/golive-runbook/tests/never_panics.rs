@@ -36,9 +36,37 @@ fn exercise(text: &str) {
             .collect(),
     };
     let _ = export(&rb, &outcomes);
+    let mut ids = std::collections::HashSet::new();
     for item in &rb.items {
         let _ = rb.resolve(&item.id);
         assert!(item.loc.start <= item.loc.end && item.loc.end <= text.len());
+        // repeated titles get distinct ids
+        assert!(
+            ids.insert(item.id.as_str()),
+            "two items with the id {}",
+            item.id
+        );
+        if let Some(first) = item.repeats {
+            assert!(rb.items[first].loc.start < item.loc.start);
+        }
+    }
+    // the facts read from other teams' shapes point into the text
+    for stage in &rb.stages {
+        let groups = stage.groups.iter();
+        let criteria = stage
+            .criteria
+            .iter()
+            .chain(groups.clone().flat_map(|g| g.criteria.iter()));
+        for c in criteria {
+            assert!(c.loc.end <= text.len() && text.is_char_boundary(c.loc.start));
+            assert!(c.item.is_none_or(|i| i < rb.items.len()));
+        }
+        for g in groups {
+            for choice in &g.choose_one {
+                assert!(choice.items.iter().all(|&i| g.items.contains(&i)));
+            }
+        }
+        assert!(stage.signers.iter().all(|s| !s.trim().is_empty()));
     }
 }
 
@@ -78,6 +106,20 @@ fn markdown_char() -> impl Strategy<Value = String> {
         Just("---\n".to_string()),
         Just("=".to_string()),
         Just("\"".to_string()),
+        // other teams' shapes
+        Just("| **Staging Deployment** | | |\n".to_string()),
+        Just("| Role | Name | Signature | Date |\n|---|---|---|---|\n| Lead | | | |\n".to_string()),
+        Just("## Phase 2: Deploy\n".to_string()),
+        Just("Rollback if:\n- Error rate > 1%\n".to_string()),
+        Just("- ⚠️ **Error rate >2x baseline**: stop\n".to_string()),
+        Just("**Deployment Lead:**\n- Name: ____\n- Signature: ____\n".to_string()),
+        Just("**Status**: ☐ Success ☐ Rolled Back\n".to_string()),
+        Just("SUCCESS / ROLLBACK / PARTIAL".to_string()),
+        Just("### Pattern: Choose One\n".to_string()),
+        Just("#### Option A: Blue-Green\n".to_string()),
+        Just("(if needed)".to_string()),
+        Just("`/health` returns 200 OK".to_string()),
+        Just("```bash\ncurl -s https://[DOMAIN]/health\n```\n".to_string()),
         "\\PC{0,3}".prop_map(|s| s),
     ]
 }

@@ -432,6 +432,18 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Propose `golive` blocks for items whose words or commands name
+    /// something a probe checks; prints a unified diff. Each block is marked
+    /// `suggested` and does not run until a person reviews it and removes
+    /// that line.
+    Suggest {
+        /// The Markdown runbook.
+        file: PathBuf,
+        /// Insert the blocks into the file (no other byte changes) instead of
+        /// printing the diff.
+        #[arg(long)]
+        write: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -509,10 +521,14 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     println!("{}", pretty(&v));
                 }
             }
-            Ok(if diags.is_empty() {
-                ExitCode::SUCCESS
-            } else {
+            // warnings say what was read unusually; only errors fail lint
+            let errors = diags
+                .iter()
+                .any(|d| d.severity == golive_runbook::Severity::Error);
+            Ok(if errors {
                 ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
             })
         }
         Command::Plan {
@@ -922,6 +938,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 Ok::<_, String>(ExitCode::SUCCESS)
             })
         }
+        Command::Suggest { file, write } => suggest(&file, write),
         Command::Show { file, item, format } => {
             let rb = load(&file)?;
             // a tree golive did not read in full is not shown as the document
@@ -985,6 +1002,49 @@ fn prepare(
     let redact = golive_deploy::vars::Redactor::new(&vars);
     let plan = golive_engine::plan(&rb, &vars, only, &args.defaults())?;
     Ok((rb, plan, redact, vars))
+}
+
+/// `golive suggest`: the diff of the proposed blocks, or the file with them.
+fn suggest(file: &Path, write: bool) -> Result<ExitCode, String> {
+    let rb = load(file)?;
+    if !rb.limits.is_empty() {
+        eprint!("{}", render_text(&rb.path, &rb.source, &rb.limits));
+        return Ok(ExitCode::from(2));
+    }
+    let proposed = golive_engine::suggest::suggest(&rb);
+    if proposed.is_empty() {
+        eprintln!(
+            "golive: no item of {} names something a probe checks",
+            rb.path
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let inserts = golive_engine::suggest::insertions(&rb, &proposed);
+    if !write {
+        print!(
+            "{}",
+            golive_engine::suggest::unified_diff(&rb.path, &rb.source, &inserts)
+        );
+        eprintln!(
+            "golive: {} block(s) proposed; review each, then apply with --write",
+            proposed.len()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let text = golive_engine::suggest::apply(&rb.source, &inserts);
+    // the new text replaces the old at once: a kill leaves one or the other
+    let tmp = file.with_extension("md.golive-suggest");
+    std::fs::write(&tmp, &text).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, file).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("cannot replace {}: {e}", file.display())
+    })?;
+    eprintln!(
+        "golive: {} block(s) inserted into {}, each marked `suggested`: review them, then delete that line to let them run",
+        proposed.len(),
+        rb.path
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The runtime for probes. Checks wait on the network, not the CPU: one

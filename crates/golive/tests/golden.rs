@@ -8,18 +8,53 @@ use common::{check_golden, root};
 use std::path::Path;
 use std::process::Command;
 
-/// Every fixture: the reference checklist and `tests/fixtures/*.md`.
+/// Every fixture: the reference checklist, `tests/fixtures/*.md` and the
+/// corpus of checklists in other teams' shapes, `tests/corpus/*.md`.
 fn fixtures() -> Vec<String> {
     let mut out = vec!["examples/aiwg-production.md".to_string()];
-    let mut names: Vec<String> = std::fs::read_dir(root().join("tests/fixtures"))
-        .expect("tests/fixtures exists")
+    out.extend(markdown_in("tests/fixtures"));
+    out.extend(corpus());
+    out
+}
+
+/// The `.md` files of a directory of the repository, sorted.
+fn markdown_in(dir: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root().join(dir))
+        .unwrap_or_else(|e| panic!("{dir} exists: {e}"))
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".md"))
         .collect();
     names.sort();
-    out.extend(names.into_iter().map(|n| format!("tests/fixtures/{n}")));
-    out
+    names.into_iter().map(|n| format!("{dir}/{n}")).collect()
+}
+
+/// Checklists written the way other teams write them (docs/format.md,
+/// "Other teams' shapes").
+fn corpus() -> Vec<String> {
+    markdown_in("tests/corpus")
+}
+
+#[test]
+fn every_checklist_of_the_corpus_lints_without_an_error() {
+    let corpus = corpus();
+    assert!(
+        corpus.len() >= 8,
+        "the corpus has {} checklists",
+        corpus.len()
+    );
+    for f in corpus {
+        let (out, code) = golive(&["lint", &f, "--format", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("lint prints JSON");
+        let errors: Vec<&serde_json::Value> = v["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .filter(|d| d["severity"] == "error")
+            .collect();
+        assert!(errors.is_empty(), "{f}: {errors:?}");
+        assert_eq!(code, 0, "{f}: lint exits 0 without errors");
+    }
 }
 
 fn golive(args: &[&str]) -> (String, i32) {
