@@ -135,6 +135,7 @@ pub fn render_markdown(
     out.fills = fills.into_iter().collect();
     let mut all = patches(rb, &out).map_err(|e| e.to_string())?;
     all.extend(status_line(rb, events));
+    all.extend(choice_lines(rb, events));
     all.extend(deployment_log(rb, events));
     let mut text = apply(&rb.source, all).map_err(|e| e.to_string())?;
     if !text.is_empty() && !text.ends_with('\n') {
@@ -150,6 +151,98 @@ pub fn render_markdown(
         head_line(&d.id, &head(d, events))
     ));
     Ok(text)
+}
+
+/// Choice lines that say how the deployment ended, answered once it has:
+/// `**Deployment Status:** SUCCESS / ROLLBACK / PARTIAL` becomes `SUCCESS`,
+/// `☐ Success ☐ Rolled Back` gets its box ticked, `HEALTHY / DEGRADED /
+/// CRITICAL` of a Production Health line becomes the health `finish`
+/// recorded. A line none of whose choices names the end stays as written.
+fn choice_lines(rb: &Runbook, events: &[Event]) -> Vec<Patch> {
+    let Some(ended) = events.iter().rev().find(|e| e.kind == "deployment.ended") else {
+        return Vec::new();
+    };
+    let outcome = ended.data["outcome"].as_str().unwrap_or("");
+    let health = ended.data["health"].as_str().unwrap_or("");
+    let fields = rb
+        .header
+        .fields
+        .iter()
+        .chain(rb.stages.iter().flat_map(|s| {
+            s.loose
+                .fields
+                .iter()
+                .chain(s.groups.iter().flat_map(|g| g.loose.fields.iter()))
+        }))
+        .chain(rb.items.iter().flat_map(|i| i.fields.iter()));
+    let mut out = Vec::new();
+    for f in fields.filter(|f| !f.choices.is_empty()) {
+        let label = f.label.to_lowercase();
+        let pick = |want: &dyn Fn(&str) -> bool| f.choices.iter().find(|c| want(&c.to_lowercase()));
+        let chosen = if label.contains("health") {
+            pick(&|c| !health.is_empty() && c == health.to_lowercase())
+        } else if ["status", "outcome", "result"]
+            .iter()
+            .any(|w| label.contains(w))
+        {
+            match outcome {
+                "SUCCESS" => pick(&|c| {
+                    [
+                        "success",
+                        "succeeded",
+                        "successful",
+                        "released",
+                        "fixed",
+                        "complete",
+                        "completed",
+                        "done",
+                    ]
+                    .contains(&c)
+                }),
+                "ROLLED BACK" => pick(&|c| c.contains("roll")),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        if let Some(c) = chosen
+            && let Some(p) = choose(&rb.source, f, c)
+        {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The patch that answers a choice line with `chosen`: its box ticked, or
+/// the choices replaced by the one chosen.
+fn choose(src: &str, f: &golive_runbook::Field, chosen: &str) -> Option<Patch> {
+    let text = &src[f.loc.start..f.loc.end];
+    let at = f.loc.start + text.find(chosen)?;
+    const BOXES: &[(&str, &str)] = &[("☐", "☑"), ("⬜", "☑"), ("[ ]", "[x]")];
+    let before = &src[f.loc.start..at];
+    if let Some((i, (open, ticked))) = BOXES
+        .iter()
+        .filter_map(|b| before.rfind(b.0).map(|i| (i, b)))
+        .max_by_key(|(i, _)| *i)
+    {
+        let start = f.loc.start + i;
+        return Some(Patch {
+            start,
+            end: start + open.len(),
+            text: ticked.to_string(),
+            line: f.loc.line,
+        });
+    }
+    let first = f.loc.start + text.find(f.choices.first()?.as_str())?;
+    let last = f.choices.last()?;
+    let end = f.loc.start + text.rfind(last.as_str())? + last.len();
+    (first <= at && at < end).then(|| Patch {
+        start: first,
+        end,
+        text: chosen.to_string(),
+        line: f.loc.line,
+    })
 }
 
 /// The header's `**Status:** PENDING` becomes the deployment's state.

@@ -1,0 +1,186 @@
+//! Whole deployments of checklists written the way other teams write them
+//! (`tests/corpus/`): sign-offs, GO, the procedure's steps (list items and
+//! `**Step**` paragraphs), gates and finish, each command as a person types
+//! it, and the filled report answering the document's own status line.
+
+mod common;
+
+use common::root;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Env {
+    dir: PathBuf,
+    doc: String,
+}
+
+impl Env {
+    fn new(doc: &str) -> Env {
+        let stem = Path::new(doc)
+            .file_stem()
+            .expect("stem")
+            .to_string_lossy()
+            .into_owned();
+        let dir = std::env::temp_dir().join(format!("golive-corpus-{stem}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let name = Path::new(doc).file_name().expect("name");
+        std::fs::copy(root().join(doc), dir.join(name)).expect("copy");
+        std::fs::write(
+            dir.join("roster.toml"),
+            "[[person]]\nname = \"Ann\"\nroles = [\"Deployment Lead\", \"Release Manager\"]\n\n\
+             [[person]]\nname = \"Bob\"\nroles = [\"Engineering Manager\", \"QA Lead\"]\n",
+        )
+        .expect("roster");
+        Env {
+            dir,
+            doc: name.to_string_lossy().into_owned(),
+        }
+    }
+
+    fn golive(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_golive"))
+            .args(args)
+            .current_dir(&self.dir)
+            .env_remove("GOLIVE_STORE")
+            .output()
+            .expect("golive runs")
+    }
+
+    /// Runs a command that must succeed, and returns what it printed.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.golive(args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(0), "golive {args:?}:\n{text}");
+        text
+    }
+
+    fn sign(&self, items: &[&str], name: &str, role: &str) {
+        for i in items {
+            let out = self.ok(&["sign", i, "--as", name, "--role", role]);
+            assert!(
+                out.contains(&format!("signed by {name} as {role}")),
+                "{out}"
+            );
+        }
+    }
+
+    fn done(&self, steps: &[&str]) {
+        for s in steps {
+            let out = self.ok(&["done", s, "--as", "Ann"]);
+            assert!(out.contains("done by Ann"), "{out}");
+        }
+    }
+
+    fn state(&self) -> String {
+        let out = self.ok(&["status"]);
+        out.lines()
+            .find_map(|l| l.strip_prefix("State: "))
+            .unwrap_or("")
+            .to_string()
+    }
+
+    fn report(&self) -> String {
+        self.ok(&["report", "--format", "md"])
+    }
+}
+
+#[test]
+fn a_document_written_as_phases_deploys_from_first_phase_to_sign_off() {
+    let e = Env::new("tests/corpus/phased-launch.md");
+    e.ok(&["run", &e.doc]);
+    // Phase 1 and 2 before the meeting of Phase 3
+    e.sign(
+        &["1.1", "1.2", "1.3", "2.1", "2.2", "2.3"],
+        "Ann",
+        "Release Manager",
+    );
+    // the meeting's items are the decision's, not anyone's to sign
+    let refused = e.golive(&["sign", "3.1", "--as", "Ann", "--role", "Release Manager"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("go/no-go decision"));
+    e.ok(&["decide", "go", "--as", "Ann", "--role", "Deployment Lead"]);
+    assert_eq!(e.state(), "DEPLOYING");
+    e.sign(&["4.1", "4.2", "4.3"], "Ann", "Release Manager");
+    e.sign(&["5.1", "5.2", "5.3"], "Bob", "QA Lead");
+    let gate = e.ok(&["gate", "smoke", "--as", "Ann"]);
+    assert!(
+        gate.contains("3/3 passed") && gate.contains("PASS"),
+        "{gate}"
+    );
+    e.sign(&["6.1", "6.2", "6.3"], "Bob", "QA Lead");
+    let end = e.ok(&["finish", "--as", "Ann", "--roster", "roster.toml"]);
+    assert!(end.starts_with("SUCCESS"), "{end}");
+    assert_eq!(e.state(), "SUCCEEDED");
+    let report = e.report();
+    // the document's own choice line answers how it ended
+    assert!(report.contains("**Launch Status:** SUCCESS\n"), "{report}");
+    assert!(!report.contains("SUCCESS / ROLLBACK / PARTIAL"));
+    assert!(report.contains("- [x] Sign-up flow completes"));
+    // the numbered rollback steps were never started
+    assert!(report.contains("1. Turn off the launch feature flag"));
+}
+
+#[test]
+fn a_migration_with_step_paragraphs_and_role_blocks_deploys_and_answers_its_status() {
+    let e = Env::new("tests/corpus/database-migration.md");
+    e.ok(&["run", &e.doc]);
+    e.sign(&["1.1", "1.2", "1.3", "1.4"], "Ann", "Release Manager");
+    // steps wait for GO
+    let early = e.golive(&["done", "2.1", "--as", "Ann"]);
+    assert_eq!(
+        early.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&early.stderr)
+    );
+    e.ok(&["decide", "go", "--as", "Ann", "--role", "Deployment Lead"]);
+    // and go in document order
+    let skipped = e.golive(&["done", "2.2", "--as", "Ann"]);
+    assert_eq!(skipped.status.code(), Some(1));
+    e.done(&["2.1", "2.2", "2.3"]);
+    e.sign(&["3.1", "3.2", "3.3"], "Bob", "QA Lead");
+    let gate = e.ok(&["gate", "verification", "--as", "Ann"]);
+    assert!(gate.contains("3/3 passed"), "{gate}");
+    e.ok(&["finish", "--as", "Ann", "--roster", "roster.toml"]);
+    assert_eq!(e.state(), "SUCCEEDED");
+    let report = e.report();
+    assert!(
+        report.contains("**Migration Status:** SUCCESS\n"),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_kubernetes_checklist_with_list_steps_skips_only_what_it_marks_optional() {
+    let e = Env::new("tests/corpus/k8s-service.md");
+    e.ok(&["run", &e.doc]);
+    e.sign(
+        &["1.1", "1.2", "1.3", "1.4", "1.5", "1.6"],
+        "Ann",
+        "Release Manager",
+    );
+    e.ok(&["decide", "go", "--as", "Ann", "--role", "Deployment Lead"]);
+    e.done(&["2.1"]);
+    // `2. Wait for the rollout to finish` is not optional
+    let refused = e.golive(&["done", "2.2", "--as", "Ann", "--skipped"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("is not optional"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    e.done(&["2.2", "2.3"]);
+    // `4. Scale the workers back up (if needed)` is
+    let out = e.ok(&["done", "2.4", "--as", "Ann", "--skipped"]);
+    assert!(out.contains("skipped by Ann"), "{out}");
+    e.sign(&["3.1", "3.2", "3.3"], "Bob", "QA Lead");
+    e.ok(&["gate", "verification", "--as", "Ann"]);
+    let end = e.ok(&["finish", "--as", "Ann", "--roster", "roster.toml"]);
+    assert!(end.starts_with("SUCCESS"), "{end}");
+    assert_eq!(e.state(), "SUCCEEDED");
+}
