@@ -210,6 +210,250 @@ impl Deployment {
     }
 }
 
+/// `golive skip`: an optional item set aside, with why.
+pub struct Skip<'a> {
+    pub item: &'a str,
+    pub name: &'a str,
+    pub role: &'a str,
+    pub reason: &'a str,
+    pub roster: Option<&'a Path>,
+}
+
+/// `golive choose`: the option of a "choose one" group a person chose.
+pub struct Choose<'a> {
+    /// The option: its address (`2.1/3`, the third option of group 2.1), its
+    /// title (`Option C: Canary`) or the slug of it, with or without the
+    /// group's id before it.
+    pub option: &'a str,
+    pub name: &'a str,
+    pub role: &'a str,
+    pub roster: Option<&'a Path>,
+}
+
+/// An option chosen: the group, the option, and the items it sets aside.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chosen {
+    pub stage: usize,
+    pub group: usize,
+    pub option: usize,
+    pub set_aside: usize,
+}
+
+impl Deployment {
+    /// An item the document marks optional (`(if needed)`, `(optional)` …),
+    /// set aside by a person with a reason: complete for the summary, left
+    /// out of the gates' counts, shown as skipped in the reports. A step is
+    /// skipped with `done --skipped`.
+    /// Returns the item set aside.
+    pub async fn skip(&self, a: &Skip<'_>, l: &dyn Listener) -> Result<usize> {
+        let _lock = self.lock().await?;
+        let rb = &self.rb;
+        let item = item_named(rb, a.item, "; skip the item")?;
+        let it = &rb.items[item];
+        if it.kind == ItemKind::Step {
+            return Err(Error::refused_at(
+                K::NotSignable,
+                format!(
+                    "{} is a step: golive done {} --skipped",
+                    it.address, it.address
+                ),
+                At::item(rb, item),
+            ));
+        }
+        if it.optional.is_none() {
+            return Err(Error::refused_at(
+                K::NotOptional,
+                format!(
+                    "{} {} is not optional: the document marks none of it `(if …)` or `(optional)`",
+                    it.address, it.title
+                ),
+                At::item(rb, item),
+            ));
+        }
+        if a.reason.trim().is_empty() {
+            return Err(Error::refused(
+                K::Incomplete,
+                "a skipped item needs a reason: --reason TEXT",
+            ));
+        }
+        let person = self.person(a.roster, a.name, Some(a.role))?;
+        holds(&person, a.role)?;
+        let k = self.kept(l).await?;
+        if k.has_ended() {
+            return Err(Error::refused(K::Ended, "the deployment has ended"));
+        }
+        if let Some(prev) = k.skipped.get(&it.id) {
+            return Err(Error::refused_at(
+                K::SignedAlready,
+                format!("{} was skipped already, at {}", it.address, prev.at),
+                At::item(rb, item),
+            ));
+        }
+        if let Some(prev) = k
+            .signoffs
+            .iter()
+            .find(|e| e.item.as_deref() == Some(&it.id))
+        {
+            return Err(Error::refused_at(
+                K::SignedAlready,
+                format!(
+                    "{} was signed already, by {} at {}",
+                    it.address,
+                    prev.actor.as_deref().unwrap_or("?"),
+                    prev.at
+                ),
+                At::item(rb, item),
+            ));
+        }
+        let event = NewEvent::new(
+            "item.skipped",
+            json!({
+                "role": a.role, "reason": a.reason.trim(), "marker": it.optional,
+                "address": it.address, "title": it.title,
+            }),
+        )
+        .item(&it.id)
+        .actor(a.name);
+        self.append(&[event]).await?;
+        Ok(item)
+    }
+
+    /// The option of a "choose one" group a person chose: its items are
+    /// then required, the other options' items set aside. Chosen once.
+    pub async fn choose(&self, a: &Choose<'_>, l: &dyn Listener) -> Result<Chosen> {
+        let _lock = self.lock().await?;
+        let rb = &self.rb;
+        let (s, g, o) = option_named(rb, a.option)?;
+        let group = &rb.stages[s].groups[g];
+        let person = self.person(a.roster, a.name, Some(a.role))?;
+        holds(&person, a.role)?;
+        let k = self.kept(l).await?;
+        if k.has_ended() {
+            return Err(Error::refused(K::Ended, "the deployment has ended"));
+        }
+        if let Some(prev) = k.chosen.get(&group.id) {
+            return Err(Error::refused_at(
+                K::Decided,
+                format!(
+                    "{} {}: {} was chosen already, by {} at {}",
+                    group.address,
+                    group.title(),
+                    prev.data["option"].as_str().unwrap_or("?"),
+                    prev.actor.as_deref().unwrap_or("?"),
+                    prev.at
+                ),
+                At::group(rb, s, g),
+            ));
+        }
+        // an option some item of which is signed cannot be set aside now
+        let signed: BTreeSet<&str> = k
+            .signoffs
+            .iter()
+            .filter_map(|e| e.item.as_deref())
+            .collect();
+        for (n, other) in group.choose_one.iter().enumerate().filter(|(n, _)| *n != o) {
+            if let Some(&i) = other
+                .items
+                .iter()
+                .find(|&&i| signed.contains(rb.items[i].id.as_str()))
+            {
+                return Err(Error::refused_at(
+                    K::SignedAlready,
+                    format!(
+                        "{} of option {} ({}) is signed already: that option was followed",
+                        rb.items[i].address,
+                        n + 1,
+                        other.title
+                    ),
+                    At::item(rb, i),
+                ));
+            }
+        }
+        let option = &group.choose_one[o];
+        let set_aside = group
+            .choose_one
+            .iter()
+            .enumerate()
+            .filter(|(n, _)| *n != o)
+            .map(|(_, c)| c.items.len())
+            .sum();
+        let event = NewEvent::new(
+            "option.chosen",
+            json!({
+                "role": a.role, "group": group.id, "group_title": group.title(),
+                "option": option.title, "number": o + 1,
+            }),
+        )
+        .actor(a.name);
+        self.append(&[event]).await?;
+        Ok(Chosen {
+            stage: s,
+            group: g,
+            option: o,
+            set_aside,
+        })
+    }
+}
+
+/// The option of a "choose one" group `name` names: `GROUP/N` (group
+/// address or id, then the option's number), or the option's title or its
+/// slug, alone when only one group has it.
+fn option_named(rb: &Runbook, name: &str) -> Result<(usize, usize, usize)> {
+    let slug = golive_runbook::text::slugify(name);
+    let mut found = Vec::new();
+    for (s, st) in rb.stages.iter().enumerate() {
+        for (g, grp) in st.groups.iter().enumerate() {
+            for (o, opt) in grp.choose_one.iter().enumerate() {
+                let numbered = [
+                    format!("{}/{}", grp.address, o + 1),
+                    format!("{}/{}", grp.id, o + 1),
+                ];
+                let own = golive_runbook::text::slugify(&opt.title);
+                if numbered.iter().any(|n| n == name)
+                    || opt.title.eq_ignore_ascii_case(name.trim())
+                    || own == slug
+                    || (!slug.is_empty() && own.ends_with(&format!("-{slug}")))
+                    || format!("{}/{own}", grp.id) == name
+                {
+                    found.push((s, g, o));
+                }
+            }
+        }
+    }
+    match found.as_slice() {
+        [one] => Ok(*one),
+        [] => {
+            let all: Vec<String> = rb
+                .groups()
+                .flat_map(|(_, g)| {
+                    g.choose_one
+                        .iter()
+                        .enumerate()
+                        .map(move |(o, c)| format!("{}/{} {}", g.address, o + 1, c.title))
+                })
+                .collect();
+            Err(Error::refused(
+                K::NoSuchChoice,
+                if all.is_empty() {
+                    format!("no option is named `{name}`: the document has no \"choose one\" group")
+                } else {
+                    format!(
+                        "no option is named `{name}`; the options: {}",
+                        all.join(", ")
+                    )
+                },
+            ))
+        }
+        many => Err(Error::refused(
+            K::NoSuchChoice,
+            format!(
+                "`{name}` names an option of {} groups: name it by GROUP/N",
+                many.len()
+            ),
+        )),
+    }
+}
+
 /// `golive decide go|no-go`: one signature of the go/no-go decision.
 pub struct Decide<'a> {
     pub go: bool,
@@ -284,7 +528,7 @@ impl Deployment {
             ));
         }
         if a.go {
-            let st = states(&k);
+            let st = states(rb, &k);
             let pre: Vec<usize> = rb
                 .stages
                 .iter()
@@ -890,7 +1134,7 @@ impl Deployment {
         }
         let took = seconds_between(&go.at, &now.to_string()).unwrap_or(0.0);
         let target = lifecycle::duration_target(rb);
-        let health = if states(&k)
+        let health = if states(rb, &k)
             .values()
             .flat_map(|s| s.checks.iter())
             .all(|c| c == "passed")
@@ -947,7 +1191,7 @@ impl Deployment {
 
 /// The status a state gives, for `rb`.
 pub fn status_of(rb: &Runbook, k: Kept) -> Status {
-    let st = states(&k);
+    let st = states(rb, &k);
     let done = |list: &mut dyn Iterator<Item = usize>| {
         let list: Vec<usize> = list
             .filter(|&i| rb.items[i].kind != ItemKind::Step)

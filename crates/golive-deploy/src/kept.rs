@@ -45,6 +45,11 @@ pub struct Kept {
     pub rollback_started: Option<Event>,
     /// Each procedure or rollback step's progress, by item id.
     pub steps: BTreeMap<String, StepProgress>,
+    /// Optional items set aside with a reason (`golive skip`), by item id.
+    pub skipped: BTreeMap<String, Event>,
+    /// The option chosen in each "choose one" group (`golive choose`), by
+    /// group id.
+    pub chosen: BTreeMap<String, Event>,
     /// The deployment's end.
     pub ended: Option<Event>,
     /// A watch's last evaluation, and each window's last change (by key).
@@ -137,6 +142,16 @@ impl Kept {
                     .done
                     .get_or_insert_with(|| e.clone());
             }
+            "item.skipped" => {
+                self.skipped.entry(item).or_insert_with(|| e.clone());
+            }
+            "option.chosen" => {
+                if let Some(g) = e.data["group"].as_str() {
+                    self.chosen
+                        .entry(g.to_string())
+                        .or_insert_with(|| e.clone());
+                }
+            }
             "deployment.ended" => self.ended = Some(e.clone()),
             "watch.state" => {
                 if let Some(k) = e.data["key"].as_str() {
@@ -214,6 +229,8 @@ impl Kept {
             rollback_signatures,
             rollback_started,
             steps,
+            skipped,
+            chosen,
             ended,
             last_tick,
             windows,

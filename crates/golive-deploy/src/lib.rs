@@ -81,6 +81,17 @@ impl At {
         }
     }
 
+    /// Where group `g` of stage `s` of `rb` starts.
+    pub fn group(rb: &Runbook, s: usize, g: usize) -> At {
+        let grp = &rb.stages[s].groups[g];
+        At {
+            path: rb.path.clone(),
+            line: grp.heading.loc.line,
+            col: grp.heading.loc.col,
+            address: Some(grp.address.clone()),
+        }
+    }
+
     /// Where stage `s` of `rb` starts.
     pub fn stage(rb: &Runbook, s: usize) -> At {
         let st = &rb.stages[s];
@@ -122,7 +133,8 @@ pub enum RefusalKind {
     SignersDisagree,
     /// Something a command needs is missing (a NO-GO's reason).
     Incomplete,
-    /// The go/no-go decision was taken already.
+    /// The go/no-go decision, or the option of a "choose one" group, was
+    /// taken already.
     Decided,
     /// GO needs every pre-deployment item complete.
     PreDeploymentOpen,

@@ -15,10 +15,42 @@ use std::collections::{BTreeMap, BTreeSet};
 pub struct ItemState {
     pub checks: Vec<String>,
     pub signed_by: Vec<String>,
+    /// Why the item is not to be done: skipped with a reason, or an item of
+    /// an option not chosen ([`set_aside`]).
+    pub set_aside: Option<String>,
 }
 
-pub fn states(k: &Kept) -> BTreeMap<String, ItemState> {
+/// The items set aside, with why: optional items skipped with a reason,
+/// and the items of the options not chosen in a "choose one" group once a
+/// person chose one.
+pub fn set_aside(rb: &Runbook, k: &Kept) -> BTreeMap<usize, String> {
+    let mut out = BTreeMap::new();
+    for (i, it) in rb.items.iter().enumerate() {
+        if let Some(e) = k.skipped.get(&it.id) {
+            let reason = e.data["reason"].as_str().unwrap_or("");
+            out.insert(i, format!("skipped: {reason}"));
+        }
+    }
+    for (_, g) in rb.groups() {
+        let Some(e) = k.chosen.get(&g.id) else {
+            continue;
+        };
+        let chosen = e.data["option"].as_str().unwrap_or("");
+        for option in g.choose_one.iter().filter(|o| o.title != chosen) {
+            for &i in &option.items {
+                out.entry(i)
+                    .or_insert_with(|| format!("not the option chosen ({chosen})"));
+            }
+        }
+    }
+    out
+}
+
+pub fn states(rb: &Runbook, k: &Kept) -> BTreeMap<String, ItemState> {
     let mut out: BTreeMap<String, ItemState> = Default::default();
+    for (i, why) in set_aside(rb, k) {
+        out.entry(rb.items[i].id.clone()).or_default().set_aside = Some(why);
+    }
     for (item, c) in &k.checks {
         out.entry(item.clone()).or_default().checks = c
             .events
@@ -37,11 +69,12 @@ pub fn states(k: &Kept) -> BTreeMap<String, ItemState> {
     out
 }
 
-/// An item is complete when a person signed it, or when its checks passed
-/// and the runbook lets a passing check sign (`auto_sign = true`).
+/// An item is complete when a person signed it, when it was set aside
+/// ([`set_aside`]), or when its checks passed and the runbook lets a passing
+/// check sign (`auto_sign = true`).
 pub fn complete(rb: &Runbook, i: usize, st: Option<&ItemState>) -> bool {
     let Some(st) = st else { return false };
-    if !st.signed_by.is_empty() {
+    if !st.signed_by.is_empty() || st.set_aside.is_some() {
         return true;
     }
     let auto = rb.items[i].annotations.iter().any(|a| {
@@ -158,7 +191,15 @@ impl Gate {
     /// nothing to count would pass 0/0, so it is refused, naming what was
     /// looked for.
     pub fn tally(self, rb: &Runbook, k: &Kept) -> Result<Tally, String> {
-        let items = gate_items(rb, self.stage());
+        let all = gate_items(rb, self.stage());
+        // an item set aside is not judged: it leaves the count, and the
+        // failures the target allows stay what they were
+        let aside = set_aside(rb, k);
+        let items: Vec<usize> = all
+            .iter()
+            .copied()
+            .filter(|i| !aside.contains_key(i))
+            .collect();
         if items.is_empty() {
             let stages: Vec<String> = rb
                 .stages
@@ -196,7 +237,7 @@ impl Gate {
         let total = items.len();
         let passed = passed_of(rb, k, &items);
         let target = match self {
-            Gate::Smoke => smoke_target(rb, total),
+            Gate::Smoke => smoke_target(rb, all.len()).saturating_sub(all.len() - total),
             Gate::Verification => total,
         };
         Ok(Tally {
@@ -288,7 +329,7 @@ pub fn due_stages(rb: &Runbook, k: &Kept) -> Vec<usize> {
 /// order: not complete (as `status` counts), not a procedure step (those are
 /// marked done, in order) and not a rollback criterion (a rule, not a task).
 pub fn open_items(rb: &Runbook, k: &Kept) -> Vec<OpenItem> {
-    let st = states(k);
+    let st = states(rb, k);
     let criteria: BTreeSet<usize> = golive_engine::rules::rollback_rules(rb)
         .into_iter()
         .map(|r| r.item)
@@ -542,7 +583,7 @@ pub fn group_completion(
     k: &Kept,
     stage: &golive_runbook::Stage,
 ) -> Vec<(String, usize)> {
-    let st = states(k);
+    let st = states(rb, k);
     stage
         .groups
         .iter()

@@ -5,8 +5,8 @@
 
 use golive_deploy::record::KeptCheck;
 use golive_deploy::{
-    Decide, Deployment, Done, Error, Kept, Quiet, Raised, RefusalKind as K, RolledBack, Sign,
-    Source,
+    Choose, Decide, Deployment, Done, Error, Kept, Quiet, Raised, RefusalKind as K, RolledBack,
+    Sign, Skip, Source,
 };
 use golive_store::NewDeployment;
 use std::path::PathBuf;
@@ -924,4 +924,113 @@ async fn runs_record_checks_and_advance_the_procedure_and_a_watch_evaluates() {
         .data["outcome"],
         "passed"
     );
+}
+
+/// A canary checklist of another team's shape, with an optional item and a
+/// list step added.
+fn canary() -> String {
+    format!(
+        "{}\n## Extras\n\n- [ ] Warm the cache (optional)\n\n## Deployment Steps\n\n1. Restart the workers (if needed)\n",
+        include_str!("../../../tests/corpus/canary-rollout.md")
+    )
+}
+
+const ROSTER: &str = "[[person]]\nname = \"Ann\"\nroles = [\"Deployment Lead\"]\n";
+
+async fn options_and_skips(env: Env) {
+    std::fs::write(env.dir.join("roster.toml"), ROSTER).expect("roster");
+    let d = env.start().await;
+    let q = &Quiet;
+    let choose = |option| Choose {
+        option,
+        name: "Ann",
+        role: "Deployment Lead",
+        roster: None,
+    };
+    let skip = |item, reason| Skip {
+        item,
+        name: "Ann",
+        role: "Deployment Lead",
+        reason,
+        roster: None,
+    };
+    assert_eq!(
+        kind(d.choose(&choose("Option Z"), q).await),
+        K::NoSuchChoice
+    );
+    // an option followed already (an item of it signed) is the one chosen
+    d.sign(&sign("2.1.1", "Ann", "Deployment Lead"), q)
+        .await
+        .expect("an item of option A signed");
+    assert_eq!(kind(d.choose(&choose("2.1/3"), q).await), K::SignedAlready);
+    let c = d
+        .choose(&choose("Option A: Blue-Green"), q)
+        .await
+        .expect("chosen");
+    assert_eq!((c.option, c.set_aside), (0, 8));
+    assert_eq!(kind(d.choose(&choose("canary"), q).await), K::Decided);
+    let k = kept_is_replay(&d).await;
+    let aside = golive_deploy::lifecycle::set_aside(&d.rb, &k);
+    let ids: Vec<&str> = aside
+        .keys()
+        .map(|&i| d.rb.items[i].address.as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "2.1.4", "2.1.5", "2.1.6", "2.1.7", "2.1.8", "2.1.9", "2.1.10", "2.1.11"
+        ]
+    );
+    assert!(
+        aside
+            .values()
+            .all(|why| why == "not the option chosen (Option A: Blue-Green)")
+    );
+    // skipping: only what the document marks optional, a task not a step,
+    // with a reason, once
+    assert_eq!(
+        kind(d.skip(&skip("1.1", "not needed"), q).await),
+        K::NotOptional
+    );
+    assert_eq!(
+        kind(d.skip(&skip("6.1", "not needed"), q).await),
+        K::NotSignable
+    );
+    assert_eq!(kind(d.skip(&skip("5.1", "  "), q).await), K::Incomplete);
+    let i = d
+        .skip(&skip("5.1", "cache is cold by design"), q)
+        .await
+        .expect("skipped");
+    assert_eq!(d.rb.items[i].title, "Warm the cache (optional)");
+    assert_eq!(
+        kind(d.skip(&skip("5.1", "again"), q).await),
+        K::SignedAlready
+    );
+    let k = kept_is_replay(&d).await;
+    let status = golive_deploy::status_of(&d.rb, k);
+    let extras = status
+        .stages
+        .iter()
+        .find(|s| d.rb.stages[s.stage].title() == "Extras")
+        .expect("extras");
+    assert_eq!((extras.complete, extras.total), (1, 1));
+}
+
+#[tokio::test]
+async fn options_chosen_and_items_skipped_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!("golive-lib-options-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let location = format!("sqlite://{}", dir.join("golive.db").display());
+    options_and_skips(Env::at(dir, location, &canary())).await;
+}
+
+#[tokio::test]
+async fn options_chosen_and_items_skipped_on_postgres() {
+    let dir = std::env::temp_dir().join(format!("golive-lib-options-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let location = std::env::var("GOLIVE_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    options_and_skips(Env::at(dir, location, &canary())).await;
 }

@@ -410,7 +410,7 @@ fn count_text(found: usize, d: &Declared) -> String {
         );
     }
     if d.optional {
-        s.push_str(" · if applicable");
+        let _ = write!(s, " · {}", d.condition.as_deref().unwrap_or("optional"));
     }
     s
 }

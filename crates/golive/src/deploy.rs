@@ -76,6 +76,61 @@ pub async fn sign(a: Sign<'_>) -> Result<ExitCode, String> {
     )
 }
 
+pub struct Skip<'a> {
+    pub store: &'a str,
+    pub deployment: Option<&'a str>,
+    pub skip: golive_deploy::Skip<'a>,
+}
+
+pub async fn skip(a: Skip<'_>) -> Result<ExitCode, String> {
+    exit(
+        async {
+            let d = open(a.store, a.deployment).await?;
+            let i = d.skip(&a.skip, &Cli).await?;
+            let it = &d.rb.items[i];
+            println!(
+                "{} {} skipped by {} as {} ({}) in deployment {}",
+                it.address,
+                it.title,
+                a.skip.name,
+                a.skip.role,
+                a.skip.reason.trim(),
+                d.id()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        .await,
+    )
+}
+
+pub struct Choose<'a> {
+    pub store: &'a str,
+    pub deployment: Option<&'a str>,
+    pub choose: golive_deploy::Choose<'a>,
+}
+
+pub async fn choose(a: Choose<'_>) -> Result<ExitCode, String> {
+    exit(
+        async {
+            let d = open(a.store, a.deployment).await?;
+            let c = d.choose(&a.choose, &Cli).await?;
+            let g = &d.rb.stages[c.stage].groups[c.group];
+            println!(
+                "{} {}: {} chosen by {} as {} in deployment {}; {} item(s) of the other options set aside",
+                g.address,
+                g.title(),
+                g.choose_one[c.option].title,
+                a.choose.name,
+                a.choose.role,
+                d.id(),
+                c.set_aside
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        .await,
+    )
+}
+
 pub async fn status(
     location: &str,
     id: Option<&str>,

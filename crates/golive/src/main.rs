@@ -187,6 +187,41 @@ enum Command {
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
     },
+    /// Set aside an item the document marks optional (`(if needed)`,
+    /// `(optional)` …), with the reason: it counts as complete and leaves the
+    /// gates' counts.
+    Skip {
+        /// `DEPLOYMENT ITEM`, or `ITEM` alone for the newest deployment.
+        #[arg(num_args = 1..=2, value_name = "[DEPLOYMENT] ITEM")]
+        names: Vec<String>,
+        #[arg(long = "as", value_name = "NAME")]
+        name: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        roster: Option<PathBuf>,
+        #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
+        store: String,
+    },
+    /// Choose the option of a "choose one" group (`Deployment Pattern: Choose
+    /// One` over `#### Option A: …`): its items are required, the other
+    /// options' set aside.
+    Choose {
+        /// `[DEPLOYMENT] OPTION`: `GROUP/N` (as `2.1/3`), or the option's
+        /// title or slug.
+        #[arg(num_args = 1..=2, value_name = "[DEPLOYMENT] OPTION")]
+        names: Vec<String>,
+        #[arg(long = "as", value_name = "NAME")]
+        name: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        roster: Option<PathBuf>,
+        #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
+        store: String,
+    },
     /// Sign the go/no-go decision: `golive decide [DEPLOYMENT] go|no-go --as
     /// NAME --role ROLE [--reason …]`. GO needs every pre-deployment item
     /// complete; the decision needs the distinct people the document names.
@@ -625,6 +660,46 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Audit {
             action: AuditAction::Rebuild { deployment, store },
         } => runtime()?.block_on(deploy::rebuild(&store, deployment.as_deref())),
+        Command::Skip {
+            names,
+            name,
+            role,
+            reason,
+            roster,
+            store,
+        } => {
+            let (deployment, item) = deployment_and(&names, "skip takes [DEPLOYMENT] ITEM")?;
+            runtime()?.block_on(deploy::skip(deploy::Skip {
+                store: &store,
+                deployment,
+                skip: golive_deploy::Skip {
+                    item,
+                    name: &name,
+                    role: &role,
+                    reason: &reason,
+                    roster: roster.as_deref(),
+                },
+            }))
+        }
+        Command::Choose {
+            names,
+            name,
+            role,
+            roster,
+            store,
+        } => {
+            let (deployment, option) = deployment_and(&names, "choose takes [DEPLOYMENT] OPTION")?;
+            runtime()?.block_on(deploy::choose(deploy::Choose {
+                store: &store,
+                deployment,
+                choose: golive_deploy::Choose {
+                    option,
+                    name: &name,
+                    role: &role,
+                    roster: roster.as_deref(),
+                },
+            }))
+        }
         Command::Sign {
             names,
             name,

@@ -184,3 +184,122 @@ fn a_kubernetes_checklist_with_list_steps_skips_only_what_it_marks_optional() {
     assert!(end.starts_with("SUCCESS"), "{end}");
     assert_eq!(e.state(), "SUCCEEDED");
 }
+
+#[test]
+fn a_canary_rollout_follows_the_option_chosen_and_skips_what_is_optional_with_a_reason() {
+    let e = Env::new("tests/corpus/canary-rollout.md");
+    e.ok(&["run", &e.doc]);
+    let mobile = Env::new("tests/corpus/mobile-app-release.md");
+    mobile.ok(&["run", &mobile.doc]);
+    // an item no marker makes optional is not skipped
+    let refused = e.golive(&[
+        "skip",
+        "1.1",
+        "--as",
+        "Ann",
+        "--role",
+        "Release Manager",
+        "--reason",
+        "n/a",
+    ]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("is not optional"));
+    // an optional one is, once, with its reason
+    let out = mobile.ok(&[
+        "skip",
+        "2.1.1",
+        "--as",
+        "Ann",
+        "--role",
+        "Release Manager",
+        "--reason",
+        "no flags this release",
+    ]);
+    assert!(
+        out.contains("skipped by Ann as Release Manager (no flags this release)"),
+        "{out}"
+    );
+    let again = mobile.golive(&[
+        "skip",
+        "2.1.1",
+        "--as",
+        "Ann",
+        "--role",
+        "Release Manager",
+        "--reason",
+        "x",
+    ]);
+    assert_eq!(again.status.code(), Some(1));
+    let no_reason = mobile.golive(&[
+        "skip",
+        "2.1.2",
+        "--as",
+        "Ann",
+        "--role",
+        "Release Manager",
+        "--reason",
+        " ",
+    ]);
+    assert_eq!(no_reason.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&no_reason.stderr).contains("needs a reason"));
+    // an unknown option is named with the ones there are
+    let unknown = e.golive(&[
+        "choose",
+        "Option Z",
+        "--as",
+        "Ann",
+        "--role",
+        "Deployment Lead",
+    ]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("2.1/3 Option C: Canary"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+    e.sign(&["1.1", "1.2", "1.3", "1.4"], "Ann", "Release Manager");
+    let chosen = e.ok(&[
+        "choose",
+        "canary",
+        "--as",
+        "Ann",
+        "--role",
+        "Deployment Lead",
+    ]);
+    assert!(
+        chosen.contains("Option C: Canary chosen by Ann") && chosen.contains("5 item(s)"),
+        "{chosen}"
+    );
+    // chosen once
+    let twice = e.golive(&[
+        "choose",
+        "2.1/1",
+        "--as",
+        "Bob",
+        "--role",
+        "Engineering Manager",
+    ]);
+    assert_eq!(twice.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&twice.stderr).contains("was chosen already, by Ann"));
+    // the other options' items are set aside: the group waits only for the canary's six
+    let status = e.ok(&["status"]);
+    assert!(
+        status.contains("Deployment Pattern: Choose One: 5/11 items complete"),
+        "{status}"
+    );
+    e.sign(
+        &["2.1.6", "2.1.7", "2.1.8", "2.1.9", "2.1.10", "2.1.11"],
+        "Ann",
+        "Release Manager",
+    );
+    let status = e.ok(&["status"]);
+    assert!(
+        status.contains("Deployment Pattern: Choose One: 11/11 items complete"),
+        "{status}"
+    );
+    // and the record of both is whole
+    for env in [&e, &mobile] {
+        let verify = env.ok(&["audit", "verify"]);
+        assert!(verify.contains("intact"), "{verify}");
+    }
+}
