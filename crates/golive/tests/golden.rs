@@ -45,13 +45,7 @@ fn every_checklist_of_the_corpus_lints_without_an_error() {
     );
     for f in corpus {
         let (out, code) = golive(&["lint", &f, "--format", "json"]);
-        let v: serde_json::Value = serde_json::from_str(&out).expect("lint prints JSON");
-        let errors: Vec<&serde_json::Value> = v["findings"]
-            .as_array()
-            .expect("findings")
-            .iter()
-            .filter(|d| d["severity"] == "error")
-            .collect();
+        let errors = common::findings_of(&out, "error");
         assert!(errors.is_empty(), "{f}: {errors:?}");
         assert_eq!(code, 0, "{f}: lint exits 0 without errors");
     }

@@ -152,19 +152,11 @@ fn suggest_proposes_the_probe_kind_of_most_of_the_references_own_blocks() {
     );
     // every proposed block lints: no error anywhere in the written file
     let (out, _, code) = golive(&["lint", &shown, "--format", "json"]);
-    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
-    let errors: Vec<&serde_json::Value> = v["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .filter(|d| d["severity"] == "error")
-        .collect();
+    let errors = common::findings_of(&out, "error");
     assert!(errors.is_empty(), "{errors:#?}");
     assert_eq!(code, 0);
     // and none of them runs before a person reviews it
-    let unreviewed = v["findings"]
-        .as_array()
-        .expect("findings")
+    let unreviewed = common::findings_of(&out, "warning")
         .iter()
         .filter(|d| d["code"] == "unreviewed-suggestion")
         .count();

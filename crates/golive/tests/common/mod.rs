@@ -10,6 +10,18 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The findings of `golive lint --format json` output of one severity.
+pub fn findings_of(lint_json: &str, severity: &str) -> Vec<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_str(lint_json).expect("lint prints JSON");
+    v["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|d| d["severity"] == severity)
+        .cloned()
+        .collect()
+}
+
 /// Compare `actual` with `tests/golden/NAME`, or rewrite it when blessing.
 pub fn check_golden(name: &str, actual: &str) -> Result<(), String> {
     let path = root().join("tests/golden").join(name);
