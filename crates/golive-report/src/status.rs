@@ -53,6 +53,13 @@ pub fn status_json(rb: &Runbook, d: &Deployment, s: &Status) -> Value {
         "events": s.kept.events(), "stages": stages, "pending_signoffs": pending(rb, s), "checks": s.checks,
         "signed_items": s.signed_items,
         "decision": s.kept.decision.as_ref().map(|e| e.data.clone()),
+        "state": s.state,
+        "set_aside": golive_deploy::lifecycle::set_aside(rb, &s.kept)
+            .into_iter()
+            .map(|(i, why)| json!({
+                "item": rb.items[i].id, "address": rb.items[i].address, "reason": why,
+            }))
+            .collect::<Vec<_>>(),
     })
 }
 
@@ -299,6 +306,21 @@ pub fn status_text(rb: &Runbook, d: &Deployment, s: &Status, now: jiff::Timestam
             "  … and {} more (--format json lists all)",
             s.pending.len() - 20
         );
+    }
+    let aside = golive_deploy::lifecycle::set_aside(rb, &s.kept);
+    if !aside.is_empty() {
+        let _ = writeln!(out, "Set aside ({}), counted complete:", aside.len());
+        for (&i, why) in aside.iter().take(20) {
+            let it = &rb.items[i];
+            let _ = writeln!(out, "  {:<8} {} — {why}", it.address, it.title);
+        }
+        if aside.len() > 20 {
+            let _ = writeln!(
+                out,
+                "  … and {} more (--format json lists all)",
+                aside.len() - 20
+            );
+        }
     }
     out
 }

@@ -77,11 +77,9 @@ impl Env {
     }
 
     fn state(&self) -> String {
-        let out = self.ok(&["status"]);
-        out.lines()
-            .find_map(|l| l.strip_prefix("State: "))
-            .unwrap_or("")
-            .to_string()
+        let out = self.ok(&["status", "--format", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("status json");
+        v["state"].as_str().unwrap_or("").to_string()
     }
 
     fn report(&self) -> String {
@@ -219,6 +217,13 @@ fn a_canary_rollout_follows_the_option_chosen_and_skips_what_is_optional_with_a_
         out.contains("skipped by Ann as Release Manager (no flags this release)"),
         "{out}"
     );
+    let json = mobile.ok(&["status", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["set_aside"][0]["address"], "2.1.1");
+    assert_eq!(
+        v["set_aside"][0]["reason"],
+        "skipped: no flags this release"
+    );
     let again = mobile.golive(&[
         "skip",
         "2.1.1",
@@ -285,6 +290,16 @@ fn a_canary_rollout_follows_the_option_chosen_and_skips_what_is_optional_with_a_
     let status = e.ok(&["status"]);
     assert!(
         status.contains("Deployment Pattern: Choose One: 5/11 items complete"),
+        "{status}"
+    );
+    assert!(
+        status.contains("Set aside (5), counted complete:"),
+        "{status}"
+    );
+    assert!(
+        status.contains(
+            "2.1.1    Bring up the green stack beside blue — not the option chosen (Option C: Canary)"
+        ),
         "{status}"
     );
     e.sign(
