@@ -1,7 +1,7 @@
 //! Feed arbitrary bytes to the importer, lint and export: none may panic, and
 //! an export with no outcomes must give the input back.
 //!
-//!     cargo fuzz run import corpus/import ../tests/corpus ../tests/fixtures -- -dict=import.dict
+//!     mkdir -p corpus/import && cargo fuzz run import corpus/import ../tests/corpus ../tests/fixtures -- -dict=import.dict
 //!
 //! The dictionary holds the tokens of the shapes golive reads (tasks, steps,
 //! tables, blanks, `golive` blocks, and other teams' shapes: bold table rows,
