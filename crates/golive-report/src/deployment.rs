@@ -136,6 +136,7 @@ pub fn render_markdown(
     let mut all = patches(rb, &out).map_err(|e| e.to_string())?;
     all.extend(status_line(rb, events));
     all.extend(choice_lines(rb, events));
+    all.extend(set_aside_notes(rb, &k));
     all.extend(deployment_log(rb, events));
     let mut text = apply(&rb.source, all).map_err(|e| e.to_string())?;
     if !text.is_empty() && !text.ends_with('\n') {
@@ -243,6 +244,30 @@ fn choose(src: &str, f: &golive_runbook::Field, chosen: &str) -> Option<Patch> {
         text: chosen.to_string(),
         line: f.loc.line,
     })
+}
+
+/// A task set aside (`golive skip`, an option not chosen) stays unticked and
+/// says so at the end of its line: `— *set aside: skipped: no flags*`.
+fn set_aside_notes(rb: &Runbook, k: &Kept) -> Vec<Patch> {
+    lifecycle::set_aside(rb, k)
+        .into_iter()
+        .filter(|(i, _)| rb.items[*i].kind == golive_runbook::ItemKind::Task)
+        .map(|(i, why)| {
+            let it = &rb.items[i];
+            let rest = &rb.source[it.loc.start..];
+            let end = it.loc.start + rest.find(['\r', '\n']).unwrap_or(rest.len());
+            let why: String = why
+                .chars()
+                .map(|c| if c.is_control() || c == '*' { ' ' } else { c })
+                .collect();
+            Patch {
+                start: end,
+                end,
+                text: format!(" — *set aside: {}*", why.trim()),
+                line: it.loc.line,
+            }
+        })
+        .collect()
 }
 
 /// The header's `**Status:** PENDING` becomes the deployment's state.

@@ -312,6 +312,21 @@ fn a_canary_rollout_follows_the_option_chosen_and_skips_what_is_optional_with_a_
         status.contains("Deployment Pattern: Choose One: 11/11 items complete"),
         "{status}"
     );
+    // the filled document says which were set aside, and why
+    let report = e.report();
+    assert!(
+        report.contains("- [ ] Set maxUnavailable to 1 — *set aside: not the option chosen (Option C: Canary)*\n"),
+        "{report}"
+    );
+    assert!(
+        report.contains("- [x] Send 5% of traffic to the canary\n"),
+        "{report}"
+    );
+    let report = mobile.report();
+    assert!(
+        report.contains("- [ ] New onboarding flag on for 10% of users — *set aside: skipped: no flags this release*\n"),
+        "{report}"
+    );
     // and the record of both is whole
     for env in [&e, &mobile] {
         let verify = env.ok(&["audit", "verify"]);
