@@ -454,6 +454,114 @@ fn option_named(rb: &Runbook, name: &str) -> Result<(usize, usize, usize)> {
     }
 }
 
+/// `golive sign-off`: one of the roles a stage names as its signers signs
+/// it (the reference's Final Sign-off: Deployment Lead, Engineering Manager,
+/// Operations Manager, Product Manager).
+pub struct SignOff<'a> {
+    /// The stage, by address or id; `None`: the last stage with signers.
+    pub stage: Option<&'a str>,
+    pub name: &'a str,
+    pub role: &'a str,
+    pub comment: Option<&'a str>,
+    pub roster: Option<&'a Path>,
+}
+
+impl Deployment {
+    /// A stage's sign-off by one of the roles it names, once the deployment
+    /// has ended (the sign-off is of what was done); once per role. Returns
+    /// where the stage's sign-off then stands.
+    pub async fn sign_off(
+        &self,
+        a: &SignOff<'_>,
+        l: &dyn Listener,
+    ) -> Result<lifecycle::StageSignoffs> {
+        let _lock = self.lock().await?;
+        let rb = &self.rb;
+        let with: Vec<usize> = (0..rb.stages.len())
+            .filter(|&s| !rb.stages[s].signers.is_empty())
+            .collect();
+        let s = match a.stage {
+            None => *with.last().ok_or_else(|| {
+                Error::refused(
+                    K::Unknown,
+                    "no stage of the document names the roles that sign it (a sign-off table or `**Role:**` blocks with a Signature line)",
+                )
+            })?,
+            Some(name) => (0..rb.stages.len())
+                .find(|&s| rb.stages[s].address == name || rb.stages[s].id == name)
+                .ok_or_else(|| Error::refused(K::Unknown, format!("no stage is named `{name}`")))?,
+        };
+        let stage = &rb.stages[s];
+        let Some(role) = stage
+            .signers
+            .iter()
+            .find(|r| r.eq_ignore_ascii_case(a.role.trim()))
+        else {
+            return Err(Error::refused_at(
+                K::WrongRole,
+                if stage.signers.is_empty() {
+                    format!(
+                        "{} {} names no roles that sign it",
+                        stage.address,
+                        stage.title()
+                    )
+                } else {
+                    format!(
+                        "{} {} is signed by {}, not the {}",
+                        stage.address,
+                        stage.title(),
+                        stage.signers.join(", "),
+                        a.role
+                    )
+                },
+                At::stage(rb, s),
+            ));
+        };
+        let person = self.person(a.roster, a.name, Some(a.role))?;
+        holds(&person, a.role)?;
+        let k = self.kept(l).await?;
+        if k.ended.is_none() {
+            return Err(Error::refused_at(
+                K::Incomplete,
+                format!(
+                    "{} {} is signed once the deployment has ended (golive finish, or the rollback's last step)",
+                    stage.address,
+                    stage.title()
+                ),
+                At::stage(rb, s),
+            ));
+        }
+        let now = lifecycle::stage_signoffs(rb, &k);
+        if let Some((_, e)) = now
+            .iter()
+            .find(|x| x.stage == s)
+            .and_then(|x| x.signed.iter().find(|(r, _)| r == role))
+        {
+            return Err(Error::refused_at(
+                K::SignedAlready,
+                format!(
+                    "the {role} signed {} already: {} at {}",
+                    stage.title(),
+                    e.actor.as_deref().unwrap_or("?"),
+                    e.at
+                ),
+                At::stage(rb, s),
+            ));
+        }
+        let event = NewEvent::new(
+            "stage.signoff",
+            json!({ "stage": stage.id, "role": role, "comment": a.comment, "title": stage.title() }),
+        )
+        .actor(a.name);
+        self.append(&[event]).await?;
+        let k = self.kept(l).await?;
+        lifecycle::stage_signoffs(rb, &k)
+            .into_iter()
+            .find(|x| x.stage == s)
+            .ok_or_else(|| Error::Failed("the stage's sign-off is not in the record".into()))
+    }
+}
+
 /// `golive decide go|no-go`: one signature of the go/no-go decision.
 pub struct Decide<'a> {
     pub go: bool,

@@ -50,6 +50,9 @@ pub struct Kept {
     /// The option chosen in each "choose one" group (`golive choose`), by
     /// group id.
     pub chosen: BTreeMap<String, Event>,
+    /// The sign-offs of the roles a stage names as its signers (a Final
+    /// Sign-off's role blocks or table), in order.
+    pub stage_signoffs: Vec<Event>,
     /// The deployment's end.
     pub ended: Option<Event>,
     /// A watch's last evaluation, and each window's last change (by key).
@@ -152,6 +155,7 @@ impl Kept {
                         .or_insert_with(|| e.clone());
                 }
             }
+            "stage.signoff" => self.stage_signoffs.push(e.clone()),
             "deployment.ended" => self.ended = Some(e.clone()),
             "watch.state" => {
                 if let Some(k) = e.data["key"].as_str() {
@@ -231,6 +235,7 @@ impl Kept {
             steps,
             skipped,
             chosen,
+            stage_signoffs,
             ended,
             last_tick,
             windows,

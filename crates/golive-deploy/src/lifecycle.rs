@@ -20,6 +20,45 @@ pub struct ItemState {
     pub set_aside: Option<String>,
 }
 
+/// A stage that names the roles signing it, with the roles signed and
+/// those still to sign, in the document's order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageSignoffs {
+    pub stage: usize,
+    pub signed: Vec<(String, golive_store::Event)>,
+    pub waiting: Vec<String>,
+}
+
+/// Every stage with signers, and where its sign-off stands.
+pub fn stage_signoffs(rb: &Runbook, k: &Kept) -> Vec<StageSignoffs> {
+    rb.stages
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.signers.is_empty())
+        .map(|(i, s)| {
+            let mut signed = Vec::new();
+            let mut waiting = Vec::new();
+            for role in &s.signers {
+                let by = k.stage_signoffs.iter().find(|e| {
+                    e.data["stage"] == s.id.as_str()
+                        && e.data["role"]
+                            .as_str()
+                            .is_some_and(|r| r.eq_ignore_ascii_case(role))
+                });
+                match by {
+                    Some(e) => signed.push((role.clone(), e.clone())),
+                    None => waiting.push(role.clone()),
+                }
+            }
+            StageSignoffs {
+                stage: i,
+                signed,
+                waiting,
+            }
+        })
+        .collect()
+}
+
 /// The items set aside, with why: optional items skipped with a reason,
 /// and the items of the options not chosen in a "choose one" group once a
 /// person chose one.

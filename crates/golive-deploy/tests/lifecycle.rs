@@ -6,7 +6,7 @@
 use golive_deploy::record::KeptCheck;
 use golive_deploy::{
     Choose, Decide, Deployment, Done, Error, Kept, Quiet, Raised, RefusalKind as K, RolledBack,
-    Sign, Skip, Source,
+    Sign, SignOff, Skip, Source,
 };
 use golive_store::NewDeployment;
 use std::path::PathBuf;
@@ -1033,4 +1033,91 @@ async fn options_chosen_and_items_skipped_on_postgres() {
     let location = std::env::var("GOLIVE_TEST_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     options_and_skips(Env::at(dir, location, &canary())).await;
+}
+
+/// A checklist written as phases, to its end and its Phase 8 role blocks.
+async fn sign_offs(env: Env) {
+    std::fs::write(
+        env.dir.join("roster.toml"),
+        "[[person]]\nname = \"Ann\"\nroles = [\"Deployment Lead\", \"Launch Lead\"]\n\n\
+         [[person]]\nname = \"Bob\"\nroles = [\"Head of Support\"]\n",
+    )
+    .expect("roster");
+    let d = env.start().await;
+    let q = &Quiet;
+    let off = |role| SignOff {
+        stage: None,
+        name: if role == "Head of Support" {
+            "Bob"
+        } else {
+            "Ann"
+        },
+        role,
+        comment: Some("all phases done"),
+        roster: None,
+    };
+    for i in ["1.1", "1.2", "1.3", "2.1", "2.2", "2.3"] {
+        d.sign(&sign(i, "Ann", "Launch Lead"), q)
+            .await
+            .expect("signed");
+    }
+    d.decide(&decide(true, "Ann", "Deployment Lead", None), q)
+        .await
+        .expect("GO");
+    for i in ["4.1", "4.2", "4.3", "5.1", "5.2", "5.3"] {
+        d.sign(&sign(i, "Ann", "Launch Lead"), q)
+            .await
+            .expect("signed");
+    }
+    assert_eq!(
+        kind(d.sign_off(&off("Launch Lead"), q).await),
+        K::Incomplete
+    );
+    d.gate("smoke", "Ann", None, q).await.expect("gate");
+    d.finish("Ann", None, jiff::Timestamp::now(), q)
+        .await
+        .expect("finished");
+    assert_eq!(kind(d.sign_off(&off("QA Lead"), q).await), K::WrongRole);
+    let unknown = SignOff {
+        stage: Some("99"),
+        ..off("Launch Lead")
+    };
+    assert_eq!(kind(d.sign_off(&unknown, q).await), K::Unknown);
+    let first = d
+        .sign_off(&off("Launch Lead"), q)
+        .await
+        .expect("signed off");
+    assert_eq!(first.waiting, ["Head of Support"]);
+    assert_eq!(
+        kind(d.sign_off(&off("launch lead"), q).await),
+        K::SignedAlready
+    );
+    let last = d
+        .sign_off(&off("Head of Support"), q)
+        .await
+        .expect("signed off");
+    assert!(last.waiting.is_empty());
+    assert_eq!(last.signed.len(), 2);
+    kept_is_replay(&d).await;
+}
+
+#[tokio::test]
+async fn a_stage_signed_off_by_its_roles_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!("golive-lib-signoff-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let location = format!("sqlite://{}", dir.join("golive.db").display());
+    let text = include_str!("../../../tests/corpus/phased-launch.md");
+    sign_offs(Env::at(dir, location, text)).await;
+}
+
+#[tokio::test]
+async fn a_stage_signed_off_by_its_roles_on_postgres() {
+    let dir = std::env::temp_dir().join(format!("golive-lib-signoff-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let location = std::env::var("GOLIVE_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let text = include_str!("../../../tests/corpus/phased-launch.md");
+    sign_offs(Env::at(dir, location, text)).await;
 }

@@ -130,6 +130,7 @@ pub fn render_markdown(
         }
     }
     decision(rb, events, &mut out, &mut fills);
+    stage_signoffs(rb, &k, &mut fills);
     summary(rb, events, &mut fills);
     results(rb, events, &mut fills);
     out.fills = fills.into_iter().collect();
@@ -244,6 +245,56 @@ fn choose(src: &str, f: &golive_runbook::Field, chosen: &str) -> Option<Patch> {
         text: chosen.to_string(),
         line: f.loc.line,
     })
+}
+
+/// The role blocks of a stage's sign-off (`**Deployment Lead:**` then Name,
+/// Signature, Date lines), filled for each role that signed: the blocks are
+/// in the order of the stage's signers, so the k-th Name blank is the k-th
+/// role's. A stage whose blanks are not one set per role is left as is.
+fn stage_signoffs(rb: &Runbook, k: &Kept, fills: &mut BTreeMap<String, String>) {
+    for so in lifecycle::stage_signoffs(rb, k) {
+        let stage = &rb.stages[so.stage];
+        let blanks: Vec<&Blank> = stage
+            .loose
+            .blanks
+            .iter()
+            .chain(stage.groups.iter().flat_map(|g| g.loose.blanks.iter()))
+            .collect();
+        let of = |label: &dyn Fn(&str) -> bool| -> Vec<&Blank> {
+            blanks
+                .iter()
+                .copied()
+                .filter(|b| label(&b.label.to_lowercase()))
+                .collect()
+        };
+        let names = of(&|l| l == "name");
+        let signatures = of(&|l| l == "signature");
+        let dates = of(&|l| l.starts_with("date") || l == "time");
+        let comments = of(&|l| l == "comments" || l == "comment");
+        let roles = &stage.signers;
+        if signatures.len() != roles.len() {
+            continue;
+        }
+        for (role, e) in &so.signed {
+            let Some(n) = roles.iter().position(|r| r == role) else {
+                continue;
+            };
+            let who = e.actor.clone().unwrap_or_default();
+            if let Some(b) = names.get(n) {
+                fills.insert(b.id.clone(), who.clone());
+            }
+            fills.insert(
+                signatures[n].id.clone(),
+                format!("signed in golive by {who} ({role})"),
+            );
+            if let Some(b) = dates.get(n) {
+                fills.insert(b.id.clone(), short_time(&e.at));
+            }
+            if let (Some(b), Some(c)) = (comments.get(n), e.data["comment"].as_str()) {
+                fills.insert(b.id.clone(), c.to_string());
+            }
+        }
+    }
 }
 
 /// A task set aside (`golive skip`, an option not chosen) stays unticked and

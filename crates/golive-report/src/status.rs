@@ -54,6 +54,16 @@ pub fn status_json(rb: &Runbook, d: &Deployment, s: &Status) -> Value {
         "signed_items": s.signed_items,
         "decision": s.kept.decision.as_ref().map(|e| e.data.clone()),
         "state": s.state,
+        "stage_signoffs": golive_deploy::lifecycle::stage_signoffs(rb, &s.kept)
+            .into_iter()
+            .map(|so| json!({
+                "stage": rb.stages[so.stage].id,
+                "signed": so.signed.iter().map(|(role, e)| json!({
+                    "role": role, "name": e.actor, "at": e.at,
+                })).collect::<Vec<_>>(),
+                "waiting": so.waiting,
+            }))
+            .collect::<Vec<_>>(),
         "set_aside": golive_deploy::lifecycle::set_aside(rb, &s.kept)
             .into_iter()
             .map(|(i, why)| json!({
@@ -305,6 +315,24 @@ pub fn status_text(rb: &Runbook, d: &Deployment, s: &Status, now: jiff::Timestam
             out,
             "  … and {} more (--format json lists all)",
             s.pending.len() - 20
+        );
+    }
+    for so in golive_deploy::lifecycle::stage_signoffs(rb, &s.kept) {
+        if s.kept.ended.is_none() && so.signed.is_empty() {
+            continue;
+        }
+        let stage = &rb.stages[so.stage];
+        let _ = writeln!(
+            out,
+            "{}: {}/{} roles signed{}",
+            stage.title(),
+            so.signed.len(),
+            so.signed.len() + so.waiting.len(),
+            if so.waiting.is_empty() {
+                String::new()
+            } else {
+                format!("; waiting for {}", so.waiting.join(", "))
+            }
         );
     }
     let aside = golive_deploy::lifecycle::set_aside(rb, &s.kept);

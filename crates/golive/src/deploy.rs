@@ -76,6 +76,37 @@ pub async fn sign(a: Sign<'_>) -> Result<ExitCode, String> {
     )
 }
 
+pub struct SignOff<'a> {
+    pub store: &'a str,
+    pub deployment: Option<&'a str>,
+    pub sign_off: golive_deploy::SignOff<'a>,
+}
+
+pub async fn sign_off(a: SignOff<'_>) -> Result<ExitCode, String> {
+    exit(
+        async {
+            let d = open(a.store, a.deployment).await?;
+            let s = d.sign_off(&a.sign_off, &Cli).await?;
+            let stage = &d.rb.stages[s.stage];
+            println!(
+                "{} {} signed off by {} as {} in deployment {}; {}",
+                stage.address,
+                stage.title(),
+                a.sign_off.name,
+                a.sign_off.role,
+                d.id(),
+                if s.waiting.is_empty() {
+                    "every role has signed".to_string()
+                } else {
+                    format!("waiting for {}", s.waiting.join(", "))
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        .await,
+    )
+}
+
 pub struct Skip<'a> {
     pub store: &'a str,
     pub deployment: Option<&'a str>,

@@ -187,6 +187,25 @@ enum Command {
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
     },
+    /// Sign a stage that names the roles signing it (the Final Sign-off's
+    /// role blocks or sign-off table), once the deployment has ended.
+    #[command(name = "sign-off")]
+    SignOff {
+        /// `[DEPLOYMENT] [STAGE]`: the stage by address or id; default the
+        /// last stage with signers.
+        #[arg(num_args = 0..=2, value_name = "[DEPLOYMENT] [STAGE]")]
+        names: Vec<String>,
+        #[arg(long = "as", value_name = "NAME")]
+        name: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        comment: Option<String>,
+        #[arg(long)]
+        roster: Option<PathBuf>,
+        #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
+        store: String,
+    },
     /// Set aside an item the document marks optional (`(if needed)`,
     /// `(optional)` …), with the reason: it counts as complete and leaves the
     /// gates' counts.
@@ -660,6 +679,33 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Audit {
             action: AuditAction::Rebuild { deployment, store },
         } => runtime()?.block_on(deploy::rebuild(&store, deployment.as_deref())),
+        Command::SignOff {
+            names,
+            name,
+            role,
+            comment,
+            roster,
+            store,
+        } => {
+            // one name: a deployment id when it is one, else the stage
+            let (deployment, stage) = match names.as_slice() {
+                [] => (None, None),
+                [one] if one.starts_with("d-") => (Some(one.as_str()), None),
+                [one] => (None, Some(one.as_str())),
+                [d, st, ..] => (Some(d.as_str()), Some(st.as_str())),
+            };
+            runtime()?.block_on(deploy::sign_off(deploy::SignOff {
+                store: &store,
+                deployment,
+                sign_off: golive_deploy::SignOff {
+                    stage,
+                    name: &name,
+                    role: &role,
+                    comment: comment.as_deref(),
+                    roster: roster.as_deref(),
+                },
+            }))
+        }
         Command::Skip {
             names,
             name,

@@ -28,8 +28,8 @@ impl Env {
         std::fs::copy(root().join(doc), dir.join(name)).expect("copy");
         std::fs::write(
             dir.join("roster.toml"),
-            "[[person]]\nname = \"Ann\"\nroles = [\"Deployment Lead\", \"Release Manager\"]\n\n\
-             [[person]]\nname = \"Bob\"\nroles = [\"Engineering Manager\", \"QA Lead\"]\n",
+            "[[person]]\nname = \"Ann\"\nroles = [\"Deployment Lead\", \"Release Manager\", \"Launch Lead\"]\n\n\
+             [[person]]\nname = \"Bob\"\nroles = [\"Engineering Manager\", \"QA Lead\", \"Head of Support\"]\n",
         )
         .expect("roster");
         Env {
@@ -111,10 +111,37 @@ fn a_document_written_as_phases_deploys_from_first_phase_to_sign_off() {
         "{gate}"
     );
     e.sign(&["6.1", "6.2", "6.3"], "Bob", "QA Lead");
+    // the Phase 8 role blocks sign what was done, so not before the end
+    let early = e.golive(&["sign-off", "--as", "Ann", "--role", "Launch Lead"]);
+    assert_eq!(early.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&early.stderr).contains("once the deployment has ended"));
     let end = e.ok(&["finish", "--as", "Ann", "--roster", "roster.toml"]);
     assert!(end.starts_with("SUCCESS"), "{end}");
     assert_eq!(e.state(), "SUCCEEDED");
+    let first = e.ok(&["sign-off", "--as", "Ann", "--role", "Launch Lead"]);
+    assert!(first.contains("waiting for Head of Support"), "{first}");
+    let twice = e.golive(&["sign-off", "--as", "Ann", "--role", "Launch Lead"]);
+    assert_eq!(twice.status.code(), Some(1));
+    let wrong = e.golive(&["sign-off", "--as", "Bob", "--role", "QA Lead"]);
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr)
+            .contains("is signed by Launch Lead, Head of Support, not the QA Lead"),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+    let last = e.ok(&["sign-off", "8", "--as", "Bob", "--role", "Head of Support"]);
+    assert!(last.contains("every role has signed"), "{last}");
+    assert!(
+        e.ok(&["status"])
+            .contains("Phase 8: Sign-off: 2/2 roles signed\n")
+    );
     let report = e.report();
+    // the role blocks name who signed, and when
+    assert!(report.contains("**Launch Lead:**\n- Name: Ann\n- Signature: signed in golive by Ann (Launch Lead)\n- Date: 20"), "{report}");
+    assert!(
+        report.contains("- Name: Bob\n- Signature: signed in golive by Bob (Head of Support)\n"),
+        "{report}"
+    );
     // the document's own choice line answers how it ended
     assert!(report.contains("**Launch Status:** SUCCESS\n"), "{report}");
     assert!(!report.contains("SUCCESS / ROLLBACK / PARTIAL"));
