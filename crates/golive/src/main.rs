@@ -109,8 +109,10 @@ enum AuditAction {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check a runbook for faults: declared counts, duplicate ids, annotations,
-    /// unbound placeholders, unclosed fences, skipped heading levels.
+    /// Check a runbook for faults: declared counts, annotations, unbound
+    /// placeholders, unclosed fences, skipped heading levels; warn of repeated
+    /// titles and suggested blocks not reviewed yet. Exit 0 no error, 1 an
+    /// error, 2 unreadable input.
     Lint {
         /// The Markdown runbook.
         file: PathBuf,
