@@ -21,20 +21,33 @@ struct Env {
 
 impl Env {
     fn sqlite(tag: &str) -> Env {
-        let dir = std::env::temp_dir().join(format!("golive-lib-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("dir");
-        let location = format!("sqlite://{}", dir.join("golive.db").display());
-        Env::at(dir, location, MINI)
+        Env::sqlite_with(tag, MINI)
     }
 
     fn postgres(tag: &str) -> Env {
+        Env::postgres_with(tag, MINI)
+    }
+
+    /// A fresh folder for the test's files.
+    fn folder(tag: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("golive-lib-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
+        dir
+    }
+
+    /// A runbook of this text, on a SQLite store in its own folder.
+    fn sqlite_with(tag: &str, text: &str) -> Env {
+        let dir = Env::folder(tag);
+        let location = format!("sqlite://{}", dir.join("golive.db").display());
+        Env::at(dir, location, text)
+    }
+
+    /// A runbook of this text, on the test PostgreSQL.
+    fn postgres_with(tag: &str, text: &str) -> Env {
         let location = std::env::var("GOLIVE_TEST_PG")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        Env::at(dir, location, MINI)
+        Env::at(Env::folder(tag), location, text)
     }
 
     fn at(dir: PathBuf, location: String, text: &str) -> Env {
@@ -1018,21 +1031,12 @@ async fn options_and_skips(env: Env) {
 
 #[tokio::test]
 async fn options_chosen_and_items_skipped_on_sqlite() {
-    let dir = std::env::temp_dir().join(format!("golive-lib-options-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    let location = format!("sqlite://{}", dir.join("golive.db").display());
-    options_and_skips(Env::at(dir, location, &canary())).await;
+    options_and_skips(Env::sqlite_with("options", &canary())).await;
 }
 
 #[tokio::test]
 async fn options_chosen_and_items_skipped_on_postgres() {
-    let dir = std::env::temp_dir().join(format!("golive-lib-options-pg-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    let location = std::env::var("GOLIVE_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    options_and_skips(Env::at(dir, location, &canary())).await;
+    options_and_skips(Env::postgres_with("options-pg", &canary())).await;
 }
 
 /// A checklist written as phases, to its end and its Phase 8 role blocks.
@@ -1103,21 +1107,12 @@ async fn sign_offs(env: Env) {
 
 #[tokio::test]
 async fn a_stage_signed_off_by_its_roles_on_sqlite() {
-    let dir = std::env::temp_dir().join(format!("golive-lib-signoff-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    let location = format!("sqlite://{}", dir.join("golive.db").display());
     let text = include_str!("../../../tests/corpus/phased-launch.md");
-    sign_offs(Env::at(dir, location, text)).await;
+    sign_offs(Env::sqlite_with("signoff", text)).await;
 }
 
 #[tokio::test]
 async fn a_stage_signed_off_by_its_roles_on_postgres() {
-    let dir = std::env::temp_dir().join(format!("golive-lib-signoff-pg-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    let location = std::env::var("GOLIVE_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let text = include_str!("../../../tests/corpus/phased-launch.md");
-    sign_offs(Env::at(dir, location, text)).await;
+    sign_offs(Env::postgres_with("signoff-pg", text)).await;
 }

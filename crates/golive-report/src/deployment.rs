@@ -221,18 +221,18 @@ fn choice_lines(rb: &Runbook, events: &[Event]) -> Vec<Patch> {
 fn choose(src: &str, f: &golive_runbook::Field, chosen: &str) -> Option<Patch> {
     let text = &src[f.loc.start..f.loc.end];
     let at = f.loc.start + text.find(chosen)?;
-    const BOXES: &[(&str, &str)] = &[("☐", "☑"), ("⬜", "☑"), ("[ ]", "[x]")];
     let before = &src[f.loc.start..at];
-    if let Some((i, (open, ticked))) = BOXES
+    // the open box nearest before the choice is its box
+    if let Some((i, open)) = golive_runbook::text::OPEN_BOXES
         .iter()
-        .filter_map(|b| before.rfind(b.0).map(|i| (i, b)))
+        .filter_map(|b| before.rfind(b).map(|i| (i, *b)))
         .max_by_key(|(i, _)| *i)
     {
         let start = f.loc.start + i;
         return Some(Patch {
             start,
             end: start + open.len(),
-            text: ticked.to_string(),
+            text: golive_runbook::text::box_ticked(open, true)?.to_string(),
             line: f.loc.line,
         });
     }

@@ -93,14 +93,7 @@ fn inline_value(value: &str, in_table: bool) -> String {
 }
 
 fn tick(source: &str, marker: &Marker, on: bool) -> Option<Patch> {
-    let cur = &source[marker.loc.range()];
-    let text = match (cur, on) {
-        ("[ ]", true) => "[x]",
-        ("[x]" | "[X]", false) => "[ ]",
-        ("☐" | "⬜", true) => "☑",
-        ("☑" | "☒" | "✅" | "✔" | "✔️", false) => "☐",
-        _ => return None,
-    };
+    let text = crate::text::box_ticked(&source[marker.loc.range()], on)?;
     Some(Patch {
         start: marker.loc.start,
         end: marker.loc.end,

@@ -1384,18 +1384,15 @@ fn has_task_descendant(children: &[Block]) -> bool {
     })
 }
 
-const UNCHECKED: &[&str] = &["☐", "[ ]", "⬜"];
-const CHECKED: &[&str] = &["☑", "☒", "✅", "✔", "✔️", "[x]", "[X]"];
-
 /// The first cell of a row that is only a checkbox, and whether it is ticked.
 fn checkbox_cell(src: &str, row: &Row) -> Option<(Range<usize>, bool)> {
     for cell in &row.cells {
         let raw = &src[cell.clone()];
         let lead = raw.len() - raw.trim_start_matches(['|', ' ', '\t']).len();
         let text = raw.trim_matches(['|', ' ', '\t']);
-        let checked = if UNCHECKED.contains(&text) {
+        let checked = if crate::text::OPEN_BOXES.contains(&text) {
             false
-        } else if CHECKED.contains(&text) {
+        } else if crate::text::TICKED_BOXES.contains(&text) {
             true
         } else {
             continue;

@@ -300,28 +300,42 @@ pub fn scan_fields(line: &str) -> Vec<FieldHit> {
     out
 }
 
-const BOXES: &[&str] = &["☐", "☑", "☒", "⬜", "[ ]", "[x]", "[X]"];
+/// Checkboxes as documents write them: open, and ticked (a longer form
+/// before the shorter one it starts with).
+pub const OPEN_BOXES: &[&str] = &["☐", "[ ]", "⬜"];
+pub const TICKED_BOXES: &[&str] = &["☑", "☒", "✅", "✔️", "✔", "[x]", "[X]"];
+
+/// The box golive writes for `current` ticked (`on`) or not, in the same
+/// notation; `None` when it already is.
+pub fn box_ticked(current: &str, on: bool) -> Option<&'static str> {
+    match (current, on) {
+        ("[ ]", true) => Some("[x]"),
+        ("[x]" | "[X]", false) => Some("[ ]"),
+        (c, true) if OPEN_BOXES.contains(&c) => Some("☑"),
+        (c, false) if TICKED_BOXES.contains(&c) => Some("☐"),
+        _ => None,
+    }
+}
 
 /// The choices a field's value offers: `☐ Success ☐ Success with Issues
 /// ☐ Rolled Back` (two or more boxes), or `SUCCESS / ROLLBACK / PARTIAL`
 /// (two or more short words or phrases between slashes, spaced or in
 /// capitals). Anything else offers none: `N/A`, a path, a sentence.
 pub fn choices(value: &str) -> Vec<String> {
-    let boxed = value.contains(['☐', '☑', '☒', '⬜']) || value.contains("[ ]");
+    let boxed = OPEN_BOXES
+        .iter()
+        .chain(TICKED_BOXES)
+        .any(|b| value.contains(b));
     if !boxed && (!value.contains('/') || value.contains("://")) {
         return Vec::new();
     }
-    if boxed
-        && BOXES
-            .iter()
-            .map(|b| value.matches(b).count())
-            .sum::<usize>()
-            >= 2
-    {
-        let mut rest = value.to_string();
-        for b in BOXES {
+    let mut rest = value.to_string();
+    if boxed {
+        for b in OPEN_BOXES.iter().chain(TICKED_BOXES) {
             rest = rest.replace(b, "\u{1}");
         }
+    }
+    if rest.matches('\u{1}').count() >= 2 {
         let parts: Vec<String> = rest
             .split('\u{1}')
             .map(|p| p.trim().trim_end_matches([',', ';']).trim().to_string())
