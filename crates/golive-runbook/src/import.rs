@@ -672,7 +672,7 @@ impl<'a> Importer<'a> {
         let id = self.subcheck_ids.take(
             idx,
             item.subchecks.iter().map(|s| s.id.as_str()),
-            &format!("{}/{}", item.id, base),
+            format!("{}/{}", item.id, base),
         );
         let loc = self.loc(&range);
         self.rb.items[idx].subchecks.push(SubCheck {
@@ -1050,7 +1050,7 @@ impl<'a> Importer<'a> {
             b.id = ids.take(
                 key,
                 loose.blanks.iter().map(|x| x.id.as_str()),
-                &format!("{owner_id}#{}", slug_or(&b.label, "blank")),
+                format!("{owner_id}#{}", slug_or(&b.label, "blank")),
             );
             loose.blanks.push(b);
         }
@@ -1213,7 +1213,7 @@ impl<'a> Importer<'a> {
                 b.id = ids.take(
                     idx,
                     item.blanks.iter().map(|x| x.id.as_str()),
-                    &format!("{id}#{}", slug_or(&b.label, "blank")),
+                    format!("{id}#{}", slug_or(&b.label, "blank")),
                 );
                 item.blanks.push(b);
             }
@@ -1264,19 +1264,28 @@ fn slug_or(text: &str, fallback: &str) -> String {
 
 /// The ids handed out under one owner (an item's sub-checks, or the blanks of
 /// an item or of a stage, group or the header): each new id is `base`, or
-/// `base-2`, `base-3` … whichever is not taken yet. The suffix to try next is
-/// kept per base, so a line of 4,000 blanks with the same label costs 4,000
-/// look-ups, not 4,000 × 4,000 comparisons.
+/// `base-2`, `base-3` … whichever is not taken yet. While the owner has few
+/// ids and none clashes, a new one is compared with them directly; after
+/// that, the taken ids and the suffix to try next per base are kept in maps,
+/// so a line of 4,000 blanks with the same label costs 4,000 look-ups, not
+/// 4,000 × 4,000 comparisons.
 struct Ids<K> {
     owner: Option<K>,
+    /// Whether `taken` holds every id of the owner (after its first clash,
+    /// or once it has more than [`FEW_IDS`]).
+    kept: bool,
     taken: HashSet<String>,
     next: HashMap<String, usize>,
 }
+
+/// Up to this many ids under one owner, a new one is compared with each.
+const FEW_IDS: usize = 16;
 
 impl<K> Default for Ids<K> {
     fn default() -> Self {
         Ids {
             owner: None,
+            kept: false,
             taken: HashSet::new(),
             next: HashMap::new(),
         }
@@ -1284,24 +1293,40 @@ impl<K> Default for Ids<K> {
 }
 
 impl<K: PartialEq> Ids<K> {
-    /// A free id for `base` under `owner`, whose ids so far are `existing`
-    /// (read again only when the owner changes).
+    /// A free id for `base` under `owner`, whose ids so far are `existing`.
     fn take<'s>(
         &mut self,
         owner: K,
-        existing: impl Iterator<Item = &'s str>,
-        base: &str,
+        existing: impl Iterator<Item = &'s str> + Clone,
+        base: String,
     ) -> String {
         if self.owner.as_ref() != Some(&owner) {
             self.owner = Some(owner);
-            self.taken = existing.map(str::to_string).collect();
+            self.kept = false;
+            self.taken.clear();
             self.next.clear();
         }
-        if !self.taken.contains(base) {
-            self.taken.insert(base.to_string());
-            return base.to_string();
+        if !self.kept {
+            let mut seen = 0;
+            let mut clash = false;
+            for id in existing.clone() {
+                seen += 1;
+                clash |= id == base;
+                if clash || seen > FEW_IDS {
+                    break;
+                }
+            }
+            if !clash && seen <= FEW_IDS {
+                return base;
+            }
+            self.taken = existing.map(str::to_string).collect();
+            self.kept = true;
         }
-        let n = self.next.entry(base.to_string()).or_insert(2);
+        if !self.taken.contains(&base) {
+            self.taken.insert(base.clone());
+            return base;
+        }
+        let n = self.next.entry(base.clone()).or_insert(2);
         loop {
             let candidate = format!("{base}-{n}");
             *n += 1;

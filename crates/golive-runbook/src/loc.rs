@@ -27,7 +27,13 @@ pub struct LineIndex {
     /// (a char boundary) and its column, so finding a column reads at most
     /// `STRIDE` bytes however long the line.
     marks: Vec<(usize, usize)>,
+    /// For each [`BUCKET`] bytes of text, the line holding its first byte:
+    /// finding a line searches only the few lines of one bucket.
+    buckets: Vec<u32>,
 }
+
+/// The width in bytes of one bucket of [`LineIndex::buckets`].
+const BUCKET_SHIFT: u32 = 8;
 
 /// The distance between column marks on a long line.
 const STRIDE: usize = 4096;
@@ -50,14 +56,41 @@ impl LineIndex {
                 marks.push((at, col));
             }
         }
-        LineIndex { starts, marks }
+        let mut buckets = Vec::with_capacity((text.len() >> BUCKET_SHIFT) + 1);
+        let mut line = 0usize;
+        for b in 0..=(text.len() >> BUCKET_SHIFT) {
+            let at = b << BUCKET_SHIFT;
+            while line + 1 < starts.len() && starts[line + 1] <= at {
+                line += 1;
+            }
+            buckets.push(line as u32);
+        }
+        LineIndex {
+            starts,
+            marks,
+            buckets,
+        }
     }
 
     /// The 0-based line holding byte `offset`.
     pub fn line_of(&self, offset: usize) -> usize {
-        match self.starts.binary_search(&offset) {
-            Ok(i) => i,
-            Err(i) => i - 1,
+        let b = offset >> BUCKET_SHIFT;
+        let (lo, hi) = match self.buckets.get(b) {
+            Some(&lo) => {
+                let hi = self
+                    .buckets
+                    .get(b + 1)
+                    .map_or(self.starts.len(), |&h| h as usize + 1);
+                (lo as usize, hi)
+            }
+            None => (
+                self.buckets.last().map_or(0, |&l| l as usize),
+                self.starts.len(),
+            ),
+        };
+        match self.starts[lo..hi].binary_search(&offset) {
+            Ok(i) => lo + i,
+            Err(i) => lo + i - 1,
         }
     }
 
@@ -153,5 +186,33 @@ mod tests {
         assert_eq!(last as usize, 3 + 7 * (starts.len() - 1));
         let per_span = SCANNED.with(Cell::get) / starts.len();
         assert!(per_span <= 4096, "{per_span} bytes read per column");
+    }
+
+    /// The bucketed search gives the line a plain search over every line
+    /// start gives, for each offset of texts with short, long, empty and
+    /// CRLF lines, multi-byte text, and offsets past the end.
+    #[test]
+    fn bucketed_lines_agree_with_a_search_over_every_line() {
+        let long = "x".repeat(700);
+        let texts = [
+            String::new(),
+            "\n".to_string(),
+            "a".to_string(),
+            format!("# t\n\n\n{long}\nshort\r\n\r\né ü 😀\n{long}{long}\n"),
+            "ab\n".repeat(400),
+            format!("{}\nend", "é".repeat(300)),
+        ];
+        for text in &texts {
+            let lines = LineIndex::new(text);
+            let mut starts = vec![0];
+            starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+            for offset in 0..text.len() + 600 {
+                let want = match starts.binary_search(&offset) {
+                    Ok(i) => i,
+                    Err(i) => i - 1,
+                };
+                assert_eq!(lines.line_of(offset), want, "offset {offset} of {text:?}");
+            }
+        }
     }
 }

@@ -79,56 +79,79 @@ fn matching_open(t: &str) -> Option<usize> {
 pub fn plain(text: &str) -> String {
     // most titles and values are plain ASCII already: one scan, one copy
     let b = text.as_bytes();
-    let already = b.first() != Some(&b' ')
-        && b.last() != Some(&b' ')
-        && !b.windows(2).any(|w| w == b"  ")
+    let mut previous = b' ';
+    let already = b.last() != Some(&b' ')
         && b.iter().all(|&c| {
-            c.is_ascii()
+            let ok = c.is_ascii()
                 && !matches!(c, b'*' | b'`' | b'_' | b'\\')
-                && (c == b' ' || !c.is_ascii_whitespace())
+                && (c != b' ' || previous != b' ')
+                && (c == b' ' || !c.is_ascii_whitespace());
+            previous = c;
+            ok
         });
     if already {
         return text.to_string();
     }
     let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
+    // a space is written only before the next character that is not one
     let mut space = false;
-    let mut push = |out: &mut String, c: char| {
-        if c.is_whitespace() {
-            space = !out.is_empty();
-        } else {
-            if space {
-                out.push(' ');
-                space = false;
-            }
-            out.push(c);
+    let put = |out: &mut String, space: &mut bool, piece: &str| {
+        if *space && !out.is_empty() {
+            out.push(' ');
         }
+        *space = false;
+        out.push_str(piece);
     };
-    while let Some(c) = chars.next() {
-        match c {
-            '*' | '`' => {}
-            '_' if chars.peek() == Some(&'_') => {
-                // keep runs of 4+ underscores (blanks) but drop `__` emphasis
-                let mut n = 1;
-                while chars.peek() == Some(&'_') {
-                    chars.next();
-                    n += 1;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'*' | b'`' => i += 1,
+            b'_' => {
+                // keep runs of 4+ underscores (blanks) and single ones, but
+                // drop `__` emphasis
+                let n = b[i..].iter().take_while(|&&c| c == b'_').count();
+                if n >= 4 || n == 1 {
+                    put(&mut out, &mut space, &text[i..i + n]);
                 }
-                if n >= 4 {
-                    for _ in 0..n {
-                        push(&mut out, '_');
-                    }
-                }
+                i += n;
             }
-            '\\' => {
-                if let Some(&n) = chars.peek()
-                    && n.is_ascii_punctuation()
-                {
-                    push(&mut out, n);
-                    chars.next();
+            b'\\' => match b.get(i + 1) {
+                Some(n) if n.is_ascii_punctuation() => {
+                    put(&mut out, &mut space, &text[i + 1..i + 2]);
+                    i += 2;
                 }
+                // a backslash before anything else is itself
+                _ => {
+                    put(&mut out, &mut space, "\\");
+                    i += 1;
+                }
+            },
+            c if c.is_ascii_whitespace() => {
+                space = true;
+                i += 1;
             }
-            _ => push(&mut out, c),
+            c if c.is_ascii() => {
+                let n = b[i..]
+                    .iter()
+                    .take_while(|&&c| {
+                        c.is_ascii()
+                            && !c.is_ascii_whitespace()
+                            && !matches!(c, b'*' | b'`' | b'_' | b'\\')
+                    })
+                    .count();
+                put(&mut out, &mut space, &text[i..i + n]);
+                i += n;
+            }
+            _ => {
+                let ch = text[i..].chars().next().unwrap_or(' ');
+                let n = ch.len_utf8();
+                if ch.is_whitespace() {
+                    space = true;
+                } else {
+                    put(&mut out, &mut space, &text[i..i + n]);
+                }
+                i += n;
+            }
         }
     }
     out
@@ -282,18 +305,18 @@ pub fn scan_fields(line: &str) -> Vec<FieldHit> {
         }
         pos = after;
     }
+    let ends: Vec<usize> = heads.iter().skip(1).map(|h| h.0).collect();
     let mut out = Vec::with_capacity(heads.len());
-    for (k, (start, end, label)) in heads.iter().enumerate() {
-        let value_end = heads.get(k + 1).map_or(line.len(), |h| h.0);
-        let value = plain(&line[*end..value_end]);
-        let value = value
-            .trim_end_matches(['(', ' '])
-            .trim_start_matches([')', ' '])
-            .to_string();
+    for (k, (start, end, label)) in heads.into_iter().enumerate() {
+        let value_end = ends.get(k).copied().unwrap_or(line.len());
+        let mut value = plain(&line[end..value_end]);
+        value.truncate(value.trim_end_matches(['(', ' ']).len());
+        let lead = value.len() - value.trim_start_matches([')', ' ']).len();
+        value.drain(..lead);
         out.push(FieldHit {
-            start: *start,
-            end: value_end.max(*end),
-            label: label.clone(),
+            start,
+            end: value_end.max(end),
+            label,
             value,
         });
     }
@@ -317,15 +340,30 @@ pub fn box_ticked(current: &str, on: bool) -> Option<&'static str> {
     }
 }
 
+/// Whether `value` holds a box of [`OPEN_BOXES`] or [`TICKED_BOXES`]. The
+/// ASCII ones all start with `[`, the others are not ASCII: most values have
+/// neither, and are passed with one scan.
+fn has_box(value: &str) -> bool {
+    let ascii = value.is_ascii();
+    let bracket = value.contains('[');
+    if ascii && !bracket {
+        return false;
+    }
+    OPEN_BOXES.iter().chain(TICKED_BOXES).any(|b| {
+        if b.is_ascii() {
+            bracket && value.contains(b)
+        } else {
+            !ascii && value.contains(b)
+        }
+    })
+}
+
 /// The choices a field's value offers: `☐ Success ☐ Success with Issues
 /// ☐ Rolled Back` (two or more boxes), or `SUCCESS / ROLLBACK / PARTIAL`
 /// (two or more short words or phrases between slashes, spaced or in
 /// capitals). Anything else offers none: `N/A`, a path, a sentence.
 pub fn choices(value: &str) -> Vec<String> {
-    let boxed = OPEN_BOXES
-        .iter()
-        .chain(TICKED_BOXES)
-        .any(|b| value.contains(b));
+    let boxed = has_box(value);
     if !boxed && (!value.contains('/') || value.contains("://")) {
         return Vec::new();
     }
@@ -533,6 +571,26 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_drops_markup_and_collapses_white_space() {
+        let cases = [
+            ("**Check** `x`  y", "Check x y"),
+            ("  lead\ttab\n", "lead tab"),
+            ("a__b__c", "abc"),
+            ("name: ____ and ___", "name: ____ and"),
+            ("snake_case", "snake_case"),
+            ("\\*not bold\\*", "*not bold*"),
+            ("C:\\path\\", "C:\\path\\"),
+            ("é\u{a0}ü  ✅", "é ü ✅"),
+            ("already plain", "already plain"),
+            ("", ""),
+            ("*** ", ""),
+        ];
+        for (text, want) in cases {
+            assert_eq!(plain(text), want, "{text:?}");
+        }
+    }
 
     #[test]
     fn slugs_drop_punctuation_and_emoji() {
