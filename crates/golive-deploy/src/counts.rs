@@ -102,6 +102,9 @@ pub fn outcome_text(res: &CheckResult) -> String {
         .map(|(k, v)| format!("{k} = {}", show_value(v)))
         .collect();
     match &res.outcome {
+        Outcome::Passed if res.baseline.is_some() => {
+            format!("baseline recorded: {}", actual.join(", "))
+        }
         Outcome::Passed if actual.is_empty() => "passed".into(),
         Outcome::Passed => format!("passed: {}", actual.join(", ")),
         Outcome::Failed => format!(

@@ -53,6 +53,9 @@ pub struct Kept {
     /// The sign-offs of the roles a stage names as its signers (a Final
     /// Sign-off's role blocks or table), in order.
     pub stage_signoffs: Vec<Event>,
+    /// What each check whose condition reads `baseline` observed in its
+    /// last run before the GO decision, by `item id#line`.
+    pub baselines: BTreeMap<String, serde_json::Value>,
     /// The deployment's end.
     pub ended: Option<Event>,
     /// A watch's last evaluation, and each window's last change (by key).
@@ -111,6 +114,12 @@ impl Kept {
                 self.last_tick = Some(e.clone());
             }
             "check" => {
+                if self.go().is_none()
+                    && let Some(b) = e.data.get("baseline").filter(|b| b.is_object())
+                {
+                    self.baselines
+                        .insert(format!("{item}#{}", line()), b.clone());
+                }
                 let key = (item.clone(), line());
                 self.checks_started.retain(|k| *k != key);
                 let c = self.checks.entry(item).or_default();
@@ -236,6 +245,7 @@ impl Kept {
             skipped,
             chosen,
             stage_signoffs,
+            baselines,
             ended,
             last_tick,
             windows,

@@ -719,3 +719,25 @@ pub fn phase_timings(rb: &Runbook, k: &Kept, now: jiff::Timestamp) -> Vec<PhaseT
     }
     out
 }
+
+/// What the checks whose condition reads `baseline.…` compare with: before
+/// the GO decision they record what they observe (the last run before GO
+/// is the baseline), after it each compares with its own baseline, and one
+/// that never ran before GO has none.
+pub fn baselines(rb: &Runbook, k: &Kept) -> golive_engine::Baselines {
+    if k.go().is_none() {
+        return golive_engine::Baselines::Record;
+    }
+    let mut by_check = BTreeMap::new();
+    for (key, value) in &k.baselines {
+        let Some((id, line)) = key.rsplit_once('#') else {
+            continue;
+        };
+        let (Some(item), Ok(line)) = (rb.items.iter().position(|it| it.id == id), line.parse())
+        else {
+            continue;
+        };
+        by_check.insert((item, line), value.clone());
+    }
+    golive_engine::Baselines::Recorded(std::sync::Arc::new(by_check))
+}

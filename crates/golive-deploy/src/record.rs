@@ -7,7 +7,7 @@ use crate::{Kept, Listener};
 use golive_engine::{CheckResult, Plan};
 use golive_runbook::Runbook;
 use golive_store::{Deployment, Head, NewDeployment, NewEvent, Store};
-use serde_json::json;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 /// The store used when none is named: a file under the working directory.
@@ -67,9 +67,7 @@ pub struct Recorder {
 /// One check's result as an event.
 pub fn check_event(rb: &Runbook, res: &CheckResult, r: &Redactor) -> NewEvent {
     let item = &rb.items[res.check.item];
-    NewEvent::new(
-        "check",
-        r.clean_json(json!({
+    let mut data = json!({
                 "outcome": res.outcome.as_str(),
                 "message": match &res.outcome {
                     golive_engine::Outcome::Error(e) | golive_engine::Outcome::Skipped(e) => Some(e.clone()),
@@ -83,10 +81,13 @@ pub fn check_event(rb: &Runbook, res: &CheckResult, r: &Redactor) -> NewEvent {
                 "attempts": res.attempts,
                 "duration_ms": res.duration.as_secs_f64() * 1e3,
                 "line": res.check.loc.line,
-        })),
-    )
-    .item(&item.id)
-    .actor("golive")
+    });
+    if let (Some(b), Value::Object(m)) = (&res.baseline, &mut data) {
+        m.insert("baseline".into(), b.clone());
+    }
+    NewEvent::new("check", r.clean_json(data))
+        .item(&item.id)
+        .actor("golive")
 }
 
 impl Recorder {
@@ -178,7 +179,7 @@ impl Recorder {
     }
 
     /// The deployment's state, kept or (with a note) replayed.
-    async fn kept(&self, l: &dyn Listener) -> Result<Kept, String> {
+    pub(crate) async fn kept(&self, l: &dyn Listener) -> Result<Kept, String> {
         let (k, note) = Kept::read(&self.store, &self.deployment)
             .await
             .map_err(|e| e.to_string())?;
@@ -334,6 +335,8 @@ impl Recorder {
 pub struct Run<'a> {
     pub store: &'a str,
     pub only: &'a [String],
+    /// How checks run; its `baselines` are the deployment's to decide
+    /// ([`crate::lifecycle::baselines`]), whatever is given.
     pub opts: golive_engine::RunOptions,
     /// A new deployment, even when one of this runbook is open.
     pub new: bool,
@@ -368,7 +371,10 @@ pub async fn run(
 ) -> Result<RunOutcome, String> {
     let recorder =
         Recorder::start(a.store, rb, plan, a.only, redact, a.new, a.deployment, &*l).await?;
-    let interrupted = recorder.interrupted(&*l).await?;
+    let kept = recorder.kept(&*l).await?;
+    let interrupted = kept.checks_started.clone();
+    let mut opts = a.opts.clone();
+    opts.baselines = crate::lifecycle::baselines(rb, &kept);
     let mut plan_now = Plan {
         checks: plan.checks.clone(),
         manual: Vec::new(),
@@ -402,7 +408,7 @@ pub async fn run(
             let _ = sink.send(check_event(&rb2, r, &redact2));
             l2.check(&rb2, r);
         });
-    let mut results = golive_engine::run_plan(&plan_now, &a.opts, progress).await;
+    let mut results = golive_engine::run_plan(&plan_now, &opts, progress).await;
     drain.await.map_err(|e| e.to_string())??;
     for check in held {
         let res = CheckResult {
@@ -414,6 +420,7 @@ pub async fn run(
             observation: None,
             actual: Vec::new(),
             fills: Vec::new(),
+            baseline: None,
             attempts: 0,
             duration: std::time::Duration::ZERO,
         };

@@ -185,6 +185,7 @@ pub async fn watch(
         redact,
         windows: BTreeMap::new(),
         last_alert: BTreeMap::new(),
+        baselines: golive_engine::Baselines::Record,
         a,
         l,
     };
@@ -201,6 +202,8 @@ struct Watcher<'a> {
     windows: BTreeMap<String, Window>,
     /// When each firing window last alerted.
     last_alert: BTreeMap<String, jiff::Timestamp>,
+    /// What the checks that read `baseline` compare with, as of the start.
+    baselines: golive_engine::Baselines,
     a: Watch<'a>,
     l: &'a dyn WatchListener,
 }
@@ -219,6 +222,7 @@ impl Watcher<'_> {
     /// continues them, or says why a window starts again.
     async fn restore(&mut self) -> Result<(), String> {
         let kept = self.kept().await?;
+        self.baselines = crate::lifecycle::baselines(&self.rb, &kept);
         let last_tick = kept.last_tick.as_ref().and_then(|e| e.at.parse().ok());
         let now = jiff::Timestamp::now();
         let mut notes = Vec::new();
@@ -299,6 +303,7 @@ impl Watcher<'_> {
         let opts = golive_engine::RunOptions {
             concurrency: 16,
             allow_commands: false,
+            baselines: self.baselines.clone(),
         };
         let results = golive_engine::run_plan(
             &self.plan,

@@ -809,6 +809,7 @@ async fn runs_record_checks_and_advance_the_procedure_and_a_watch_evaluates() {
         opts: golive_engine::RunOptions {
             concurrency: 4,
             allow_commands: true,
+            baselines: Default::default(),
         },
         new: false,
         deployment: None,
@@ -937,6 +938,175 @@ async fn runs_record_checks_and_advance_the_procedure_and_a_watch_evaluates() {
         .data["outcome"],
         "passed"
     );
+}
+
+/// The automated runbook with two rollback criteria that compare the error
+/// rate of `metrics` with its baseline.
+fn with_baseline_criteria(dir: &std::path::Path, metrics: &str) -> String {
+    let block = |factor: &str| {
+        format!(
+            "  ```golive\n  check = \"metrics\"\n  target = \"{metrics}\"\n  interval = \"20ms\"\n  total = \"http_requests_total\"\n  errors = 'http_requests_total{{code=~\"5..\"}}'\n  expect = \"error_rate <= {factor} * baseline.error_rate\"\n  ```\n"
+        )
+    };
+    let text = automated(dir);
+    let (before, appendices) = text.split_once("## Appendices").expect("appendices");
+    format!(
+        "{before}## Rollback Procedure\n\n### Rollback Decision Criteria\n\n\
+- [ ] **Error rate >2x baseline**\n{}\n\
+- [ ] **Error rate >3x baseline**\n{}\n\
+## Appendices{appendices}",
+        block("2.0"),
+        block("3.0")
+    )
+}
+
+/// A criterion stated against the baseline: a run before GO records what
+/// its check observes; after GO the check compares with that record (which
+/// no later run changes), and a check that never ran before GO cannot be
+/// judged.
+#[tokio::test]
+async fn baselines_are_recorded_before_go_and_compared_with_after() {
+    use golive_deploy::record;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+    let errors = Arc::new(AtomicU64::new(10));
+    let server = golive_testkit::http(golive_testkit::error_counters(errors.clone())).await;
+    let metrics = format!("http://{}/metrics", server.addr);
+    let dir = Env::folder("baseline");
+    std::fs::write(dir.join("artifact"), "v2\n").expect("artifact");
+    let location = format!("sqlite://{}", dir.join("golive.db").display());
+    let env = Env::at(
+        dir.clone(),
+        location.clone(),
+        &with_baseline_criteria(&dir, &metrics),
+    );
+    let rb = env.source.runbook();
+    let id_of = |title: &str| {
+        rb.items
+            .iter()
+            .find(|i| i.title == title)
+            .unwrap_or_else(|| panic!("no item {title}"))
+            .id
+            .clone()
+    };
+    let (two, three) = (
+        id_of("Error rate >2x baseline"),
+        id_of("Error rate >3x baseline"),
+    );
+    let vars = golive_probe::Vars::new();
+    let redact = golive_deploy::vars::Redactor::new(&vars);
+    let run = |only: Vec<String>| {
+        let (rb, redact, location, vars) = (&rb, &redact, &location, &vars);
+        let (two, three) = (&two, &three);
+        async move {
+            let plan = golive_engine::plan(rb, vars, &only, &toml::Table::new()).expect("plan");
+            assert!(plan.problems.is_empty(), "{:?}", plan.problems);
+            let request = record::Run {
+                store: location,
+                only: &only,
+                opts: golive_engine::RunOptions {
+                    concurrency: 4,
+                    allow_commands: false,
+                    baselines: Default::default(),
+                },
+                new: false,
+                deployment: None,
+                confirm_rerun: false,
+                vars,
+            };
+            let out = record::run(rb, &plan, redact, &request, Arc::new(Quiet))
+                .await
+                .expect("run");
+            let of = |id: &str| {
+                out.results
+                    .iter()
+                    .find(|r| rb.items[r.check.item].id == id)
+                    .map(|r| (r.outcome.clone(), r.baseline.clone(), r.actual.clone()))
+            };
+            (of(two), of(three), out.deployment.clone())
+        }
+    };
+
+    // before GO, at 1 % errors: the first criterion records its baseline and
+    // passes; the second does not run
+    let (first, none, deployment) = run(vec![id_of("Artifact present"), two.clone()]).await;
+    let (outcome, baseline, _) = first.expect("ran");
+    assert_eq!(outcome, golive_engine::Outcome::Passed);
+    assert_eq!(baseline, Some(serde_json::json!({ "error_rate": 0.01 })));
+    assert!(none.is_none());
+
+    let store = golive_deploy::open_store(&location).await.expect("store");
+    let row = golive_deploy::find(&store, Some(&deployment))
+        .await
+        .expect("row");
+    let d = Deployment::new(store, row, &env.source).expect("open");
+    let q = &Quiet;
+    let key = format!(
+        "{two}#{}",
+        rb.items[rb.items.iter().position(|i| i.id == two).expect("item")].annotations[0]
+            .loc
+            .line
+    );
+    assert_eq!(
+        kept_is_replay(&d).await.baselines.get(&key),
+        Some(&serde_json::json!({ "error_rate": 0.01 }))
+    );
+    d.sign(&sign("1.1.2", "Quinn Tester", "QA Engineer"), q)
+        .await
+        .expect("signed");
+    d.decide(&decide(true, "Dana Lead", "Deployment Lead", None), q)
+        .await
+        .expect("GO");
+
+    // after GO, at 1.5 %: within twice the baseline; the second criterion
+    // has no baseline to compare with
+    errors.store(15, SeqCst);
+    let (first, second, again) = run(vec![two.clone(), three.clone()]).await;
+    assert_eq!(again, deployment, "continued");
+    let (outcome, baseline, actual) = first.expect("ran");
+    assert_eq!(outcome, golive_engine::Outcome::Passed);
+    assert_eq!(baseline, None, "nothing is recorded after GO");
+    assert!(
+        actual.contains(&("baseline.error_rate".to_string(), serde_json::json!(0.01))),
+        "{actual:?}"
+    );
+    match second.expect("ran").0 {
+        golive_engine::Outcome::Error(why) => {
+            assert!(why.contains("did not run before the GO decision"), "{why}")
+        }
+        other => panic!("expected no baseline, got {other:?}"),
+    }
+
+    // at 5 %, more than twice the baseline: the criterion fails
+    errors.store(50, SeqCst);
+    let (first, _, _) = run(vec![two.clone()]).await;
+    assert_eq!(first.expect("ran").0, golive_engine::Outcome::Failed);
+    // and a watch of the criterion, comparing with the same baseline, fires
+    let watched = golive_deploy::watch::watch(
+        d.store.clone(),
+        d.id().to_string(),
+        d.rb.clone(),
+        golive_deploy::watch::Watch {
+            interval: std::time::Duration::from_millis(5),
+            count: Some(2),
+            remind: std::time::Duration::from_secs(60),
+            hooks: Vec::new(),
+            only: std::slice::from_ref(&two),
+            vars: &vars,
+            defaults: toml::Table::new(),
+        },
+        &Heard::default(),
+    )
+    .await
+    .expect("watched");
+    assert!(matches!(
+        watched,
+        golive_deploy::watch::Watched::Ran { firing: true }
+    ));
+    let k = kept_is_replay(&d).await;
+    assert_eq!(k.baselines.len(), 1, "{:?}", k.baselines);
+    assert_eq!(k.baselines[&key], serde_json::json!({ "error_rate": 0.01 }));
+    drop(server);
 }
 
 /// A canary checklist of another team's shape, with an optional item and a

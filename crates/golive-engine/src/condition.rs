@@ -144,6 +144,12 @@ impl Condition {
             .map_err(|e| e.to_string())
     }
 
+    /// The field paths the expression reads (`cert.days_left`,
+    /// `baseline.error_rate`).
+    pub fn paths(&self) -> &[String] {
+        &self.paths
+    }
+
     /// The fields the expression reads that the observation has.
     pub fn actual_values(&self, obs: &Value) -> Vec<Actual> {
         self.paths
@@ -308,7 +314,7 @@ fn referenced_paths(src: &str) -> Vec<String> {
     out
 }
 
-fn lookup<'a>(obs: &'a Value, path: &str) -> Option<&'a Value> {
+pub(crate) fn lookup<'a>(obs: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(obs, |v, k| v.get(k))
 }
 

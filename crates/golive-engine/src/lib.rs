@@ -17,4 +17,4 @@ pub mod sustained;
 
 pub use condition::{Condition, ConditionError};
 pub use plan::{Check, Plan, Problem, plan};
-pub use run::{CheckResult, Outcome, RunOptions, fill_text, run_plan};
+pub use run::{Baselines, CheckResult, Outcome, RunOptions, fill_text, run_plan};

@@ -31,6 +31,26 @@ pub struct Check {
     pub vars: serde_json::Value,
 }
 
+impl Check {
+    /// The fields of its own observation that its condition or fills
+    /// compare with a baseline (`baseline.error_rate` → `error_rate`), in
+    /// the order first read.
+    pub fn baseline_fields(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        let all = std::iter::once(&self.expect).chain(self.fills.iter().map(|(_, c)| c));
+        for c in all {
+            for p in c.paths() {
+                if let Some(f) = p.strip_prefix("baseline.")
+                    && !out.contains(&f)
+                {
+                    out.push(f);
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Why the document, or one of its annotations, cannot run as written: a
 /// finding pointing at the annotation.
 #[derive(Debug, Clone)]

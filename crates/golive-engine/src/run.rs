@@ -2,10 +2,11 @@
 //! backoff. Observing and judging are kept apart: a check that could not
 //! observe is an error, one whose condition is false a failure.
 
-use crate::condition::Actual;
+use crate::condition::{Actual, lookup};
 use crate::plan::{Check, Plan};
 use golive_probe::{Observation, ProbeError};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -44,8 +45,24 @@ pub struct CheckResult {
     pub actual: Vec<Actual>,
     /// Blank label → value, for the fills that could be evaluated.
     pub fills: Vec<(String, String)>,
+    /// What it recorded as its baseline (the fields its condition compares
+    /// with `baseline.…`), when it ran before GO.
+    pub baseline: Option<Value>,
     pub attempts: u32,
     pub duration: Duration,
+}
+
+/// What conditions reading `baseline.…` compare with: a check's own
+/// observation recorded before the GO decision.
+#[derive(Debug, Clone, Default)]
+pub enum Baselines {
+    /// Before GO: a check whose condition reads `baseline` records what it
+    /// observes of those fields as its baseline, and passes when it could.
+    #[default]
+    Record,
+    /// After GO: each check's last baseline recorded before GO, by (item,
+    /// line of its annotation). A check without one cannot be judged.
+    Recorded(Arc<BTreeMap<(usize, u32), Value>>),
 }
 
 /// Options of a run.
@@ -54,6 +71,7 @@ pub struct RunOptions {
     pub concurrency: usize,
     /// Run checks with side effects (commands).
     pub allow_commands: bool,
+    pub baselines: Baselines,
 }
 
 /// Run every check of `plan`, at most `concurrency` at once. `progress` is
@@ -71,6 +89,7 @@ pub async fn run_plan(
     for check in &plan.checks {
         let check = check.clone();
         let progress = progress.clone();
+        let baselines = opts.baselines.clone();
         let permit = if check.probe.side_effects() && !opts.allow_commands {
             None
         } else {
@@ -79,7 +98,7 @@ pub async fn run_plan(
         tasks.push(tokio::spawn(async move {
             let r = match permit {
                 None => skipped(check),
-                Some(_permit) => run_check(check).await,
+                Some(_permit) => run_check(check, &baselines).await,
             };
             progress(&r);
             r
@@ -93,6 +112,7 @@ pub async fn run_plan(
             observation: None,
             actual: Vec::new(),
             fills: Vec::new(),
+            baseline: None,
             attempts: 0,
             duration: Duration::ZERO,
         }));
@@ -107,13 +127,14 @@ fn skipped(check: Arc<Check>) -> CheckResult {
         observation: None,
         actual: Vec::new(),
         fills: Vec::new(),
+        baseline: None,
         attempts: 0,
         duration: Duration::ZERO,
     }
 }
 
 /// Run one check with its retries.
-pub async fn run_check(check: Arc<Check>) -> CheckResult {
+pub async fn run_check(check: Arc<Check>, baselines: &Baselines) -> CheckResult {
     let start = Instant::now();
     let mut attempt = 0;
     loop {
@@ -122,7 +143,7 @@ pub async fn run_check(check: Arc<Check>) -> CheckResult {
             Ok(r) => r,
             Err(_) => Err(ProbeError::Timeout(check.timeout)),
         };
-        let mut result = judge(&check, observed);
+        let mut result = judge(&check, observed, baselines);
         let last = attempt > check.retries;
         if result.outcome == Outcome::Passed || last {
             result.attempts = attempt;
@@ -134,13 +155,18 @@ pub async fn run_check(check: Arc<Check>) -> CheckResult {
     }
 }
 
-fn judge(check: &Arc<Check>, observed: Result<Observation, ProbeError>) -> CheckResult {
+fn judge(
+    check: &Arc<Check>,
+    observed: Result<Observation, ProbeError>,
+    baselines: &Baselines,
+) -> CheckResult {
     let mut r = CheckResult {
         check: check.clone(),
         outcome: Outcome::Passed,
         observation: None,
         actual: Vec::new(),
         fills: Vec::new(),
+        baseline: None,
         attempts: 0,
         duration: Duration::ZERO,
     };
@@ -157,10 +183,54 @@ fn judge(check: &Arc<Check>, observed: Result<Observation, ProbeError>) -> Check
     if let Value::Object(m) = &mut scope {
         m.insert("vars".into(), check.vars.clone());
     }
+    let fields = check.baseline_fields();
+    let mut recording = false;
+    if !fields.is_empty() {
+        let base = match baselines {
+            Baselines::Record => match baseline_of(&obs, &fields) {
+                Ok(b) => {
+                    recording = true;
+                    r.actual = fields
+                        .iter()
+                        .filter_map(|f| Some((format!("baseline.{f}"), lookup(&b, f)?.clone())))
+                        .collect();
+                    r.baseline = Some(b.clone());
+                    b
+                }
+                Err(missing) => {
+                    r.outcome = Outcome::Error(format!(
+                        "cannot record its baseline: the observation has no `{missing}`"
+                    ));
+                    r.observation = Some(obs);
+                    return r;
+                }
+            },
+            Baselines::Recorded(all) => match all.get(&(check.item, check.loc.line)) {
+                Some(b) => b.clone(),
+                None => {
+                    r.outcome = Outcome::Error(
+                        "no baseline to compare with: this check did not run before the GO decision (a run before GO records what it observes as its baseline)"
+                            .into(),
+                    );
+                    r.observation = Some(obs);
+                    return r;
+                }
+            },
+        };
+        if let Value::Object(m) = &mut scope {
+            m.insert("baseline".into(), base);
+        }
+    }
     for (label, c) in &check.fills {
         if let Ok(v) = c.eval_value(&scope, now) {
             r.fills.push((label.clone(), fill_text(&v)));
         }
+    }
+    if recording {
+        // before GO its observation is the baseline: there is nothing yet
+        // to compare it with
+        r.observation = Some(obs);
+        return r;
     }
     match check.expect.eval_bool(&scope, now) {
         Ok((pass, actual)) => {
@@ -178,6 +248,29 @@ fn judge(check: &Arc<Check>, observed: Result<Observation, ProbeError>) -> Check
     }
     r.observation = Some(obs);
     r
+}
+
+/// The fields of `obs` at `paths`, as an object of the same shape
+/// (`latency_ms.p95` → `{"latency_ms": {"p95": …}}`), or the first path the
+/// observation does not have.
+fn baseline_of(obs: &Value, paths: &[&str]) -> Result<Value, String> {
+    let mut out = Value::Object(serde_json::Map::new());
+    for p in paths {
+        let v = lookup(obs, p).ok_or_else(|| p.to_string())?;
+        let mut at = &mut out;
+        let keys: Vec<&str> = p.split('.').collect();
+        for (i, k) in keys.iter().enumerate() {
+            let Value::Object(m) = at else { break };
+            if i + 1 == keys.len() {
+                m.insert((*k).to_string(), v.clone());
+                break;
+            }
+            at = m
+                .entry((*k).to_string())
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        }
+    }
+    Ok(out)
 }
 
 /// A value as it is written into a blank.

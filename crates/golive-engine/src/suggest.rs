@@ -82,6 +82,9 @@ type Proposal = (&'static str, String, Vec<String>);
 /// title's own specific words ("SSL", "rate limit", "alerts"), then its
 /// commands, then everything its title and text say, then its sub-checks.
 fn propose(it: &Item) -> Option<Proposal> {
+    if let Some(p) = from_baseline_rule(&it.title) {
+        return Some(p);
+    }
     let mut own = it.title.clone();
     if let Some(t) = &it.text {
         own.push(' ');
@@ -312,6 +315,54 @@ fn metrics_latency(why: String) -> Proposal {
             kv("expect", "count == 0.0 || latency_ms.p95 < 500.0"),
         ],
     )
+}
+
+/// A criterion stated against the baseline (`Error rate >2x baseline`,
+/// `Response time > 1.5x baseline for 5 minutes`) as a `metrics` check
+/// comparing with what the same check observed before GO, held for the
+/// criterion's window.
+fn from_baseline_rule(title: &str) -> Option<Proposal> {
+    let crate::rules::RuleKind::Baseline {
+        what,
+        factor,
+        window_s,
+    } = crate::rules::rule_of(title)
+    else {
+        return None;
+    };
+    let w = what.to_lowercase();
+    let factor = if factor.fract() == 0.0 {
+        format!("{factor:.1}")
+    } else {
+        factor.to_string()
+    };
+    let why = format!("\"{title}\": a factor of the baseline recorded before GO");
+    let mut lines = vec![
+        kv("check", "metrics"),
+        kv("target", "https://[DOMAIN]/metrics"),
+        kv("interval", "5s"),
+    ];
+    if w.contains("error") || w.contains("5xx") || w.contains("failure") {
+        lines.push(kv("total", "http_requests_total"));
+        lines.push("errors = 'http_requests_total{code=~\"5..\"}'".into());
+        lines.push(kv(
+            "expect",
+            &format!("error_rate <= {factor} * baseline.error_rate"),
+        ));
+    } else if w.contains("latency") || w.contains("response") || w.contains("p95") {
+        lines.push(kv("histogram", "http_request_duration_seconds"));
+        lines.push(kv(
+            "expect",
+            &format!("latency_ms.p95 <= {factor} * baseline.latency_ms.p95"),
+        ));
+    } else {
+        return None;
+    }
+    if window_s > 0 {
+        lines.push(kv("for", &format!("{}m", window_s.div_ceil(60))));
+    }
+    lines.push(kv("on_fail", "rollback"));
+    Some(("metrics", why, lines))
 }
 
 fn prometheus_block(why: String) -> Proposal {

@@ -53,6 +53,7 @@ pub fn status_json(rb: &Runbook, d: &Deployment, s: &Status) -> Value {
         "events": s.kept.events(), "stages": stages, "pending_signoffs": pending(rb, s), "checks": s.checks,
         "signed_items": s.signed_items,
         "decision": s.kept.decision.as_ref().map(|e| e.data.clone()),
+        "baselines": s.kept.baselines,
         "state": s.state,
         "stage_signoffs": golive_deploy::lifecycle::stage_signoffs(rb, &s.kept)
             .into_iter()

@@ -189,6 +189,36 @@ pub fn smoke_service(version: &'static str, token: &'static str) -> Handler {
     })
 }
 
+/// A Prometheus text endpoint at `/metrics` whose counters grow by 1,000
+/// requests per scrape, `errors` ‰ of them with code 500: between any two
+/// scrapes the error rate is `errors / 1000`, whatever else scrapes it.
+pub fn error_counters(errors: Arc<std::sync::atomic::AtomicU64>) -> Handler {
+    use std::sync::atomic::Ordering::SeqCst;
+    let served = Arc::new(std::sync::Mutex::new((0u64, 0u64)));
+    Arc::new(move |req: &Request<Incoming>| {
+        if req.uri().path() != "/metrics" {
+            return Response::builder()
+                .status(404)
+                .body(full("not found"))
+                .expect("response");
+        }
+        let (ok, failed) = {
+            let mut c = served.lock().expect("counters");
+            let e = errors.load(SeqCst).min(1000);
+            c.0 += 1000 - e;
+            c.1 += e;
+            *c
+        };
+        let text = format!(
+            "# TYPE http_requests_total counter\nhttp_requests_total{{code=\"200\"}} {ok}\nhttp_requests_total{{code=\"500\"}} {failed}\n"
+        );
+        Response::builder()
+            .header("content-type", "text/plain; version=0.0.4")
+            .body(full(text))
+            .expect("response")
+    })
+}
+
 /// A running server; its tasks stop when it is dropped.
 pub struct Server {
     pub addr: SocketAddr,

@@ -638,6 +638,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     opts: golive_engine::RunOptions {
                         concurrency,
                         allow_commands,
+                        // the deployment's record decides: recorded or compared
+                        baselines: Default::default(),
                     },
                     new,
                     deployment: deployment.as_deref(),

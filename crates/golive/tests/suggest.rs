@@ -170,6 +170,62 @@ fn suggest_proposes_the_probe_kind_of_most_of_the_references_own_blocks() {
     );
 }
 
+/// A criterion written against the baseline gets a check that compares
+/// with it, held for the criterion's window; once reviewed (the `suggested`
+/// line removed) it lints clean and plans as a rollback check.
+#[test]
+fn a_criterion_against_the_baseline_gets_a_check_comparing_with_it() {
+    let dir = scratch("baseline");
+    let path = dir.join("criteria.md");
+    std::fs::write(
+        &path,
+        "# Release\n\n## Rollback Procedure\n\n### Rollback Decision Criteria\n\n\
+- [ ] **Error rate >2x baseline for 5 minutes**\n\
+- [ ] **p95 latency >1.5x baseline**\n\
+- [ ] **Customers complain on social media**\n",
+    )
+    .expect("write");
+    let file = path.to_string_lossy().into_owned();
+    let (out, err, code) = golive(&["suggest", &file, "--write"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let written = std::fs::read_to_string(&path).expect("read");
+    for line in [
+        "expect = \"error_rate <= 2.0 * baseline.error_rate\"",
+        "for = \"5m\"",
+        "expect = \"latency_ms.p95 <= 1.5 * baseline.latency_ms.p95\"",
+        "on_fail = \"rollback\"",
+    ] {
+        assert!(written.contains(line), "{line} in:\n{written}");
+    }
+    let reviewed: String = written
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("suggested = "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&path, &reviewed).expect("write");
+    let (out, err, code) = golive(&["lint", &file]);
+    assert_eq!(code, 0, "{out}{err}");
+    let rb = parse_runbook(&file, &reviewed);
+    let judged = rb
+        .items
+        .iter()
+        .find(|i| i.title == "Customers complain on social media")
+        .expect("item");
+    assert!(judged.annotations.is_empty(), "a person judges that one");
+    let mut vars = golive_probe::Vars::new();
+    vars.set("DOMAIN", "shop.example.test");
+    let plan = golive_engine::plan(&rb, &vars, &[], &toml::Table::new()).expect("plan");
+    assert!(plan.problems.is_empty(), "{:?}", plan.problems);
+    let fields: Vec<Vec<&str>> = plan.checks.iter().map(|c| c.baseline_fields()).collect();
+    assert_eq!(fields, [vec!["error_rate"], vec!["latency_ms.p95"]]);
+    assert!(
+        plan.checks
+            .iter()
+            .all(|c| c.on_fail.as_deref() == Some("rollback"))
+    );
+    assert_eq!(plan.checks[0].hold, std::time::Duration::from_secs(300));
+}
+
 #[test]
 fn suggest_write_round_trip_removing_the_blocks_gives_back_the_input() {
     let dir = scratch("roundtrip");
