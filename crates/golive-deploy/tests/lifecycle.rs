@@ -786,6 +786,34 @@ impl golive_deploy::watch::WatchListener for Heard {
     }
 }
 
+/// `count` evaluations of a watch of `only` (every watched item when empty),
+/// 5 ms apart.
+async fn watch(
+    d: &Deployment,
+    only: &[String],
+    count: u64,
+    vars: &golive_probe::Vars,
+    heard: &Heard,
+) -> golive_deploy::watch::Watched {
+    golive_deploy::watch::watch(
+        d.store.clone(),
+        d.id().to_string(),
+        d.rb.clone(),
+        golive_deploy::watch::Watch {
+            interval: std::time::Duration::from_millis(5),
+            count: Some(count),
+            remind: std::time::Duration::from_secs(60),
+            hooks: Vec::new(),
+            only,
+            vars,
+            defaults: toml::Table::new(),
+        },
+        heard,
+    )
+    .await
+    .expect("watched")
+}
+
 #[tokio::test]
 async fn runs_record_checks_and_advance_the_procedure_and_a_watch_evaluates() {
     use golive_deploy::procedure::Stop;
@@ -902,23 +930,7 @@ async fn runs_record_checks_and_advance_the_procedure_and_a_watch_evaluates() {
 
     // a watch of the deployment evaluates its verification check
     let heard = Heard::default();
-    let watched = golive_deploy::watch::watch(
-        d.store.clone(),
-        d.id().to_string(),
-        d.rb.clone(),
-        golive_deploy::watch::Watch {
-            interval: std::time::Duration::from_millis(5),
-            count: Some(3),
-            remind: std::time::Duration::from_secs(60),
-            hooks: Vec::new(),
-            only: &[],
-            vars: &vars,
-            defaults: toml::Table::new(),
-        },
-        &heard,
-    )
-    .await
-    .expect("watched");
+    let watched = watch(&d, &[], 3, &vars, &heard).await;
     assert!(matches!(
         watched,
         golive_deploy::watch::Watched::Ran { firing: false }
@@ -1082,23 +1094,7 @@ async fn baselines_are_recorded_before_go_and_compared_with_after() {
     let (first, _, _) = run(vec![two.clone()]).await;
     assert_eq!(first.expect("ran").0, golive_engine::Outcome::Failed);
     // and a watch of the criterion, comparing with the same baseline, fires
-    let watched = golive_deploy::watch::watch(
-        d.store.clone(),
-        d.id().to_string(),
-        d.rb.clone(),
-        golive_deploy::watch::Watch {
-            interval: std::time::Duration::from_millis(5),
-            count: Some(2),
-            remind: std::time::Duration::from_secs(60),
-            hooks: Vec::new(),
-            only: std::slice::from_ref(&two),
-            vars: &vars,
-            defaults: toml::Table::new(),
-        },
-        &Heard::default(),
-    )
-    .await
-    .expect("watched");
+    let watched = watch(&d, std::slice::from_ref(&two), 2, &vars, &Heard::default()).await;
     assert!(matches!(
         watched,
         golive_deploy::watch::Watched::Ran { firing: true }
