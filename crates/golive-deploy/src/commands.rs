@@ -136,6 +136,9 @@ pub struct Sign<'a> {
     pub item: &'a str,
     pub name: &'a str,
     pub role: &'a str,
+    /// Done (the default), not applicable (`--na`) or failed (`--failed`);
+    /// the last two need the comment.
+    pub result: lifecycle::SignResult,
     pub comment: Option<&'a str>,
     pub evidence: &'a [PathBuf],
     pub roster: Option<&'a Path>,
@@ -147,18 +150,85 @@ pub struct Signed {
     pub item: usize,
     pub name: String,
     pub role: String,
+    pub result: lifecycle::SignResult,
+    /// Signed done over checks that failed in the last run that ran them.
+    pub overrides: bool,
 }
 
 impl Deployment {
     pub async fn sign(&self, a: &Sign<'_>, l: &dyn Listener) -> Result<Signed> {
+        let mut all = self.sign_each(a, &[], l).await?;
+        Ok(all.remove(0))
+    }
+
+    /// `golive sign ITEM…`: the item `a.item` and each of `more`, every one
+    /// an item, a group or a stage by address (`2.1`, `3`, or `3.*`: its
+    /// items a person signs). Each is checked as one sign-off would be and
+    /// recorded as its own event, all in one append: one refusal and none is
+    /// recorded.
+    pub async fn sign_each(
+        &self,
+        a: &Sign<'_>,
+        more: &[&str],
+        l: &dyn Listener,
+    ) -> Result<Vec<Signed>> {
         let _lock = self.lock().await?;
         let rb = &self.rb;
-        let item = item_named(rb, a.item, "; sign the item")?;
+        let mut items = Vec::new();
+        for name in std::iter::once(a.item).chain(more.iter().copied()) {
+            let named = items_named(rb, name)?;
+            if named.is_empty() {
+                return Err(Error::refused(
+                    K::NotSignable,
+                    format!(
+                        "`{name}` holds no item a person signs (its procedure steps are marked done)"
+                    ),
+                ));
+            }
+            for i in named {
+                if !items.contains(&i) {
+                    items.push(i);
+                }
+            }
+        }
+        let person = self.person(a.roster, a.name, Some(a.role))?;
+        holds(&person, a.role)?;
+        let k = self.kept(l).await?;
+        let mut evidence = Vec::new();
+        for f in a.evidence {
+            let bytes = std::fs::read(f)
+                .map_err(|e| Error::Failed(format!("evidence {}: {e}", f.display())))?;
+            evidence.push(json!({
+                "file": f.display().to_string(),
+                "sha256": hex::encode(Sha256::digest(&bytes)),
+                "bytes": bytes.len(),
+            }));
+        }
+        let mut events = Vec::new();
+        let mut out = Vec::new();
+        for item in items {
+            let (event, signed) = self.sign_one(a, item, &person.name, &k, &evidence)?;
+            events.push(event);
+            out.push(signed);
+        }
+        self.append(&events).await?;
+        Ok(out)
+    }
+
+    /// The sign-off of one item, checked against the document and the
+    /// record.
+    fn sign_one(
+        &self,
+        a: &Sign<'_>,
+        item: usize,
+        person: &str,
+        k: &Kept,
+        evidence: &[Value],
+    ) -> Result<(NewEvent, Signed)> {
+        let rb = &self.rb;
         let it = &rb.items[item];
         lifecycle::signable(rb, item)
             .map_err(|why| Error::refused_at(K::NotSignable, why, At::item(rb, item)))?;
-        let person = self.person(a.roster, a.name, Some(a.role))?;
-        holds(&person, a.role)?;
         if let Some(resp) = it.field("Responsible")
             && !resp.value.trim().eq_ignore_ascii_case(a.role.trim())
         {
@@ -171,43 +241,101 @@ impl Deployment {
                 At::item(rb, item),
             ));
         }
-        let k = self.kept(l).await?;
-        if let Some(prev) = k.signoff_by(&it.id, &person.name) {
+        let comment = a.comment.map(str::trim).filter(|c| !c.is_empty());
+        use lifecycle::SignResult as R;
+        if a.result != R::Done && comment.is_none() {
             return Err(Error::refused_at(
-                K::SignedAlready,
+                K::Incomplete,
                 format!(
-                    "{} already signed {} at {}",
-                    person.name, it.address, prev.at
+                    "{} {}: a sign-off as {} needs --comment saying {}",
+                    it.address,
+                    it.title,
+                    if a.result == R::Failed {
+                        "failed"
+                    } else {
+                        "not applicable"
+                    },
+                    if a.result == R::Failed {
+                        "what failed"
+                    } else {
+                        "why it does not apply"
+                    }
                 ),
                 At::item(rb, item),
             ));
         }
-        let mut evidence = Vec::new();
-        for f in a.evidence {
-            let bytes = std::fs::read(f)
-                .map_err(|e| Error::Failed(format!("evidence {}: {e}", f.display())))?;
-            evidence.push(json!({
-                "file": f.display().to_string(),
-                "sha256": hex::encode(Sha256::digest(&bytes)),
-                "bytes": bytes.len(),
-            }));
+        let failing: Vec<&str> = k
+            .checks_of(&it.id)
+            .iter()
+            .filter(|e| e.data["outcome"] != "passed")
+            .filter_map(|e| e.data["outcome"].as_str())
+            .collect();
+        let overrides = a.result == R::Done && !failing.is_empty();
+        if overrides && comment.is_none() {
+            return Err(Error::refused_at(
+                K::Incomplete,
+                format!(
+                    "{} {}: its checks did not pass in the last run ({}); signing it done overrides them and needs --comment saying why",
+                    it.address,
+                    it.title,
+                    failing.join(", ")
+                ),
+                At::item(rb, item),
+            ));
+        }
+        // a person signs an item once per result: a failed item signed
+        // done once fixed, a done one failed once broken again
+        if let Some(prev) = k
+            .signoff_by(&it.id, person)
+            .filter(|prev| lifecycle::signoff_result(prev) == a.result)
+        {
+            return Err(Error::refused_at(
+                K::SignedAlready,
+                format!("{person} already signed {} at {}", it.address, prev.at),
+                At::item(rb, item),
+            ));
         }
         let event = NewEvent::new(
             "signoff",
             json!({
-                "role": a.role, "comment": a.comment, "evidence": evidence,
+                "role": a.role, "comment": comment, "evidence": evidence,
                 "address": it.address, "title": it.title,
+                "result": a.result.name(), "override": overrides,
             }),
         )
         .item(&it.id)
-        .actor(a.name);
-        self.append(&[event]).await?;
-        Ok(Signed {
-            item,
-            name: a.name.to_string(),
-            role: a.role.to_string(),
-        })
+        .actor(person);
+        Ok((
+            event,
+            Signed {
+                item,
+                name: person.to_string(),
+                role: a.role.to_string(),
+                result: a.result,
+                overrides,
+            },
+        ))
     }
+}
+
+/// The items `name` stands for when signing: an item, or a group or a stage
+/// by address (`2.1`, `3`, with or without `.*`): its items a person signs
+/// (not its procedure steps).
+fn items_named(rb: &Runbook, name: &str) -> Result<Vec<usize>> {
+    let bare = name.trim().trim_end_matches(".*").trim_end_matches("/*");
+    let wildcard = bare.len() != name.trim().len();
+    if !wildcard && let Ok(i) = item_named(rb, name, "; sign the item") {
+        return Ok(vec![i]);
+    }
+    let people_sign =
+        |i: &usize| rb.items[*i].kind != ItemKind::Step && lifecycle::signable(rb, *i).is_ok();
+    if let Some(st) = rb.stages.iter().find(|s| s.address == bare || s.id == bare) {
+        return Ok(st.all_items().filter(people_sign).collect());
+    }
+    if let Some((_, g)) = rb.groups().find(|(_, g)| g.address == bare || g.id == bare) {
+        return Ok(g.items.iter().copied().filter(people_sign).collect());
+    }
+    item_named(rb, name, "; sign the item").map(|i| vec![i])
 }
 
 /// `golive skip`: an optional item set aside, with why.
@@ -757,7 +885,11 @@ pub struct Done<'a> {
 /// A step recorded done.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepDone {
-    pub step: usize,
+    /// The step's item; `None` for the one manual step of a rollback the
+    /// document gives no Rollback Steps for ([`procedure::ROLLBACK_STEP`]).
+    pub step: Option<usize>,
+    /// The step as users see it: `3.1.2 Deploy the new version`.
+    pub label: String,
     pub name: String,
     pub skipped: bool,
     /// What else the record says now: overruns, the rollback's end.
@@ -782,6 +914,11 @@ impl Deployment {
     ) -> Result<std::result::Result<StepDone, NotDone>> {
         let lock = self.lock().await?;
         let rb = &self.rb;
+        if a.step.eq_ignore_ascii_case(procedure::ROLLBACK_STEP)
+            && lifecycle::rollback_steps(rb).0.is_empty()
+        {
+            return self.manual_rollback_done(a, l).await.map(Ok);
+        }
         let step = item_named(rb, a.step, "")?;
         let it = &rb.items[step];
         let here = || At::item(rb, step);
@@ -917,11 +1054,55 @@ impl Deployment {
         );
         self.append(&new).await?;
         Ok(Ok(StepDone {
-            step,
+            step: Some(step),
+            label: format!("{} {}", it.address, it.title),
             name: person.name,
             skipped: a.skipped,
             lines,
         }))
+    }
+
+    /// The one step of a rollback when the document gives no Rollback
+    /// Steps, marked done by a person once production is back: recorded,
+    /// then `golive finish` ends the deployment ROLLED BACK.
+    async fn manual_rollback_done(&self, a: &Done<'_>, l: &dyn Listener) -> Result<StepDone> {
+        let person = self.person(a.roster, a.name, None)?;
+        let k = self.kept(l).await?;
+        if k.ended.is_some() {
+            return Err(Error::refused(K::Ended, "the deployment has ended"));
+        }
+        if k.rollback_started.is_none() {
+            return Err(Error::refused(
+                K::WrongSequence,
+                "no rollback has started (golive rollback): the rollback step follows it",
+            ));
+        }
+        if a.skipped {
+            return Err(Error::refused(
+                K::NotOptional,
+                "the rollback is not optional: it cannot be skipped",
+            ));
+        }
+        if k.step_done(procedure::ROLLBACK_STEP).is_some() {
+            return Err(Error::refused(K::Done, "the rollback is done already"));
+        }
+        let label = "rollback (the document gives no Rollback Steps: one step)".to_string();
+        let event = NewEvent::new(
+            "step.done",
+            json!({ "skipped": false, "comment": a.comment, "address": procedure::ROLLBACK_STEP, "title": label }),
+        )
+        .item(procedure::ROLLBACK_STEP)
+        .actor(&person.name);
+        self.append(&[event]).await?;
+        Ok(StepDone {
+            step: None,
+            label,
+            name: person.name,
+            skipped: false,
+            lines: vec![
+                "the rollback is done: golive finish ends the deployment ROLLED BACK".into(),
+            ],
+        })
     }
 }
 
@@ -984,11 +1165,32 @@ impl Deployment {
                 at,
             })
         })?;
+        if !tally.untried.is_empty() {
+            let n = tally.untried.len();
+            let named: Vec<String> = tally
+                .untried
+                .iter()
+                .take(8)
+                .map(|&i| format!("{} {}", rb.items[i].address, rb.items[i].title))
+                .collect();
+            return Err(Error::refused_at(
+                K::NotTried,
+                format!(
+                    "the {} gate decides nothing yet: {n} of its {} items have no result ({}{}); run their checks (golive run) or sign them passed or failed (golive sign ITEM [--failed --comment WHAT])",
+                    gate.name(),
+                    tally.total,
+                    named.join(", "),
+                    if n > named.len() { ", …" } else { "" }
+                ),
+                At::item(rb, tally.untried[0]),
+            ));
+        }
         let Tally {
             passed,
             total,
             target,
-        } = tally;
+            ..
+        } = tally.clone();
         let mut new = vec![
             NewEvent::new(
                 "gate",
@@ -1116,31 +1318,7 @@ impl Deployment {
             }));
         }
         let sigs = &k.rollback_signatures;
-        for sig in sigs {
-            if sig
-                .actor
-                .as_deref()
-                .is_some_and(|a| a.eq_ignore_ascii_case(&person.name))
-            {
-                return Err(Error::refused(
-                    K::SignedAlready,
-                    format!(
-                        "a rollback needs distinct people: {} signed already as {}",
-                        person.name,
-                        sig.data["role"].as_str().unwrap_or("?")
-                    ),
-                ));
-            }
-            if sig.data["role"]
-                .as_str()
-                .is_some_and(|r| r.eq_ignore_ascii_case(role))
-            {
-                return Err(Error::refused(
-                    K::SignedAlready,
-                    format!("the {role} signed already"),
-                ));
-            }
-        }
+        distinct_signers(sigs, &person.name, role, "a rollback")?;
         let mut new = vec![
             NewEvent::new(
                 "rollback.signature",
@@ -1177,11 +1355,155 @@ impl Deployment {
     }
 }
 
-/// A deployment ended as SUCCESS.
+/// A decision signed by the holders of several roles needs distinct people
+/// and one signature per role.
+fn distinct_signers(
+    sigs: &[golive_store::Event],
+    name: &str,
+    role: &str,
+    what: &str,
+) -> Result<()> {
+    for sig in sigs {
+        if sig
+            .actor
+            .as_deref()
+            .is_some_and(|a| a.eq_ignore_ascii_case(name))
+        {
+            return Err(Error::refused(
+                K::SignedAlready,
+                format!(
+                    "{what} needs distinct people: {name} signed already as {}",
+                    sig.data["role"].as_str().unwrap_or("?")
+                ),
+            ));
+        }
+        if sig.data["role"]
+            .as_str()
+            .is_some_and(|r| r.eq_ignore_ascii_case(role))
+        {
+            return Err(Error::refused(
+                K::SignedAlready,
+                format!("the {role} signed already"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A signature of the decision to continue instead of rolling back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Continued {
+    /// Every role of the manual rollback authority signed: the raised
+    /// decision is resolved, the deployment goes on.
+    Resolved { by: Vec<String> },
+    /// Signed; these roles have still to sign.
+    Signed { waiting: Vec<String> },
+}
+
+impl Deployment {
+    /// `golive rollback --continue`: the people of the manual rollback
+    /// authority decide, with a reason each, not to roll back a raised
+    /// decision. Once all have signed the decision is resolved, recorded
+    /// with the reason it was raised for; a later failure raises it again.
+    pub async fn continue_instead(
+        &self,
+        name: &str,
+        role: &str,
+        reason: &str,
+        roster: Option<&Path>,
+        l: &dyn Listener,
+    ) -> Result<Continued> {
+        let _lock = self.lock().await?;
+        let rb = &self.rb;
+        let person = self.person(roster, name, Some(role))?;
+        holds(&person, role)?;
+        if reason.trim().is_empty() {
+            return Err(Error::refused(
+                K::Incomplete,
+                "a decision to continue needs its reason (--reason)",
+            ));
+        }
+        let k = self.kept(l).await?;
+        if k.ended.is_some() {
+            return Err(Error::refused(K::Ended, "the deployment has ended"));
+        }
+        if k.rollback_started.is_some() {
+            return Err(Error::refused(
+                K::RollingBack,
+                "the rollback has started: it runs to its end",
+            ));
+        }
+        let Some(raised) = &k.rollback_raised else {
+            return Err(Error::refused(
+                K::NothingRaised,
+                "no rollback decision is raised: there is nothing to continue from",
+            ));
+        };
+        let (_, manual) = lifecycle::rollback_authority(rb);
+        if !manual.iter().any(|r| r.eq_ignore_ascii_case(role)) {
+            return Err(Error::refused(
+                K::WrongRole,
+                format!(
+                    "continuing instead of rolling back is decided by {}",
+                    manual.join(" + ")
+                ),
+            ));
+        }
+        distinct_signers(
+            &k.rollback_continues,
+            &person.name,
+            role,
+            "a decision to continue",
+        )?;
+        let mut new = vec![
+            NewEvent::new(
+                "rollback.continue",
+                json!({ "role": role, "reason": reason }),
+            )
+            .actor(&person.name),
+        ];
+        let signed: BTreeSet<String> = k
+            .rollback_continues
+            .iter()
+            .filter_map(|e| e.data["role"].as_str().map(str::to_lowercase))
+            .chain(std::iter::once(role.to_lowercase()))
+            .collect();
+        let waiting: Vec<String> = manual
+            .iter()
+            .filter(|r| !signed.contains(&r.to_lowercase()))
+            .cloned()
+            .collect();
+        if waiting.is_empty() {
+            let signers: Vec<Value> = k
+                .rollback_continues
+                .iter()
+                .map(|e| json!({ "name": e.actor, "role": e.data["role"], "reason": e.data["reason"] }))
+                .chain(std::iter::once(
+                    json!({ "name": person.name, "role": role, "reason": reason }),
+                ))
+                .collect();
+            new.push(NewEvent::new(
+                "rollback.resolved",
+                json!({ "decision": "continue", "raised": raised.data["reason"], "signers": signers }),
+            ));
+        }
+        self.append(&new).await?;
+        Ok(if waiting.is_empty() {
+            Continued::Resolved { by: manual }
+        } else {
+            Continued::Signed { waiting }
+        })
+    }
+}
+
+/// A deployment ended: SUCCESS (timed from GO against the deployment
+/// target) or ROLLED BACK (timed from the rollback's start against the
+/// rollback target, when the document gives one).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finished {
+    pub outcome: &'static str,
     pub seconds: f64,
-    pub target_seconds: u64,
+    pub target_seconds: Option<u64>,
     pub health: &'static str,
 }
 
@@ -1204,10 +1526,22 @@ impl Deployment {
         let Some(go) = k.go() else {
             return Err(Error::refused(K::BeforeGo, "no GO decision"));
         };
-        if k.ended.is_some() || k.rollback_started.is_some() {
+        if k.ended.is_some() {
+            return Err(Error::refused(K::Ended, "the deployment has ended"));
+        }
+        if k.rollback_started.is_some() {
+            return self.finish_rolled_back(&k, &person.name, now).await;
+        }
+        if let Some(raised) = &k.rollback_raised {
             return Err(Error::refused(
-                K::Ended,
-                "the deployment has ended or is rolling back",
+                K::RollbackOpen,
+                format!(
+                    "a rollback decision is open ({}): roll back (golive rollback --as NAME --role ROLE --reason WHY), or record the decision to continue (golive rollback --continue --as NAME --role ROLE --reason WHY) by {}",
+                    raised.data["reason"]
+                        .as_str()
+                        .unwrap_or("no reason recorded"),
+                    lifecycle::rollback_authority(rb).1.join(" + ")
+                ),
             ));
         }
         if let Some(&open) = procedure::procedure_steps(rb)
@@ -1258,9 +1592,52 @@ impl Deployment {
         .actor(&person.name);
         self.append(&[end]).await?;
         Ok(Finished {
+            outcome: "SUCCESS",
             seconds: took,
-            target_seconds: target,
+            target_seconds: Some(target),
             health,
+        })
+    }
+
+    /// `finish` of a deployment rolling back: once the Rollback Steps (or
+    /// the one manual rollback step) are done, it ends ROLLED BACK, timed
+    /// from the rollback's start against the document's rollback target.
+    async fn finish_rolled_back(
+        &self,
+        k: &Kept,
+        actor: &str,
+        now: jiff::Timestamp,
+    ) -> Result<Finished> {
+        let rb = &self.rb;
+        let (steps, target) = lifecycle::rollback_steps(rb);
+        if let Some(&open) = steps
+            .iter()
+            .find(|&&i| k.step_done(&rb.items[i].id).is_none())
+        {
+            return Err(Error::refused_at(
+                K::StepsOpen,
+                format!(
+                    "rollback step {} {} is not done",
+                    rb.items[open].address, rb.items[open].title
+                ),
+                At::item(rb, open),
+            ));
+        }
+        if steps.is_empty() && k.step_done(procedure::ROLLBACK_STEP).is_none() {
+            return Err(Error::refused(
+                K::StepsOpen,
+                "the rollback is not done: the document gives no Rollback Steps, so it is one step; mark it done once production is back (golive done rollback --as NAME)",
+            ));
+        }
+        let (end, _) = procedure::rolled_back(k, target, &now.to_string())
+            .ok_or_else(|| Error::refused(K::WrongSequence, "no rollback has started"))?;
+        let seconds = end.data["rollback_seconds"].as_f64().unwrap_or(0.0);
+        self.append(&[end.actor(actor)]).await?;
+        Ok(Finished {
+            outcome: "ROLLED BACK",
+            seconds,
+            target_seconds: target,
+            health: "ROLLED BACK",
         })
     }
 }

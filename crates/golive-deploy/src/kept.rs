@@ -43,6 +43,10 @@ pub struct Kept {
     pub rollback_raised: Option<Event>,
     pub rollback_signatures: Vec<Event>,
     pub rollback_started: Option<Event>,
+    /// The signatures of a decision to continue instead of rolling back,
+    /// and each raised decision so resolved.
+    pub rollback_continues: Vec<Event>,
+    pub rollback_resolved: Vec<Event>,
     /// Each procedure or rollback step's progress, by item id.
     pub steps: BTreeMap<String, StepProgress>,
     /// Optional items set aside with a reason (`golive skip`), by item id.
@@ -138,6 +142,13 @@ impl Kept {
             "gate" => self.gates.push(e.clone()),
             "rollback.raised" => self.rollback_raised = Some(e.clone()),
             "rollback.signature" => self.rollback_signatures.push(e.clone()),
+            "rollback.continue" => self.rollback_continues.push(e.clone()),
+            "rollback.resolved" => {
+                self.rollback_raised = None;
+                self.rollback_signatures.clear();
+                self.rollback_continues.clear();
+                self.rollback_resolved.push(e.clone());
+            }
             "rollback.started" => {
                 self.rollback_started.get_or_insert_with(|| e.clone());
             }
@@ -190,9 +201,9 @@ impl Kept {
         self.steps.get(item).and_then(|s| s.done.as_ref())
     }
 
-    /// The first sign-off of `item` by `name` (any case).
+    /// The latest sign-off of `item` by `name` (any case).
     pub fn signoff_by(&self, item: &str, name: &str) -> Option<&Event> {
-        self.signoffs.iter().find(|e| {
+        self.signoffs.iter().rev().find(|e| {
             e.item.as_deref() == Some(item)
                 && e.actor
                     .as_deref()
@@ -241,6 +252,8 @@ impl Kept {
             rollback_raised,
             rollback_signatures,
             rollback_started,
+            rollback_continues,
+            rollback_resolved,
             steps,
             skipped,
             chosen,

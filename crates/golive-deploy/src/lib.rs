@@ -23,6 +23,7 @@
 //! let d = Deployment::new(store, row.clone(), &Source::new(row.runbook_path.clone(), text))?;
 //! let sign = Sign {
 //!     item: "1.1.1", name: "Dana Lead", role: "Release Manager",
+//!     result: golive_deploy::lifecycle::SignResult::Done,
 //!     comment: None, evidence: &[], roster: None,
 //! };
 //! let said = match d.sign(&sign, &Quiet).await {
@@ -157,6 +158,13 @@ pub enum RefusalKind {
     Commands,
     /// A gate with nothing to count.
     NothingToCount,
+    /// A gate whose items do not all have a result yet.
+    NotTried,
+    /// A rollback decision is raised and not resolved: roll back, or
+    /// decide to continue.
+    RollbackOpen,
+    /// No rollback decision is raised.
+    NothingRaised,
     /// The rollback has started already.
     RollingBack,
     /// The deployment has ended.

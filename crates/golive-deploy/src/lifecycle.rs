@@ -14,7 +14,10 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Default)]
 pub struct ItemState {
     pub checks: Vec<String>,
+    /// Who signed it done (a sign-off with `--failed` or `--na` is not one).
     pub signed_by: Vec<String>,
+    /// Who signed it as failed (`golive sign --failed`), with what they saw.
+    pub failed_by: Vec<(String, String)>,
     /// Why the item is not to be done: skipped with a reason, or an item of
     /// an option not chosen ([`set_aside`]).
     pub set_aside: Option<String>,
@@ -64,10 +67,17 @@ pub fn stage_signoffs(rb: &Runbook, k: &Kept) -> Vec<StageSignoffs> {
 /// person chose one.
 pub fn set_aside(rb: &Runbook, k: &Kept) -> BTreeMap<usize, String> {
     let mut out = BTreeMap::new();
+    let na: BTreeMap<&str, &golive_store::Event> = latest_signoffs(k)
+        .into_iter()
+        .filter(|(_, e)| signoff_result(e) == SignResult::NotApplicable)
+        .collect();
     for (i, it) in rb.items.iter().enumerate() {
         if let Some(e) = k.skipped.get(&it.id) {
             let reason = e.data["reason"].as_str().unwrap_or("");
             out.insert(i, format!("skipped: {reason}"));
+        } else if let Some(e) = na.get(it.id.as_str()) {
+            let why = e.data["comment"].as_str().unwrap_or("");
+            out.insert(i, format!("N/A: {why}"));
         }
     }
     for (_, g) in rb.groups() {
@@ -99,13 +109,67 @@ pub fn states(rb: &Runbook, k: &Kept) -> BTreeMap<String, ItemState> {
     }
     for e in &k.signoffs {
         if let (Some(item), Some(actor)) = (&e.item, &e.actor) {
-            out.entry(item.clone())
-                .or_default()
-                .signed_by
-                .push(actor.clone());
+            // the latest result wins: done after failed is fixed, failed
+            // after done is broken again
+            let st = out.entry(item.clone()).or_default();
+            match signoff_result(e) {
+                SignResult::Done => {
+                    st.failed_by.clear();
+                    st.signed_by.push(actor.clone());
+                }
+                SignResult::Failed => {
+                    st.signed_by.clear();
+                    st.failed_by.push((
+                        actor.clone(),
+                        e.data["comment"].as_str().unwrap_or("").to_string(),
+                    ));
+                }
+                SignResult::NotApplicable => {}
+            }
         }
     }
     out
+}
+
+/// What a person's sign-off says of the item: done (the default), not
+/// applicable, or failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignResult {
+    Done,
+    /// `--na`: the item does not apply to this deployment (why, in the
+    /// comment); set aside like a skipped item.
+    NotApplicable,
+    /// `--failed`: a person checked it and it failed (what, in the
+    /// comment); a result a gate counts, not a completion.
+    Failed,
+}
+
+impl SignResult {
+    /// As events and reports spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SignResult::Done => "done",
+            SignResult::NotApplicable => "na",
+            SignResult::Failed => "failed",
+        }
+    }
+}
+
+/// Each item's latest sign-off: its manual result.
+pub fn latest_signoffs(k: &Kept) -> BTreeMap<&str, &golive_store::Event> {
+    k.signoffs
+        .iter()
+        .filter_map(|e| Some((e.item.as_deref()?, e)))
+        .collect()
+}
+
+/// The result a sign-off event records (older events have none: done).
+pub fn signoff_result(e: &golive_store::Event) -> SignResult {
+    match e.data["result"].as_str() {
+        Some("na") => SignResult::NotApplicable,
+        Some("failed") => SignResult::Failed,
+        _ => SignResult::Done,
+    }
 }
 
 /// An item is complete when a person signed it, when it was set aside
@@ -144,10 +208,10 @@ fn gate_items(rb: &Runbook, kind: StageKind) -> Vec<usize> {
 /// How many of `items` passed: an item with checks passed when all its
 /// checks of the last run passed; one without, when someone signed it.
 fn passed_of(rb: &Runbook, k: &Kept, items: &[usize]) -> usize {
-    let signed: BTreeSet<&str> = k
-        .signoffs
-        .iter()
-        .map(|e| e.item.as_deref().unwrap_or(""))
+    let signed: BTreeSet<&str> = latest_signoffs(k)
+        .into_iter()
+        .filter(|(_, e)| signoff_result(e) == SignResult::Done)
+        .map(|(item, _)| item)
         .collect();
     items
         .iter()
@@ -273,6 +337,19 @@ impl Gate {
                 self.label()
             ));
         }
+        let tried: BTreeSet<&str> = latest_signoffs(k)
+            .into_iter()
+            .filter(|(_, e)| signoff_result(e) != SignResult::NotApplicable)
+            .map(|(item, _)| item)
+            .collect();
+        let untried: Vec<usize> = items
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let id = rb.items[i].id.as_str();
+                k.checks_of(id).is_empty() && !tried.contains(id)
+            })
+            .collect();
         let total = items.len();
         let passed = passed_of(rb, k, &items);
         let target = match self {
@@ -283,20 +360,24 @@ impl Gate {
             passed,
             total,
             target,
+            untried,
         })
     }
 }
 
-/// A gate's count: items passed of all, against the target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A gate's count: items passed of all, against the target, and the items
+/// with no result yet (no check ran, nobody signed them passed or failed):
+/// while there are any the gate decides nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tally {
     pub passed: usize,
     pub total: usize,
     pub target: usize,
+    pub untried: Vec<usize>,
 }
 
 impl Tally {
-    pub fn passes(self) -> bool {
+    pub fn passes(&self) -> bool {
         self.passed >= self.target
     }
 }
@@ -408,11 +489,41 @@ pub fn smoke_target(rb: &Runbook, total: usize) -> usize {
 
 /// Who may roll back: (automatic: one role, manual: several distinct roles).
 pub fn rollback_authority(rb: &Runbook) -> (String, Vec<String>) {
-    let mut auto = "DevOps Engineer".to_string();
-    let mut manual = vec![
-        "Deployment Lead".to_string(),
-        "Engineering Manager".to_string(),
-    ];
+    let r = roles(rb);
+    (r.automatic_rollback, r.manual_rollback)
+}
+
+/// The roles a deployment of the document uses, and where each comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Roles {
+    /// Who signs the go/no-go decision (distinct people, one per role).
+    pub decision: Vec<String>,
+    /// Who decides a rollback raised for a person to decide (or to
+    /// continue instead), each role signed by a distinct person.
+    pub manual_rollback: Vec<String>,
+    /// Who a rollback raised with automatic authority runs in the name of.
+    pub automatic_rollback: String,
+    /// For each that the document does not state, the default used and why
+    /// (`golive status` and `golive lint` say so).
+    pub defaults: Vec<String>,
+}
+
+/// The roles of [`Roles`]: the document's (the decision stage's
+/// `**Sign-offs:**` lines, the rollback stage's `**Manual Rollback:**` and
+/// `**Automatic Rollback:**` fields); where it states none, a default that
+/// is said: the decision is signed by a Deployment Lead, a rollback is
+/// decided by the decision's signers, and automatic authority is the first
+/// of those.
+pub fn roles(rb: &Runbook) -> Roles {
+    let mut defaults = Vec::new();
+    let decision = decision_signers(rb);
+    if !rb.stages.iter().any(|s| s.kind == StageKind::Decision) {
+        defaults.push(format!(
+            "the decision is signed by the {}: the document has no go/no-go stage naming its signers",
+            decision.join(" + ")
+        ));
+    }
+    let (mut auto, mut manual) = (None, None);
     for f in rb
         .stages
         .iter()
@@ -426,16 +537,38 @@ pub fn rollback_authority(rb: &Runbook) -> (String, Vec<String>) {
     {
         let who = f.value.split('(').next().unwrap_or("").trim();
         if f.label.eq_ignore_ascii_case("Automatic Rollback") && !who.is_empty() {
-            auto = who.to_string();
+            auto = Some(who.to_string());
         } else if f.label.eq_ignore_ascii_case("Manual Rollback") && !who.is_empty() {
-            manual = who
+            let roles: Vec<String> = who
                 .split('+')
                 .map(|r| r.trim().to_string())
                 .filter(|r| !r.is_empty())
                 .collect();
+            if !roles.is_empty() {
+                manual = Some(roles);
+            }
         }
     }
-    (auto, manual)
+    let manual_rollback = manual.unwrap_or_else(|| {
+        defaults.push(format!(
+            "a rollback is decided by the {} (the decision's signers): the document names no **Manual Rollback:** authority",
+            decision.join(" + ")
+        ));
+        decision.clone()
+    });
+    let automatic_rollback = auto.unwrap_or_else(|| {
+        let first = manual_rollback[0].clone();
+        defaults.push(format!(
+            "an automatic rollback runs in the name of the {first}: the document names no **Automatic Rollback:** authority"
+        ));
+        first
+    });
+    Roles {
+        decision,
+        manual_rollback,
+        automatic_rollback,
+        defaults,
+    }
 }
 
 /// Whether a person may sign `item`: a procedure step is marked done, and
@@ -494,6 +627,82 @@ pub fn raise(
         out.push(automatic_start(rb, reason));
     }
     out
+}
+
+/// The rollback a run's results raise after GO, and the line that says so:
+/// the document's "health checks failing" criterion when a health check
+/// failed (automatic authority: it starts at once); else the failing checks
+/// marked `on_fail = "rollback"`, with the authority of the criterion they
+/// check, manual when the document states none.
+pub fn raised_by_results(
+    rb: &Runbook,
+    k: &Kept,
+    results: &[golive_engine::CheckResult],
+) -> Option<(Vec<golive_store::NewEvent>, String)> {
+    if !may_raise(k) {
+        return None;
+    }
+    let failed = |r: &&golive_engine::CheckResult| {
+        matches!(
+            r.outcome,
+            golive_engine::Outcome::Failed | golive_engine::Outcome::Error(_)
+        )
+    };
+    let named = |r: &golive_engine::CheckResult| {
+        let it = &rb.items[r.check.item];
+        format!("{} {}", it.address, it.title)
+    };
+    let rules = golive_engine::rules::rollback_rules(rb);
+    let health_rule = rules
+        .iter()
+        .find(|r| r.kind == golive_engine::rules::RuleKind::HealthChecksFailing);
+    if let Some(rule) = health_rule {
+        let failing: Vec<String> = results
+            .iter()
+            .filter(failed)
+            .filter(|r| {
+                rb.items[r.check.item]
+                    .title
+                    .to_lowercase()
+                    .contains("health")
+            })
+            .map(named)
+            .collect();
+        if !failing.is_empty() {
+            let by = rollback_authority(rb).0;
+            let reason = format!("health checks failing: {}", failing.join(", "));
+            let line = format!(
+                "ROLLBACK INITIATED with automatic authority ({by}): {reason}; the Rollback Steps run now"
+            );
+            return Some((raise(rb, rule.item, &reason, true), line));
+        }
+    }
+    let marked: Vec<&golive_engine::CheckResult> = results
+        .iter()
+        .filter(failed)
+        .filter(|r| r.check.on_fail.as_deref() == Some("rollback"))
+        .collect();
+    let first = marked.first()?;
+    let item = first.check.item;
+    let automatic = rules.iter().any(|r| r.item == item && r.automatic);
+    let reason = format!(
+        "{} failed (on_fail = \"rollback\")",
+        marked
+            .iter()
+            .map(|r| named(r))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let (auto, manual) = rollback_authority(rb);
+    let line = if automatic {
+        format!("ROLLBACK INITIATED with automatic authority ({auto}): {reason}")
+    } else {
+        format!(
+            "ROLLBACK DECISION RAISED: {reason}; for {} to decide (golive rollback, or golive rollback --continue)",
+            manual.join(" + ")
+        )
+    };
+    Some((raise(rb, item, &reason, automatic), line))
 }
 
 /// A rollback raised with automatic authority starts at once, in the name

@@ -166,27 +166,41 @@ pub fn done_events(
             .iter()
             .filter(|&&i| i != step)
             .all(|&i| done.contains(rb.items[i].id.as_str()));
-    if last_rollback && let Some(started) = &k.rollback_started {
-        let took = seconds_between(&started.at, &now).unwrap_or(0.0);
-        new.push(NewEvent::new(
-            "deployment.ended",
-            json!({
-                "outcome": "ROLLED BACK",
-                "rollback_seconds": took,
-                "target_seconds": target,
-                "within_target": target.is_none_or(|t| took < t as f64),
-            }),
-        ));
-        lines.push(format!(
-            "ROLLED BACK: the rollback steps are done in {}{}",
-            minutes_text(took),
-            target
-                .map(|t| format!(" (target < {})", minutes_text(t as f64)))
-                .unwrap_or_default()
-        ));
+    if last_rollback && let Some((end, line)) = rolled_back(k, target, &now) {
+        new.push(end);
+        lines.push(line);
     }
     (new, lines)
 }
+
+/// The end of a deployment whose rollback is done, timed from the
+/// rollback's start against `target`, and the line that says so.
+pub fn rolled_back(k: &Kept, target: Option<u64>, now: &str) -> Option<(NewEvent, String)> {
+    let started = k.rollback_started.as_ref()?;
+    let took = seconds_between(&started.at, now).unwrap_or(0.0);
+    let end = NewEvent::new(
+        "deployment.ended",
+        json!({
+            "outcome": "ROLLED BACK",
+            "rollback_seconds": took,
+            "target_seconds": target,
+            "within_target": target.is_none_or(|t| took < t as f64),
+            "reason": started.data["reason"],
+        }),
+    );
+    let line = format!(
+        "ROLLED BACK: the rollback is done in {}{}",
+        minutes_text(took),
+        target
+            .map(|t| format!(" (target < {})", minutes_text(t as f64)))
+            .unwrap_or_default()
+    );
+    Some((end, line))
+}
+
+/// The one step of a rollback when the document gives no Rollback Steps:
+/// a person marks it done (`golive done rollback`) once production is back.
+pub const ROLLBACK_STEP: &str = "rollback";
 
 /// What runs a step's commands: who, with which variables, and whether
 /// commands may run at all.

@@ -281,37 +281,12 @@ impl Recorder {
             .await
             .map_err(|e| e.to_string())?;
         let k = self.kept(l).await?;
-        let deploying = crate::lifecycle::may_raise(&k);
-        let health_rule = golive_engine::rules::rollback_rules(rb)
-            .into_iter()
-            .find(|r| r.kind == golive_engine::rules::RuleKind::HealthChecksFailing);
-        if deploying && let Some(rule) = health_rule {
-            let failing: Vec<String> = results
-                .iter()
-                .filter(|r| {
-                    matches!(
-                        r.outcome,
-                        golive_engine::Outcome::Failed | golive_engine::Outcome::Error(_)
-                    )
-                })
-                .map(|r| &rb.items[r.check.item])
-                .filter(|it| it.title.to_lowercase().contains("health"))
-                .map(|it| format!("{} {}", it.address, it.title))
-                .collect();
-            if !failing.is_empty() {
-                let by = crate::lifecycle::rollback_authority(rb).0;
-                let reason = format!("health checks failing: {}", failing.join(", "));
-                self.store
-                    .append(
-                        &self.deployment,
-                        &crate::lifecycle::raise(rb, rule.item, &reason, true),
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
-                l.line(&format!(
-                    "ROLLBACK INITIATED with automatic authority ({by}): {reason}; the Rollback Steps run now"
-                ));
-            }
+        if let Some((raise, line)) = crate::lifecycle::raised_by_results(rb, &k, results) {
+            self.store
+                .append(&self.deployment, &raise)
+                .await
+                .map_err(|e| e.to_string())?;
+            l.line(&line);
         }
         let end = NewEvent::new(
             "run.finished",

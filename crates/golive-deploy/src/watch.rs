@@ -6,8 +6,9 @@
 //! rewrites the day's health-check report after every evaluation.
 //!
 //! Watched, unless `--only` says otherwise: the Post-Deployment
-//! Verification items, the Rollback Decision Criteria, and every item whose
-//! annotation sets `for` or `watch`.
+//! Verification items, the Rollback Decision Criteria, the health checks
+//! (items whose title says "health"), and every item whose annotation sets
+//! `for`, `watch` or `on_fail`.
 
 pub use crate::alert::{Alert, Hook};
 use crate::vars::Redactor;
@@ -104,11 +105,12 @@ fn watched_items(rb: &Runbook) -> Vec<String> {
                 .group
                 .is_some_and(|g| stage.groups[g].title().to_lowercase().contains("criteria"));
         let annotated = it.annotations.iter().any(|a| {
-            a.table
-                .as_ref()
-                .is_some_and(|t| t.contains_key("for") || t.contains_key("watch"))
+            a.table.as_ref().is_some_and(|t| {
+                t.contains_key("for") || t.contains_key("watch") || t.contains_key("on_fail")
+            })
         });
-        if (stage.kind == StageKind::Verification || criterion || annotated)
+        let health = it.title.to_lowercase().contains("health");
+        if (stage.kind == StageKind::Verification || criterion || annotated || health)
             && !it.annotations.is_empty()
         {
             out.push(rb.items[i].id.clone());

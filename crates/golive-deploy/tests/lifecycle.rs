@@ -98,6 +98,7 @@ fn sign<'a>(item: &'a str, name: &'a str, role: &'a str) -> Sign<'a> {
         item,
         name,
         role,
+        result: golive_deploy::lifecycle::SignResult::Done,
         comment: None,
         evidence: &[],
         roster: None,
@@ -407,10 +408,30 @@ async fn the_whole_lifecycle(env: Env) {
         K::NoSuchChoice
     );
 
-    // gates count signed items (they have no checks); both pass
+    // gates count items with a result (these have no checks: signed passed
+    // or failed); while one has none the gate decides nothing
     d.sign(&sign("4.1", "Quinn Tester", "QA Engineer"), q)
         .await
         .expect("smoke 1");
+    let before = d.store.events(d.id()).await.expect("events").len();
+    assert_eq!(
+        kind(d.gate("smoke", "Quinn Tester", None, q).await),
+        K::NotTried
+    );
+    assert_eq!(
+        d.store.events(d.id()).await.expect("events").len(),
+        before,
+        "a premature gate records nothing"
+    );
+    let mut failed = sign("4.2", "Quinn Tester", "QA Engineer");
+    failed.result = golive_deploy::lifecycle::SignResult::Failed;
+    assert_eq!(
+        kind(d.sign(&failed, q).await),
+        K::Incomplete,
+        "needs what failed"
+    );
+    failed.comment = Some("the login page times out");
+    d.sign(&failed, q).await.expect("smoke 2 failed");
     let smoke = d
         .gate("smoke", "Quinn Tester", None, q)
         .await
@@ -437,7 +458,7 @@ async fn the_whole_lifecycle(env: Env) {
         .finish("Dana Lead", None, jiff::Timestamp::now(), q)
         .await
         .expect("finished");
-    assert_eq!(f.target_seconds, 3600);
+    assert_eq!(f.target_seconds, Some(3600));
     assert_eq!(f.health, "HEALTHY");
     let st = d.status(q).await.expect("status");
     assert_eq!(st.state, "SUCCEEDED");
@@ -504,7 +525,8 @@ async fn a_rollback(env: Env) {
     );
     assert_eq!(
         kind(d.finish("Dana Lead", None, jiff::Timestamp::now(), q).await),
-        K::Ended
+        K::StepsOpen,
+        "the Rollback Steps are not done"
     );
     d.done(&done("7.2.1", "Devi Ops", false, &vars), q)
         .await
@@ -564,6 +586,18 @@ async fn a_failed_smoke_gate_starts_the_rollback_with_automatic_authority() {
             .await
             .expect(s)
             .expect(s);
+    }
+    // nothing tried yet: the gate decides nothing and starts no rollback
+    assert_eq!(
+        kind(d.gate("smoke", "Quinn Tester", None, q).await),
+        K::NotTried
+    );
+    assert_eq!(d.status(q).await.expect("status").state, "DEPLOYING");
+    for item in ["4.1", "4.2"] {
+        let mut failed = sign(item, "Quinn Tester", "QA Engineer");
+        failed.result = golive_deploy::lifecycle::SignResult::Failed;
+        failed.comment = Some("500 from the load balancer");
+        d.sign(&failed, q).await.expect("failed");
     }
     let g = d
         .gate("smoke", "Quinn Tester", None, q)

@@ -54,6 +54,7 @@ pub fn status_json(rb: &Runbook, d: &Deployment, s: &Status) -> Value {
         "signed_items": s.signed_items,
         "decision": s.kept.decision.as_ref().map(|e| e.data.clone()),
         "baselines": s.kept.baselines,
+        "roles": roles_json(rb),
         "state": s.state,
         "stage_signoffs": golive_deploy::lifecycle::stage_signoffs(rb, &s.kept)
             .into_iter()
@@ -110,6 +111,15 @@ pub fn phase_lines(rb: &Runbook, s: &Status, now: jiff::Timestamp) -> Vec<String
             line
         })
         .collect()
+}
+
+/// The roles a deployment uses, and the defaults among them.
+fn roles_json(rb: &Runbook) -> serde_json::Value {
+    let r = golive_deploy::lifecycle::roles(rb);
+    json!({
+        "decision": r.decision, "manual_rollback": r.manual_rollback,
+        "automatic_rollback": r.automatic_rollback, "defaults": r.defaults,
+    })
 }
 
 /// `golive status` as text, at `now`.
@@ -286,6 +296,13 @@ pub fn status_text(rb: &Runbook, d: &Deployment, s: &Status, now: jiff::Timestam
                     format!("; signed: {}", sigs.join(", "))
                 }
             );
+        }
+    }
+    let roles = lifecycle::roles(rb);
+    if !roles.defaults.is_empty() {
+        let _ = writeln!(out, "\nRoles the document does not state (defaults):");
+        for d in &roles.defaults {
+            let _ = writeln!(out, "- {d}");
         }
     }
     let counts: Vec<String> = s.checks.iter().map(|(k, v)| format!("{v} {k}")).collect();

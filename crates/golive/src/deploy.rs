@@ -53,6 +53,8 @@ pub async fn open(
 pub struct Sign<'a> {
     pub store: &'a str,
     pub deployment: Option<&'a str>,
+    /// The items named after the first (`sign.item`).
+    pub more: &'a [&'a str],
     pub sign: golive_deploy::Sign<'a>,
 }
 
@@ -60,16 +62,25 @@ pub async fn sign(a: Sign<'_>) -> Result<ExitCode, String> {
     exit(
         async {
             let d = open(a.store, a.deployment).await?;
-            let s = d.sign(&a.sign, &Cli).await?;
-            let it = &d.rb.items[s.item];
-            println!(
-                "{} {} signed by {} as {} in deployment {}",
-                it.address,
-                it.title,
-                s.name,
-                s.role,
-                d.id()
-            );
+            for s in d.sign_each(&a.sign, a.more, &Cli).await? {
+                let it = &d.rb.items[s.item];
+                let how = match s.result {
+                    golive_deploy::lifecycle::SignResult::Done if s.overrides => {
+                        "signed, overriding its failed checks,"
+                    }
+                    golive_deploy::lifecycle::SignResult::Done => "signed",
+                    golive_deploy::lifecycle::SignResult::NotApplicable => "signed N/A",
+                    golive_deploy::lifecycle::SignResult::Failed => "signed FAILED",
+                };
+                println!(
+                    "{} {} {how} by {} as {} in deployment {}",
+                    it.address,
+                    it.title,
+                    s.name,
+                    s.role,
+                    d.id()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         .await,
@@ -273,11 +284,9 @@ pub async fn done(a: Done<'_>) -> Result<ExitCode, String> {
         let d = open(a.store, a.deployment).await?;
         match d.done(&a.done, &Cli).await? {
             Ok(s) => {
-                let it = &d.rb.items[s.step];
                 println!(
-                    "{} {} {} by {}",
-                    it.address,
-                    it.title,
+                    "{} {} by {}",
+                    s.label,
                     if s.skipped { "skipped" } else { "done" },
                     s.name
                 );
@@ -341,10 +350,24 @@ pub async fn rollback(
     name: &str,
     role: &str,
     reason: &str,
+    continue_: bool,
     roster: Option<&Path>,
 ) -> Result<ExitCode, String> {
     exit(async {
         let d = open(location, id).await?;
+        if continue_ {
+            match d.continue_instead(name, role, reason, roster, &Cli).await? {
+                golive_deploy::Continued::Resolved { by } => println!(
+                    "ROLLBACK DECISION RESOLVED: {} decided to continue; the deployment goes on",
+                    by.join(" + ")
+                ),
+                golive_deploy::Continued::Signed { waiting } => println!(
+                    "decision to continue signed by {name} as {role}; waiting for: {}",
+                    waiting.join(" + ")
+                ),
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         match d.rollback(name, role, reason, roster, &Cli).await? {
             RolledBack::Automatic { name, role } => println!(
                 "ROLLBACK INITIATED by {name} ({role}, automatic authority): run the Rollback Steps with golive done"
@@ -378,13 +401,24 @@ pub async fn finish(
         async {
             let d = open(location, id).await?;
             let f = d.finish(name, roster, jiff::Timestamp::now(), &Cli).await?;
-            println!(
-                "SUCCESS: deployment {} took {} (target < {}), production {}",
-                d.id(),
-                minutes_text(f.seconds),
-                minutes_text(f.target_seconds as f64),
-                f.health
-            );
+            let target = f
+                .target_seconds
+                .map(|t| format!(" (target < {})", minutes_text(t as f64)))
+                .unwrap_or_default();
+            if f.outcome == "SUCCESS" {
+                println!(
+                    "SUCCESS: deployment {} took {}{target}, production {}",
+                    d.id(),
+                    minutes_text(f.seconds),
+                    f.health
+                );
+            } else {
+                println!(
+                    "ROLLED BACK: deployment {} rolled back in {}{target}",
+                    d.id(),
+                    minutes_text(f.seconds)
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         .await,

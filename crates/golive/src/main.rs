@@ -166,17 +166,31 @@ enum Command {
         #[arg(long)]
         confirm_rerun: bool,
     },
-    /// Sign an item of a deployment as a person holding its Responsible role:
-    /// `golive sign [DEPLOYMENT] ITEM --as NAME --role ROLE`. Exit 0 recorded,
-    /// 1 refused (nothing recorded), 2 bad input.
+    /// Sign items of a deployment as a person holding their Responsible
+    /// role: `golive sign [--deployment ID] ITEM… --as NAME --role ROLE`.
+    /// An ITEM is an item, or a group or stage by address (`2.1`, `3.*`):
+    /// each of its items signed, each its own event; one refusal and none is
+    /// recorded. `--na` (not applicable) and `--failed` (checked, and it
+    /// failed) need `--comment`, as does signing done over failing checks.
+    /// Exit 0 recorded, 1 refused (nothing recorded), 2 bad input.
     Sign {
-        /// `DEPLOYMENT ITEM`, or `ITEM` alone for the newest deployment.
-        #[arg(num_args = 1..=2, value_name = "[DEPLOYMENT] ITEM")]
+        /// `ITEM…`; a first name that is a deployment id (`d-…`) picks that
+        /// deployment (default: the newest).
+        #[arg(num_args = 1.., value_name = "ITEM")]
         names: Vec<String>,
+        /// The deployment (default: the newest).
+        #[arg(long)]
+        deployment: Option<String>,
         #[arg(long = "as", value_name = "NAME")]
         name: String,
         #[arg(long)]
         role: String,
+        /// Not applicable to this deployment (why, in --comment).
+        #[arg(long, conflicts_with = "failed")]
+        na: bool,
+        /// Checked, and it failed (what, in --comment).
+        #[arg(long)]
+        failed: bool,
         #[arg(long)]
         comment: Option<String>,
         /// A file kept as evidence (its SHA-256 and size are recorded).
@@ -312,12 +326,19 @@ enum Command {
         role: String,
         #[arg(long)]
         reason: String,
+        /// Decide, with the reason, not to roll back the raised decision:
+        /// signed by every role of the manual rollback authority, then the
+        /// deployment goes on.
+        #[arg(long = "continue")]
+        continue_: bool,
         #[arg(long)]
         roster: Option<PathBuf>,
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
     },
-    /// End a deployment as SUCCESS: every step done, both gates passed.
+    /// End a deployment: SUCCESS once every step is done and the gates
+    /// passed (refused while a rollback decision is open), or ROLLED BACK
+    /// once the rollback is done.
     Finish {
         deployment: Option<String>,
         #[arg(long = "as", value_name = "NAME")]
@@ -752,21 +773,40 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         }
         Command::Sign {
             names,
+            deployment,
             name,
             role,
+            na,
+            failed,
             comment,
             evidence,
             roster,
             store,
         } => {
-            let (deployment, item) = deployment_and(&names, "sign takes [DEPLOYMENT] ITEM")?;
+            // `golive sign DEPLOYMENT ITEM` as before: a first name that is a
+            // deployment id
+            let (deployment, items) = match (deployment.as_deref(), names.as_slice()) {
+                (None, [d, rest @ ..]) if !rest.is_empty() && d.starts_with("d-") => {
+                    (Some(d.as_str()), rest)
+                }
+                (d, all) => (d, all),
+            };
+            let items: Vec<&str> = items.iter().map(String::as_str).collect();
             runtime()?.block_on(deploy::sign(deploy::Sign {
                 store: &store,
                 deployment,
+                more: &items[1..],
                 sign: golive_deploy::Sign {
-                    item,
+                    item: items[0],
                     name: &name,
                     role: &role,
+                    result: if na {
+                        golive_deploy::lifecycle::SignResult::NotApplicable
+                    } else if failed {
+                        golive_deploy::lifecycle::SignResult::Failed
+                    } else {
+                        golive_deploy::lifecycle::SignResult::Done
+                    },
                     comment: comment.as_deref(),
                     evidence: &evidence,
                     roster: roster.as_deref(),
@@ -856,6 +896,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             name,
             role,
             reason,
+            continue_,
             roster,
             store,
         } => runtime()?.block_on(deploy::rollback(
@@ -864,6 +905,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             &name,
             &role,
             &reason,
+            continue_,
             roster.as_deref(),
         )),
         Command::Finish {

@@ -16,12 +16,19 @@ struct Env {
 
 impl Env {
     fn new(doc: &str) -> Env {
+        Env::tagged(doc, "")
+    }
+
+    /// A folder of its own for `doc`, apart from other tests of the same
+    /// document by `tag`.
+    fn tagged(doc: &str, tag: &str) -> Env {
         let stem = Path::new(doc)
             .file_stem()
             .expect("stem")
             .to_string_lossy()
             .into_owned();
-        let dir = std::env::temp_dir().join(format!("golive-corpus-{stem}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("golive-corpus-{stem}{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
         let name = Path::new(doc).file_name().expect("name");
@@ -74,6 +81,27 @@ impl Env {
             let out = self.ok(&["done", s, "--as", "Ann"]);
             assert!(out.contains("done by Ann"), "{out}");
         }
+    }
+
+    /// Runs a command that must be refused (exit 1), and returns what it
+    /// said.
+    fn refused(&self, args: &[&str]) -> String {
+        let out = self.golive(args);
+        let text = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "golive {args:?} should be refused:\n{}{text}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        text
+    }
+
+    /// The number of events the deployment holds.
+    fn events(&self) -> u64 {
+        let out = self.ok(&["status", "--format", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("status json");
+        v["events"].as_u64().expect("events")
     }
 
     fn state(&self) -> String {
@@ -359,4 +387,225 @@ fn a_canary_rollout_follows_the_option_chosen_and_skips_what_is_optional_with_a_
         let verify = env.ok(&["audit", "verify"]);
         assert!(verify.contains("intact"), "{verify}");
     }
+}
+
+// Documents without a go/no-go stage, without Rollback Steps and without a
+// role name: each deployment ends, SUCCEEDED in one run and ROLLED BACK in
+// another, with the roles golive says it uses.
+
+const LEAD: [&str; 4] = ["--as", "Ann", "--role", "Deployment Lead"];
+
+fn with<'a>(args: &[&'a str], more: &[&'a str]) -> Vec<&'a str> {
+    args.iter().chain(more).copied().collect()
+}
+
+/// GO by the Deployment Lead: the default signer of a document without a
+/// go/no-go stage, said in the status.
+fn go(e: &Env) {
+    e.ok(&["run", &e.doc]);
+    let status = e.ok(&["status"]);
+    assert!(
+        status.contains(
+            "the decision is signed by the Deployment Lead: the document has no go/no-go stage"
+        ),
+        "{status}"
+    );
+    let out = e.ok(&with(&["decide", "go"], &LEAD));
+    assert!(out.contains("GO"), "{out}");
+}
+
+/// The rollback by the decision's signer (the document names no rollback
+/// authority), its one manual step, and the end.
+fn roll_back(e: &Env) {
+    let out = e.ok(&with(
+        &["rollback", "--reason", "the symptom came back"],
+        &LEAD,
+    ));
+    assert!(
+        out.contains("ROLLBACK INITIATED by Deployment Lead"),
+        "{out}"
+    );
+    assert_eq!(e.state(), "ROLLING BACK");
+    let open = e.refused(&["finish", "--as", "Ann"]);
+    assert!(open.contains("golive done rollback"), "{open}");
+    let done = e.ok(&["done", "rollback", "--as", "Ann"]);
+    assert!(done.contains("done by Ann"), "{done}");
+    let end = e.ok(&["finish", "--as", "Ann"]);
+    assert!(end.contains("ROLLED BACK: deployment"), "{end}");
+    assert_eq!(e.state(), "ROLLED BACK");
+    e.refused(&["finish", "--as", "Ann"]);
+}
+
+#[test]
+fn roles_the_document_never_names_a_hotfix_rolls_back_by_its_decision_signer() {
+    let e = Env::tagged("tests/corpus/saas-hotfix.md", "-rollback");
+    go(&e);
+    let json = e.ok(&["status", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(
+        v["roles"]["manual_rollback"],
+        serde_json::json!(["Deployment Lead"])
+    );
+    assert_eq!(v["roles"]["defaults"].as_array().map(Vec::len), Some(3));
+    roll_back(&e);
+}
+
+#[test]
+fn rollbacks_that_never_end_a_hotfix_succeeds_or_rolls_back_to_an_end() {
+    let e = Env::tagged("tests/corpus/saas-hotfix.md", "-success");
+    go(&e);
+    // a stage's items signed in one command, each its own event
+    let before = e.events();
+    let out = e.ok(&with(&["sign", "2.*"], &LEAD));
+    assert_eq!(out.matches(" signed by Ann").count(), 3, "{out}");
+    assert_eq!(e.events(), before + 3);
+    let end = e.ok(&["finish", "--as", "Ann"]);
+    assert!(end.contains("SUCCESS: deployment"), "{end}");
+    assert_eq!(e.state(), "SUCCEEDED");
+}
+
+#[test]
+fn a_canary_rollout_without_roles_ends_both_ways() {
+    let ok = Env::tagged("tests/corpus/canary-rollout.md", "-success");
+    go(&ok);
+    ok.ok(&with(&["choose", "2.1/3"], &LEAD));
+    assert!(ok.ok(&["finish", "--as", "Ann"]).contains("SUCCESS"));
+    assert_eq!(ok.state(), "SUCCEEDED");
+    let back = Env::tagged("tests/corpus/canary-rollout.md", "-rollback");
+    go(&back);
+    roll_back(&back);
+}
+
+#[test]
+fn gates_that_act_on_what_was_never_tried_change_nothing_and_finish_waits_for_the_decision() {
+    let e = Env::tagged("tests/corpus/static-site-release.md", "-success");
+    go(&e);
+    // a gate run to see where things stand, with nothing tried, decides
+    // nothing: no event, no rollback
+    let before = e.events();
+    let why = e.refused(&["gate", "smoke", "--as", "Ann"]);
+    assert!(
+        why.contains("decides nothing yet: 3 of its 3 items have no result"),
+        "{why}"
+    );
+    assert_eq!(e.events(), before);
+    assert_eq!(e.state(), "DEPLOYING");
+    // a manual check that failed is said so, with what failed
+    let no_comment = e.refused(&with(&["sign", "3.3", "--failed"], &LEAD));
+    assert!(
+        no_comment.contains("needs --comment saying what failed"),
+        "{no_comment}"
+    );
+    e.ok(&with(&["sign", "3.1", "3.2"], &LEAD));
+    let failed = e.ok(&with(
+        &["sign", "3.3", "--failed", "--comment", "/v1 links give 404"],
+        &LEAD,
+    ));
+    assert!(failed.contains("signed FAILED by Ann"), "{failed}");
+    let smoke = e.ok(&["gate", "smoke", "--as", "Ann"]);
+    assert!(smoke.contains("2/3"), "{smoke}");
+    // a verification item that failed raises the rollback decision: finish
+    // refuses SUCCESS until it is resolved
+    e.ok(&with(&["sign", "4.1"], &LEAD));
+    e.ok(&with(
+        &["sign", "4.2", "--failed", "--comment", "hero image is 4 MB"],
+        &LEAD,
+    ));
+    e.refused(&["gate", "verification", "--as", "Ann"]);
+    assert_eq!(e.state(), "ROLLBACK DECISION RAISED");
+    let open = e.refused(&["finish", "--as", "Ann"]);
+    assert!(open.contains("a rollback decision is open"), "{open}");
+    let resolved = e.ok(&with(
+        &[
+            "rollback",
+            "--continue",
+            "--reason",
+            "image swapped, weight fixed",
+        ],
+        &LEAD,
+    ));
+    assert!(
+        resolved.contains("ROLLBACK DECISION RESOLVED"),
+        "{resolved}"
+    );
+    // fixed: signed done this time, and the gate passes
+    e.ok(&with(
+        &["sign", "4.2", "--comment", "1.1 MB after the swap"],
+        &LEAD,
+    ));
+    e.ok(&["gate", "verification", "--as", "Ann"]);
+    assert!(e.ok(&["finish", "--as", "Ann"]).contains("SUCCESS"));
+    assert_eq!(e.state(), "SUCCEEDED");
+}
+
+#[test]
+fn no_way_to_say_not_applicable_or_failed_a_failed_smoke_gate_rolls_back_to_its_end() {
+    let e = Env::tagged("tests/corpus/static-site-release.md", "-rollback");
+    e.ok(&["run", &e.doc]);
+    // not applicable needs why; then it leaves the counts
+    let why = e.refused(&with(&["sign", "1.3", "--na"], &LEAD));
+    assert!(why.contains("why it does not apply"), "{why}");
+    let na = e.ok(&with(
+        &["sign", "1.3", "--na", "--comment", "no search on this site"],
+        &LEAD,
+    ));
+    assert!(na.contains("signed N/A by Ann"), "{na}");
+    let json = e.ok(&["status", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["set_aside"][0]["reason"], "N/A: no search on this site");
+    go(&e);
+    for item in ["3.1", "3.2"] {
+        e.ok(&with(
+            &["sign", item, "--failed", "--comment", "503 from the CDN"],
+            &LEAD,
+        ));
+    }
+    e.ok(&with(&["sign", "3.3"], &LEAD));
+    // the smoke gate's failure starts the automatic rollback, in the name
+    // of the decision's signer
+    e.refused(&["gate", "smoke", "--as", "Ann"]);
+    assert_eq!(e.state(), "ROLLING BACK");
+    e.ok(&["done", "rollback", "--as", "Ann"]);
+    assert!(e.ok(&["finish", "--as", "Ann"]).contains("ROLLED BACK"));
+    assert_eq!(e.state(), "ROLLED BACK");
+}
+
+#[test]
+fn on_fail_rollback_on_a_health_check_acts_in_run_after_go_and_watch_watches_it() {
+    let e = Env::tagged("tests/corpus/saas-hotfix.md", "-onfail");
+    let health = e.dir.join("health");
+    std::fs::write(&health, "ok\n").expect("health");
+    let doc = format!(
+        "# Service release\n\n## Deploy\n\n- [ ] Deploy the build\n\n## Checks\n\n\
+- [ ] **Health endpoint answers**\n  ```golive\n  check = \"file\"\n  path = \"{}\"\n  on_fail = \"rollback\"\n  ```\n",
+        health.display()
+    );
+    std::fs::write(e.dir.join("service.md"), doc).expect("doc");
+    e.ok(&["run", "service.md"]);
+    e.ok(&with(&["decide", "go"], &LEAD));
+    std::fs::remove_file(&health).expect("health gone");
+    let run = e.golive(&["run", "service.md"]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(run.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(
+            "ROLLBACK DECISION RAISED: 2.1 Health endpoint answers failed (on_fail = \"rollback\")"
+        ),
+        "{said}"
+    );
+    assert_eq!(e.state(), "ROLLBACK DECISION RAISED");
+    // a watch of the runbook watches the health check, and says it fires
+    let watch = e.golive(&["watch", "service.md", "--count", "1", "--interval", "10ms"]);
+    let said = String::from_utf8_lossy(&watch.stdout).into_owned();
+    assert_eq!(
+        watch.status.code(),
+        Some(1),
+        "{said}{}",
+        String::from_utf8_lossy(&watch.stderr)
+    );
+    assert!(said.contains("1 check"), "{said}");
 }
