@@ -75,9 +75,16 @@ pub fn render_markdown(
     let mut out = Outcomes::default();
     let mut fills: BTreeMap<String, String> = BTreeMap::new();
     let k = Kept::replay(events);
+    let states = lifecycle::states(rb, &k);
+    // the latest sign-off that signed each item done
     let mut signed: BTreeMap<&str, &Event> = BTreeMap::new();
     for e in events.iter().filter(|e| e.kind == "signoff") {
-        signed.entry(e.item.as_deref().unwrap_or("")).or_insert(e);
+        let item = e.item.as_deref().unwrap_or("");
+        if lifecycle::signoff_result(e) == lifecycle::SignResult::Done {
+            signed.insert(item, e);
+        } else {
+            signed.remove(item);
+        }
     }
     for (i, item) in rb.items.iter().enumerate() {
         let item_checks = k.checks.get(&item.id).map(|c| &c.events);
@@ -123,7 +130,10 @@ pub fn render_markdown(
         }
         // a sign-off ticks only what may be signed (a sign-off of GO or
         // NO-GO recorded by an older golive ticks nothing)
-        let signed = sign.is_some() && lifecycle::signable(rb, i).is_ok();
+        let done = states
+            .get(&item.id)
+            .is_some_and(|st| !st.signed_by.is_empty() && st.set_aside.is_none());
+        let signed = done && sign.is_some() && lifecycle::signable(rb, i).is_ok();
         if item.marker.is_some() && !item.checked() && (signed || (passed && (auto || gate_stage)))
         {
             out.ticks.push((rb.items[i].address.clone(), true));
@@ -137,7 +147,7 @@ pub fn render_markdown(
     let mut all = patches(rb, &out).map_err(|e| e.to_string())?;
     all.extend(status_line(rb, events));
     all.extend(choice_lines(rb, events));
-    all.extend(set_aside_notes(rb, &k));
+    all.extend(item_notes(rb, &k, &signed));
     all.extend(deployment_log(rb, events));
     let mut text = apply(&rb.source, all).map_err(|e| e.to_string())?;
     if !text.is_empty() && !text.ends_with('\n') {
@@ -297,28 +307,79 @@ fn stage_signoffs(rb: &Runbook, k: &Kept, fills: &mut BTreeMap<String, String>) 
     }
 }
 
-/// A task set aside (`golive skip`, an option not chosen) stays unticked and
-/// says so at the end of its line: `— *set aside: skipped: no flags*`.
-fn set_aside_notes(rb: &Runbook, k: &Kept) -> Vec<Patch> {
-    lifecycle::set_aside(rb, k)
-        .into_iter()
-        .filter(|(i, _)| rb.items[*i].kind == golive_runbook::ItemKind::Task)
-        .map(|(i, why)| {
-            let it = &rb.items[i];
-            let rest = &rb.source[it.loc.start..];
-            let end = it.loc.start + rest.find(['\r', '\n']).unwrap_or(rest.len());
-            let why: String = why
-                .chars()
-                .map(|c| if c.is_control() || c == '*' { ' ' } else { c })
-                .collect();
-            Patch {
-                start: end,
-                end,
-                text: format!(" — *set aside: {}*", why.trim()),
-                line: it.loc.line,
+/// What a reader needs beside each task, at the end of its line: who
+/// signed it done and when (unless its own `Sign-off` blank says so), and
+/// an override of failed checks; a task that failed says what failed and
+/// who saw it; one set aside (`golive skip`, `--na`, an option not chosen)
+/// stays unticked and says why: `— *N/A: no flags (Ann)*`.
+fn item_notes(rb: &Runbook, k: &Kept, signed: &BTreeMap<&str, &Event>) -> Vec<Patch> {
+    let aside = lifecycle::set_aside(rb, k);
+    let latest = lifecycle::latest_signoffs(k);
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| if c.is_control() || c == '*' { ' ' } else { c })
+            .collect::<String>()
+            .trim()
+            .to_string()
+    };
+    let mut out = Vec::new();
+    for (i, it) in rb.items.iter().enumerate() {
+        if it.kind != golive_runbook::ItemKind::Task {
+            continue;
+        }
+        let last = latest.get(it.id.as_str());
+        let who = |e: &Event| {
+            format!(
+                "{}, {}, {}",
+                e.actor.as_deref().unwrap_or("?"),
+                e.data["role"].as_str().unwrap_or("?"),
+                short_time(&e.at)
+            )
+        };
+        let note = if let Some(why) = aside.get(&i) {
+            match why.strip_prefix("N/A: ") {
+                Some(na) => format!(
+                    "N/A: {}{}",
+                    clean(na),
+                    last.map(|e| format!(" ({})", who(e))).unwrap_or_default()
+                ),
+                None => format!("set aside: {}", clean(why)),
             }
-        })
-        .collect()
+        } else if let Some(e) =
+            last.filter(|e| lifecycle::signoff_result(e) == lifecycle::SignResult::Failed)
+        {
+            format!(
+                "FAILED: {} ({})",
+                clean(e.data["comment"].as_str().unwrap_or("")),
+                who(e)
+            )
+        } else if let Some(e) = signed.get(it.id.as_str()) {
+            let has_blank = blank_named(&it.blanks, "Sign-off").is_some();
+            let overrode = e.data["override"] == true;
+            if has_blank && !overrode {
+                continue;
+            }
+            let mut n = format!("signed by {}", who(e));
+            if overrode {
+                n.push_str(&format!(
+                    ", overriding its failed checks: {}",
+                    clean(e.data["comment"].as_str().unwrap_or(""))
+                ));
+            }
+            n
+        } else {
+            continue;
+        };
+        let rest = &rb.source[it.loc.start..];
+        let end = it.loc.start + rest.find(['\r', '\n']).unwrap_or(rest.len());
+        out.push(Patch {
+            start: end,
+            end,
+            text: format!(" — *{note}*"),
+            line: it.loc.line,
+        });
+    }
+    out
 }
 
 /// The header's `**Status:** PENDING` becomes the deployment's state.
@@ -779,20 +840,37 @@ table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}td,th{text-align
 .timeline td:last-child{width:40%}.bar{height:.8rem;background:#4a7bd0;border-radius:.2rem}.bar.over{background:#d0463f}
 code{background:#f1f3f7;padding:0 .25rem;border-radius:.2rem}";
 
-/// `golive status --message`: the document's Status Update Template filled
-/// from the live state, then the line naming the record's head.
-pub fn render_message(
-    rb: &Runbook,
-    d: &golive_store::Deployment,
-    k: &Kept,
-    now: jiff::Timestamp,
-) -> Option<String> {
+/// The status update golive sends when the document has no Status Update
+/// Template: the reference's fields, plainly.
+pub const DEFAULT_STATUS_TEMPLATE: &str = "Deployment status update, [TIMESTAMP]
+Current phase: [CURRENT_PHASE]
+Progress: [X]/[Y] steps complete
+Time remaining (estimate): [MINUTES] minutes
+Issues: [NONE / description]
+Next: [NEXT_PHASE]
+";
+
+/// The body of the document's Status Update Template (the first fenced
+/// block after a line naming it), if it has one.
+fn status_template(rb: &Runbook) -> Option<&str> {
     let at = rb.source.find("Status Update Template")?;
     let rest = &rb.source[at..];
     let open = rest.find("```")?;
     let body_start = rest[open..].find('\n')? + open + 1;
     let body_end = rest[body_start..].find("```")? + body_start;
-    let template = &rest[body_start..body_end];
+    Some(&rest[body_start..body_end])
+}
+
+/// `golive status --message`: the document's Status Update Template (or
+/// [`DEFAULT_STATUS_TEMPLATE`] when it has none) filled from the live
+/// state, then the line naming the record's head.
+pub fn render_message(
+    rb: &Runbook,
+    d: &golive_store::Deployment,
+    k: &Kept,
+    now: jiff::Timestamp,
+) -> String {
+    let template = status_template(rb).unwrap_or(DEFAULT_STATUS_TEMPLATE);
     let phases = lifecycle::phase_timings(rb, k, now);
     let steps_total: usize = phases.iter().map(|p| p.total).sum();
     let steps_done: usize = phases.iter().map(|p| p.done).sum();
@@ -863,7 +941,7 @@ pub fn render_message(
     }
     text.push_str(&head_line(&d.id, &kept_head(d, k)));
     text.push('\n');
-    Some(text)
+    text
 }
 
 /// `golive report --format json`: the deployment and every event.

@@ -185,10 +185,10 @@ pub async fn status(
             let s = d.status(&Cli).await?;
             let now = jiff::Timestamp::now();
             if message {
-                let text = golive_report::render_message(&d.rb, &d.row, &s.kept, now).ok_or_else(
-                    || Error::Failed(format!("{} has no Status Update Template", d.rb.path)),
-                )?;
-                print!("{text}");
+                print!(
+                    "{}",
+                    golive_report::render_message(&d.rb, &d.row, &s.kept, now)
+                );
             } else if json_out {
                 let v = golive_report::status::status_json(&d.rb, &d.row, &s);
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());

@@ -374,7 +374,8 @@ fn a_canary_rollout_follows_the_option_chosen_and_skips_what_is_optional_with_a_
         "{report}"
     );
     assert!(
-        report.contains("- [x] Send 5% of traffic to the canary\n"),
+        report
+            .contains("- [x] Send 5% of traffic to the canary — *signed by Ann, Release Manager, "),
         "{report}"
     );
     let report = mobile.report();
@@ -608,4 +609,20 @@ fn on_fail_rollback_on_a_health_check_acts_in_run_after_go_and_watch_watches_it(
         String::from_utf8_lossy(&watch.stderr)
     );
     assert!(said.contains("1 check"), "{said}");
+}
+
+#[test]
+fn status_message_on_a_document_without_a_template_uses_a_plain_default() {
+    let e = Env::tagged("tests/corpus/saas-hotfix.md", "-message");
+    go(&e);
+    let out = e.ok(&["status", "--message"]);
+    for line in [
+        "Deployment status update, ",
+        "Current phase: ",
+        "Issues: NONE",
+        "Next: ",
+    ] {
+        assert!(out.contains(line), "{line} in:\n{out}");
+    }
+    assert!(!out.contains('['), "no placeholder left: {out}");
 }
