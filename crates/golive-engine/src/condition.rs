@@ -27,6 +27,10 @@ pub struct Condition {
     program: Program,
     /// Field paths the expression reads (`cert.days_left`, `status`).
     paths: Vec<String>,
+    /// The same, from the expression's tree: each variable the expression
+    /// reads and the fields selected from it, macro variables left out
+    /// (`records.exists(r, r.type == 'A')` reads `records` only).
+    free: Vec<String>,
 }
 
 /// Why an expression does not compile; `line`/`column` are 1-based, within
@@ -102,10 +106,12 @@ impl Condition {
                 1,
             ));
         }
+        let free = free_paths(program.expression());
         Ok(Condition {
             source: source.to_string(),
             program,
             paths: referenced_paths(source),
+            free,
         })
     }
 
@@ -148,6 +154,13 @@ impl Condition {
     /// `baseline.error_rate`).
     pub fn paths(&self) -> &[String] {
         &self.paths
+    }
+
+    /// The variables the expression reads, with the fields it selects of
+    /// them (`cert.days_left`), from its tree: what lint checks against a
+    /// kind's observation.
+    pub fn reads(&self) -> &[String] {
+        &self.free
     }
 
     /// The fields the expression reads that the observation has.
@@ -214,6 +227,77 @@ fn tree_depth(root: &cel::IdedExpr) -> (usize, usize) {
         }
     }
     (max, max_c)
+}
+
+/// The free variables of an expression and the field chains selected from
+/// them, in the order met, walked without recursion; the variables a macro
+/// binds are not free inside it.
+fn free_paths(root: &cel::IdedExpr) -> Vec<String> {
+    use cel::common::ast::{EntryExpr, Expr};
+    let mut out: Vec<String> = Vec::new();
+    let mut stack: Vec<(&cel::IdedExpr, Vec<&str>)> = vec![(root, Vec::new())];
+    while let Some((e, bound)) = stack.pop() {
+        match &e.expr {
+            Expr::Ident(name) if !bound.contains(&name.as_str()) && !out.contains(name) => {
+                out.push(name.clone());
+            }
+            Expr::Select(_) => {
+                // a chain of selections down to a variable reads that path
+                let mut fields = Vec::new();
+                let mut at = e;
+                while let Expr::Select(sel) = &at.expr {
+                    fields.push(sel.field.as_str());
+                    at = &sel.operand;
+                }
+                match &at.expr {
+                    Expr::Ident(name) if !bound.contains(&name.as_str()) => {
+                        fields.reverse();
+                        let path = std::iter::once(name.as_str())
+                            .chain(fields)
+                            .collect::<Vec<_>>()
+                            .join(".");
+                        if !out.contains(&path) {
+                            out.push(path);
+                        }
+                    }
+                    _ => stack.push((at, bound)),
+                }
+            }
+            Expr::Call(call) => {
+                stack.extend(call.target.as_deref().map(|t| (t, bound.clone())));
+                stack.extend(call.args.iter().map(|a| (a, bound.clone())));
+            }
+            Expr::List(l) => stack.extend(l.elements.iter().map(|x| (x, bound.clone()))),
+            Expr::Map(m) => {
+                for en in &m.entries {
+                    if let EntryExpr::MapEntry(me) = &en.expr {
+                        stack.push((&me.key, bound.clone()));
+                        stack.push((&me.value, bound.clone()));
+                    }
+                }
+            }
+            Expr::Struct(st) => {
+                for en in &st.entries {
+                    if let EntryExpr::StructField(f) = &en.expr {
+                        stack.push((&f.value, bound.clone()));
+                    }
+                }
+            }
+            Expr::Comprehension(k) => {
+                stack.push((&k.iter_range, bound.clone()));
+                stack.push((&k.accu_init, bound.clone()));
+                let mut inner = bound.clone();
+                inner.push(k.iter_var.as_str());
+                inner.extend(k.iter_var2.as_deref());
+                inner.push(k.accu_var.as_str());
+                for x in [&k.loop_cond, &k.loop_step, &k.result] {
+                    stack.push((x, inner.clone()));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Deepest bracket nesting outside string literals, and where it is reached.

@@ -16,11 +16,39 @@ const ENGINE_KEYS: &[&str] = &[
     "suggested",
 ];
 
-/// Findings about the `golive` check annotations of `rb`.
-pub fn lint_checks(rb: &Runbook) -> Vec<Diagnostic> {
+/// Findings about the `golive` check annotations of `rb`. `vars` are the
+/// names a run binds (`--var`), when known: a condition reading `vars.NAME`
+/// that neither they nor the document's `vars` defaults bind is then an
+/// error. Without them, a name the document neither declares nor uses as a
+/// placeholder (`[NAME]`) is a warning.
+pub fn lint_checks(rb: &Runbook, vars: Option<&[String]>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
+    let mut declared: Vec<String> = rb
+        .all_annotations()
+        .filter_map(|a| a.table.as_ref()?.get("vars")?.as_table())
+        .flat_map(|t| t.keys().cloned())
+        .collect();
+    match vars {
+        Some(given) => declared.extend(given.iter().cloned()),
+        // without the run's variables, a name the document uses as a
+        // placeholder (`[VERSION]`) is one a run binds: it cannot run
+        // without it
+        None => declared.extend(
+            golive_runbook::text::scan_placeholders(&rb.source)
+                .into_iter()
+                .map(|(_, _, name)| name),
+        ),
+    }
+    let scope = Scope {
+        vars: &declared,
+        known: vars.is_some(),
+    };
     for a in rb.all_annotations() {
         let Some(table) = &a.table else { continue };
+        let kind = table
+            .get("check")
+            .and_then(|v| v.as_str())
+            .and_then(golive_probe::kind);
         if let Some(v) = table.get("check") {
             let name = v.as_str().unwrap_or("");
             match golive_probe::kind(name) {
@@ -66,13 +94,13 @@ pub fn lint_checks(rb: &Runbook) -> Vec<Diagnostic> {
         }
         for key in ["expect", "gate"] {
             if let Some(toml::Value::String(src)) = table.get(key) {
-                condition(rb, a, key, src, &mut out);
+                condition(rb, a, key, src, kind, &scope, &mut out);
             }
         }
         if let Some(toml::Value::Table(fills)) = table.get("fill") {
             for v in fills.values() {
                 if let toml::Value::String(src) = v {
-                    condition(rb, a, "fill", src, &mut out);
+                    condition(rb, a, "fill", src, kind, &scope, &mut out);
                 }
             }
         }
@@ -80,8 +108,144 @@ pub fn lint_checks(rb: &Runbook) -> Vec<Diagnostic> {
     out
 }
 
-fn condition(rb: &Runbook, a: &Annotation, key: &str, src: &str, out: &mut Vec<Diagnostic>) {
-    if let Err(e) = Condition::compile(src) {
+/// What a condition may read besides its kind's observation.
+struct Scope<'a> {
+    /// Variable names bound: the document's `vars` defaults, and those the
+    /// run gives when `known`.
+    vars: &'a [String],
+    known: bool,
+}
+
+/// The closest of `names` to `name`, when close enough to be a slip.
+fn did_you_mean<'a>(name: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    names
+        .map(|n| (golive_runbook::text::edit_distance(name, n), n))
+        .filter(|(d, _)| *d <= 2.max(name.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n)
+}
+
+/// A path a condition reads that the check will not have: a field the
+/// kind does not observe, or a variable nothing binds.
+fn unknown_read(
+    path: &str,
+    kind: &golive_probe::Kind,
+    scope: &Scope,
+) -> Option<(Severity, &'static str, String, String)> {
+    let mut parts = path.split('.');
+    let root = parts.next().unwrap_or("");
+    let (root, rest, via) = match root {
+        "vars" => {
+            let name = parts.next()?;
+            if scope.vars.iter().any(|v| v == name) {
+                return None;
+            }
+            let hint = did_you_mean(name, scope.vars.iter().map(String::as_str))
+                .map(|n| format!("did you mean `vars.{n}`? "))
+                .unwrap_or_default();
+            return Some(if scope.known {
+                (
+                    Severity::Error,
+                    "unbound-var",
+                    "neither the run nor the document binds it".to_string(),
+                    format!(
+                        "{hint}pass --var {name}=… or declare it: `vars = {{ {name} = \"…\" }}` in a `golive` block before the first stage"
+                    ),
+                )
+            } else {
+                (
+                    Severity::Warning,
+                    "unbound-var",
+                    format!("the document does not declare it, so a run needs --var {name}=…"),
+                    format!(
+                        "{hint}declare a default: `vars = {{ {name} = \"…\" }}` in a `golive` block before the first stage"
+                    ),
+                )
+            });
+        }
+        "baseline" => (parts.next()?, parts.next(), "baseline."),
+        other => (other, parts.next(), ""),
+    };
+    let fields = || {
+        kind.observes
+            .iter()
+            .map(|(k, _)| *k)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let Some((_, nested)) = kind.observes.iter().find(|(k, _)| *k == root) else {
+        let hint = did_you_mean(root, kind.observes.iter().map(|(k, _)| *k))
+            .map(|n| format!("did you mean `{via}{n}`? "))
+            .unwrap_or_default();
+        return Some((
+            Severity::Error,
+            "unknown-field",
+            format!("this {} check observes no `{via}{root}`", kind.name),
+            format!("{hint}{} observes: {}", kind.name, fields()),
+        ));
+    };
+    let sub = rest?;
+    if nested.is_empty() || nested.contains(&sub) {
+        return None;
+    }
+    let hint = did_you_mean(sub, nested.iter().copied())
+        .map(|n| format!("did you mean `{via}{root}.{n}`? "))
+        .unwrap_or_default();
+    Some((
+        Severity::Error,
+        "unknown-field",
+        format!("this {} check's `{root}` has no `{sub}`", kind.name),
+        format!("{hint}`{root}` has: {}", nested.join(", ")),
+    ))
+}
+
+fn condition(
+    rb: &Runbook,
+    a: &Annotation,
+    key: &str,
+    src: &str,
+    kind: Option<&golive_probe::Kind>,
+    scope: &Scope,
+    out: &mut Vec<Diagnostic>,
+) {
+    match Condition::compile(src) {
+        Ok(c) => {
+            for path in c.reads() {
+                let Some(kind) = kind else { continue };
+                let Some((severity, code, message, help)) = unknown_read(path, kind, scope) else {
+                    continue;
+                };
+                let loc = string_loc(rb, a, src)
+                    .and_then(|start| {
+                        let at = src.find(path.as_str())?;
+                        let s = start + at;
+                        Some(rb.lines.loc(&rb.source, s, s + path.len()))
+                    })
+                    .or_else(|| value_loc(rb, a, key))
+                    .unwrap_or(a.loc);
+                out.push(Diagnostic {
+                    severity,
+                    code,
+                    message: format!("`{key}` reads `{path}`: {message}"),
+                    loc,
+                    label: None,
+                    help: Some(help),
+                });
+            }
+        }
+        Err(e) => condition_syntax(rb, a, key, src, e, out),
+    }
+}
+
+fn condition_syntax(
+    rb: &Runbook,
+    a: &Annotation,
+    key: &str,
+    src: &str,
+    e: crate::ConditionError,
+    out: &mut Vec<Diagnostic>,
+) {
+    {
         // point at the fault inside the string when the string is written
         // plainly on one line, else at the value
         let loc = string_loc(rb, a, src)

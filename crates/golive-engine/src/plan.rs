@@ -79,7 +79,13 @@ pub struct Plan {
 /// ignored.
 pub fn refusals(rb: &Runbook) -> Vec<Problem> {
     let mut diags = golive_runbook::lint::blocking(rb);
-    diags.extend(crate::lint::lint_checks(rb));
+    // variables are the run's, and only the checks selected must have theirs
+    // (see `check`)
+    diags.extend(
+        crate::lint::lint_checks(rb, None)
+            .into_iter()
+            .filter(|d| d.severity == Severity::Error),
+    );
     diags.sort_by(|a, b| a.loc.start.cmp(&b.loc.start).then(a.code.cmp(b.code)));
     diags
         .into_iter()
@@ -313,6 +319,26 @@ fn check(
                 .ok_or((a.loc, format!("fill `{label}` must be a string")))?;
             let c = Condition::compile(src).map_err(|e| condition_error(a, "fill", e))?;
             fills.push((label.clone(), c));
+        }
+    }
+    // a variable read that the run does not bind would fail at every
+    // evaluation: refused now, with what to pass (secrets are not readable)
+    for (key, c) in
+        std::iter::once(("expect", &expect)).chain(fills.iter().map(|(_, c)| ("fill", c)))
+    {
+        for path in c.reads() {
+            if let Some(name) = path
+                .strip_prefix("vars.")
+                .map(|n| n.split('.').next().unwrap_or(n))
+                && !vars.plain().any(|(k, _)| k == name)
+            {
+                return Err((
+                    a.loc,
+                    format!(
+                        "`{key}` reads `vars.{name}`, which this run does not bind: pass --var {name}=… (a secret is never readable by a condition)"
+                    ),
+                ));
+            }
         }
     }
     Ok(Check {

@@ -240,6 +240,9 @@ fn judge(
                 Outcome::Failed
             };
             r.actual = actual;
+            if !pass {
+                with_causes(check, &obs, &mut r.actual);
+            }
         }
         Err(e) => {
             r.actual = check.expect.actual_values(&obs);
@@ -248,6 +251,25 @@ fn judge(
     }
     r.observation = Some(obs);
     r
+}
+
+/// Beside the fields a false condition read, what explains them (the
+/// kind's `causes`: a load check's `errors` by cause for its `error_rate`, a
+/// TLS check's `cert.chain_error` for `cert.chain_valid`), when observed.
+fn with_causes(check: &Check, obs: &Value, actual: &mut Vec<Actual>) {
+    let Some(kind) = golive_probe::kind(check.kind) else {
+        return;
+    };
+    for (read, cause) in kind.causes {
+        let reads = check.expect.paths().iter().any(|p| p == read);
+        let shown = actual.iter().any(|(p, _)| p == cause);
+        if let (true, false, Some(v)) = (reads, shown, lookup(obs, cause))
+            && !v.is_null()
+            && v.as_object().is_none_or(|o| !o.is_empty())
+        {
+            actual.push(((*cause).to_string(), v.clone()));
+        }
+    }
 }
 
 /// The fields of `obs` at `paths`, as an object of the same shape

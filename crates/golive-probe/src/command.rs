@@ -25,6 +25,19 @@ pub(crate) static KIND: Kind = Kind {
     options: &["command", "shell", "env", "cwd"],
     default_expect: "exit_code == 0 && expected_match",
     default_timeout: crate::DEFAULT_TIMEOUT,
+    observes: &[
+        ("exit_code", &[]),
+        ("signal", &[]),
+        ("stdout", &[]),
+        ("stderr", &[]),
+        ("stdout_truncated", &[]),
+        ("stderr_truncated", &[]),
+        ("duration_ms", &[]),
+        ("json", &[]),
+        ("expected", &[]),
+        ("expected_match", &[]),
+    ],
+    causes: &[("exit_code", "stderr")],
     build,
 };
 

@@ -26,6 +26,18 @@ pub(crate) static KIND: Kind = Kind {
     options: &["record", "nameserver"],
     default_expect: "rcode == 'NOERROR' && size(answers) > 0",
     default_timeout: crate::DEFAULT_TIMEOUT,
+    observes: &[
+        ("name", &[]),
+        ("type", &[]),
+        ("rcode", &[]),
+        ("records", &[]),
+        ("answers", &[]),
+        ("ttl", &[]),
+        ("authoritative", &[]),
+        ("server", &[]),
+        ("time_ms", &[]),
+    ],
+    causes: &[],
     build,
 };
 

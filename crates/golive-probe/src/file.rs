@@ -15,6 +15,17 @@ pub(crate) static KIND: Kind = Kind {
     options: &["path"],
     default_expect: "exists",
     default_timeout: crate::DEFAULT_TIMEOUT,
+    observes: &[
+        ("path", &[]),
+        ("exists", &[]),
+        ("is_file", &[]),
+        ("is_dir", &[]),
+        ("size", &[]),
+        ("modified", &[]),
+        ("age_s", &[]),
+        ("sha256", &[]),
+    ],
+    causes: &[],
     build,
 };
 

@@ -36,6 +36,29 @@ pub(crate) static KIND: Kind = Kind {
     ],
     default_expect: "status >= 200 && status < 400",
     default_timeout: crate::DEFAULT_TIMEOUT,
+    observes: &[
+        ("status", &[]),
+        ("http_version", &[]),
+        ("headers", &[]),
+        ("body", &[]),
+        ("body_bytes", &[]),
+        ("body_truncated", &[]),
+        ("json", &[]),
+        ("url", &[]),
+        ("redirects", &[]),
+        (
+            "timing",
+            &[
+                "dns_ms",
+                "connect_ms",
+                "tls_ms",
+                "first_byte_ms",
+                "total_ms",
+            ],
+        ),
+        ("hsts", &["max_age", "include_subdomains", "preload"]),
+    ],
+    causes: &[],
     build,
 };
 

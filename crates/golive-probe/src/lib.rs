@@ -137,6 +137,16 @@ pub struct Kind {
     /// How long a check of this kind may take when its annotation sets no
     /// `timeout` (a load test runs for longer than one request).
     pub default_timeout: Duration,
+    /// The top-level fields of what it observes, each with the fields of
+    /// it when they are fixed (`cert` → `days_left` …; none listed: a value,
+    /// or keys that depend on the target, as `headers` or `json`). Some are
+    /// present only with an option (`metrics`' `error_rate` with `errors`).
+    pub observes: &'static [(&'static str, &'static [&'static str])],
+    /// What explains a failure: when a false condition reads the first
+    /// field, the second is shown beside it (a load check's `error_rate`
+    /// with its `errors` by cause, a TLS check's `cert.chain_valid` with its
+    /// `cert.chain_error`).
+    pub causes: &'static [(&'static str, &'static str)],
     /// Build a probe from an annotation (placeholders resolved by `spec`).
     pub build: fn(&Spec) -> Result<Box<dyn Probe>, SpecError>,
 }

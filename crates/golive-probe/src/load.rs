@@ -55,6 +55,36 @@ pub(crate) static KIND: Kind = Kind {
     ],
     default_expect: "error_rate < 0.001",
     default_timeout: Duration::from_secs(600),
+    observes: &[
+        ("latency_histogram", &[]),
+        ("requests", &[]),
+        ("succeeded", &[]),
+        ("success_rate", &[]),
+        ("error_rate", &[]),
+        ("statuses", &[]),
+        ("errors", &[]),
+        ("rps", &[]),
+        ("duration_s", &[]),
+        (
+            "latency_ms",
+            &[
+                "min", "mean", "stdev", "p50", "p90", "p95", "p99", "p99_9", "max",
+            ],
+        ),
+        ("concurrency", &[]),
+        ("threads", &[]),
+        ("rate", &[]),
+        ("corrected", &[]),
+        ("http_version", &[]),
+        ("connections", &[]),
+        ("bytes", &[]),
+    ],
+    causes: &[
+        ("error_rate", "errors"),
+        ("error_rate", "statuses"),
+        ("success_rate", "errors"),
+        ("succeeded", "errors"),
+    ],
     build,
 };
 

@@ -41,6 +41,20 @@ pub(crate) static KIND: Kind = Kind {
     ],
     default_expect: "series > 0",
     default_timeout: Duration::from_secs(120),
+    observes: &[
+        ("interval_s", &[]),
+        ("series", &[]),
+        ("scrape_ms", &[]),
+        ("request_rate", &[]),
+        ("errors_per_s", &[]),
+        ("error_rate", &[]),
+        ("count", &[]),
+        ("quantiles", &["p50", "p90", "p95", "p99"]),
+        ("latency_ms", &["p50", "p90", "p95", "p99"]),
+        ("values", &[]),
+        ("rates", &[]),
+    ],
+    causes: &[],
     build,
 };
 

@@ -21,6 +21,19 @@ pub(crate) static KIND: Kind = Kind {
     options: &["query", "version_query"],
     default_expect: "connected && value == 1",
     default_timeout: crate::DEFAULT_TIMEOUT,
+    observes: &[
+        ("connected", &[]),
+        ("connect_ms", &[]),
+        ("query_ms", &[]),
+        ("value", &[]),
+        ("row_count", &[]),
+        ("rows", &[]),
+        ("schema_version", &[]),
+        ("server_version", &[]),
+        ("ssl", &[]),
+        ("sslmode", &[]),
+    ],
+    causes: &[],
     build,
 };
 

@@ -23,6 +23,18 @@ pub(crate) static KIND: Kind = Kind {
     options: &["query", "range", "step", "headers", "ca_file", "insecure"],
     default_expect: "count > 0",
     default_timeout: crate::DEFAULT_TIMEOUT,
+    observes: &[
+        ("value", &[]),
+        ("count", &[]),
+        ("series", &[]),
+        ("sample_age_s", &[]),
+        ("points", &[]),
+        ("min", &[]),
+        ("max", &[]),
+        ("avg", &[]),
+        ("last", &[]),
+    ],
+    causes: &[],
     build,
 };
 

@@ -32,6 +32,18 @@ pub(crate) static KIND: Kind = Kind {
     ],
     default_expect: "limited && retry_after.valid && retry_after.sane",
     default_timeout: Duration::from_secs(60),
+    observes: &[
+        ("limited", &[]),
+        ("allowed", &[]),
+        ("first_limited_at", &[]),
+        ("requests", &[]),
+        ("statuses", &[]),
+        (
+            "retry_after",
+            &["present", "raw", "seconds", "valid", "sane"],
+        ),
+    ],
+    causes: &[],
     build,
 };
 

@@ -20,6 +20,17 @@ pub(crate) static KIND: Kind = Kind {
     options: &["command"],
     default_expect: "pong",
     default_timeout: crate::DEFAULT_TIMEOUT,
+    observes: &[
+        ("pong", &[]),
+        ("ping_ms", &[]),
+        ("connect_ms", &[]),
+        ("maxmemory_policy", &[]),
+        ("version", &[]),
+        ("mode", &[]),
+        ("role", &[]),
+        ("reply", &[]),
+    ],
+    causes: &[],
     build,
 };
 

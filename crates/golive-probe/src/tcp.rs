@@ -13,6 +13,14 @@ pub(crate) static KIND: Kind = Kind {
     options: &["port", "nameserver"],
     default_expect: "open",
     default_timeout: crate::DEFAULT_TIMEOUT,
+    observes: &[
+        ("open", &[]),
+        ("refused", &[]),
+        ("address", &[]),
+        ("connect_ms", &[]),
+        ("resolve_ms", &[]),
+    ],
+    causes: &[],
     build,
 };
 

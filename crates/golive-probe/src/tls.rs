@@ -30,6 +30,36 @@ pub(crate) static KIND: Kind = Kind {
     options: &["sni", "ca_file", "port", "legacy", "nameserver"],
     default_expect: "cert.chain_valid && cert.hostname_match && cert.days_left > 0",
     default_timeout: crate::DEFAULT_TIMEOUT,
+    observes: &[
+        (
+            "cert",
+            &[
+                "subject",
+                "issuer",
+                "serial",
+                "not_before",
+                "not_after",
+                "days_left",
+                "sans",
+                "hostname_match",
+                "self_signed",
+                "chain_valid",
+                "chain_error",
+                "chain_length",
+            ],
+        ),
+        ("protocol", &[]),
+        ("cipher", &[]),
+        ("handshake_ms", &[]),
+        ("address", &[]),
+        ("tls10", &[]),
+        ("tls11", &[]),
+        ("legacy", &["tls10", "tls11"]),
+    ],
+    causes: &[
+        ("cert.chain_valid", "cert.chain_error"),
+        ("cert.hostname_match", "cert.sans"),
+    ],
     build,
 };
 

@@ -20,6 +20,13 @@ pub(crate) static KIND: Kind = Kind {
     options: &["format", "routing_key", "summary", "ca_file"],
     default_expect: "accepted && delivery_ms < 5000",
     default_timeout: crate::DEFAULT_TIMEOUT,
+    observes: &[
+        ("status", &[]),
+        ("accepted", &[]),
+        ("delivery_ms", &[]),
+        ("resolved", &[]),
+    ],
+    causes: &[],
     build,
 };
 

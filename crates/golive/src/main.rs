@@ -564,7 +564,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 vars: (!vars.is_empty()).then_some(vars),
             };
             let mut diags = lint(&rb, &opts);
-            diags.extend(golive_engine::lint::lint_checks(&rb));
+            let given: Vec<String> = opts.vars.iter().flat_map(|v| v.keys().cloned()).collect();
+            diags.extend(golive_engine::lint::lint_checks(
+                &rb,
+                opts.vars.is_some().then_some(given.as_slice()),
+            ));
             diags.sort_by(|a, b| a.loc.start.cmp(&b.loc.start).then(a.code.cmp(b.code)));
             match format {
                 Format::Text => {
