@@ -551,7 +551,7 @@ pub fn roles(rb: &Runbook) -> Roles {
     }
     let manual_rollback = manual.unwrap_or_else(|| {
         defaults.push(format!(
-            "a rollback is decided by the {} (the decision's signers): the document names no **Manual Rollback:** authority",
+            "a rollback is decided by the {} (the decision's signers): the document names no `Manual Rollback:` authority",
             decision.join(" + ")
         ));
         decision.clone()
@@ -559,7 +559,7 @@ pub fn roles(rb: &Runbook) -> Roles {
     let automatic_rollback = auto.unwrap_or_else(|| {
         let first = manual_rollback[0].clone();
         defaults.push(format!(
-            "an automatic rollback runs in the name of the {first}: the document names no **Automatic Rollback:** authority"
+            "an automatic rollback runs in the name of the {first}: the document names no `Automatic Rollback:` authority"
         ));
         first
     });
@@ -949,4 +949,167 @@ pub fn baselines(rb: &Runbook, k: &Kept) -> golive_engine::Baselines {
         by_check.insert((item, line), value.clone());
     }
     golive_engine::Baselines::Recorded(std::sync::Arc::new(by_check))
+}
+
+/// What a deployment of a document will use, read before one starts
+/// (`golive lint`, `golive show`): the roles and where they come from, how
+/// a rollback runs, the gates, the criteria a rule judges and those a
+/// person does, the roles the roster must hold, and why a deployment could
+/// not complete.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Readiness {
+    pub roles: Roles,
+    /// The Rollback Steps' addresses, empty when a rollback is one manual
+    /// step (`golive done rollback`).
+    pub rollback_steps: Vec<String>,
+    /// Each gate the end needs: (name, items counted, target).
+    pub gates: Vec<(&'static str, usize, usize)>,
+    /// Criteria with a rule, and criteria a person judges (their text).
+    pub rules: usize,
+    pub judged: Vec<String>,
+    /// Every role a deployment needs someone to hold, in the order met.
+    pub roles_needed: Vec<String>,
+    /// Why a deployment of the document with this roster could not
+    /// complete; empty when it can.
+    pub blockers: Vec<String>,
+}
+
+/// The [`Readiness`] of `rb` with `roster` (as the deployment's commands
+/// would read it).
+pub fn readiness(rb: &Runbook, roster: &golive_engine::roster::Roster) -> Readiness {
+    let roles = roles(rb);
+    let rollback_steps = rollback_steps(rb)
+        .0
+        .iter()
+        .map(|&i| rb.items[i].address.clone())
+        .collect();
+    let gates = required_gates(rb)
+        .into_iter()
+        .map(|g| {
+            let items = gate_items(rb, g.stage()).len();
+            let target = match g {
+                Gate::Smoke => smoke_target(rb, items),
+                Gate::Verification => items,
+            };
+            (g.name(), items, target)
+        })
+        .collect();
+    let mut rules = golive_engine::rules::rollback_rules(rb)
+        .iter()
+        .filter(|r| r.kind != golive_engine::rules::RuleKind::Judgement)
+        .count();
+    let mut judged: Vec<String> = golive_engine::rules::rollback_rules(rb)
+        .iter()
+        .filter(|r| r.kind == golive_engine::rules::RuleKind::Judgement)
+        .map(|r| rb.items[r.item].title.clone())
+        .collect();
+    for c in rb
+        .stages
+        .iter()
+        .flat_map(|s| {
+            s.criteria
+                .iter()
+                .chain(s.groups.iter().flat_map(|g| g.criteria.iter()))
+        })
+        .filter(|c| c.item.is_none())
+    {
+        match golive_engine::rules::rule_of(&c.text) {
+            golive_engine::rules::RuleKind::Judgement => judged.push(c.text.clone()),
+            _ => rules += 1,
+        }
+    }
+    let mut needed: Vec<(String, String)> = Vec::new();
+    let mut need = |role: &str, why: String| {
+        if !needed.iter().any(|(r, _)| r.eq_ignore_ascii_case(role)) {
+            needed.push((role.to_string(), why));
+        }
+    };
+    for r in &roles.decision {
+        need(r, "signs the go/no-go decision".into());
+    }
+    for r in &roles.manual_rollback {
+        need(r, "decides a rollback".into());
+    }
+    need(
+        &roles.automatic_rollback,
+        "runs an automatic rollback".into(),
+    );
+    for it in &rb.items {
+        if let Some(f) = it.field("Responsible") {
+            let role = f.value.trim();
+            if !role.is_empty() {
+                need(role, format!("signs {} {}", it.address, it.title));
+            }
+        }
+    }
+    let mut blockers = Vec::new();
+    if roster.people.is_empty() {
+        blockers.push(format!(
+            "the roster names nobody ({}): nobody can sign; write {} with a [[person]] for each of: {}",
+            roster.source,
+            roster.file.display(),
+            needed.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+    } else {
+        for (role, why) in &needed {
+            if !roster.people.values().any(|p| p.holds(role)) {
+                blockers.push(format!(
+                    "nobody on the roster ({}) holds the {role}, who {why}",
+                    roster.source
+                ));
+            }
+        }
+    }
+    Readiness {
+        roles,
+        rollback_steps,
+        gates,
+        rules,
+        judged,
+        roles_needed: needed.into_iter().map(|(r, _)| r).collect(),
+        blockers,
+    }
+}
+
+impl Readiness {
+    /// The lines `golive lint` and `golive show` print.
+    pub fn lines(&self) -> Vec<String> {
+        let r = &self.roles;
+        let mut out = vec![
+            format!("go/no-go decision signed by: {}", r.decision.join(" + ")),
+            format!(
+                "rollback decided by: {}; automatic rollback in the name of: {}",
+                r.manual_rollback.join(" + "),
+                r.automatic_rollback
+            ),
+            if self.rollback_steps.is_empty() {
+                "rollback: one manual step (golive done rollback), then golive finish".to_string()
+            } else {
+                format!("rollback steps: {}", self.rollback_steps.join(", "))
+            },
+            if self.gates.is_empty() {
+                "gates: none (the document gives no smoke or verification items)".to_string()
+            } else {
+                format!(
+                    "gates: {}",
+                    self.gates
+                        .iter()
+                        .map(|(g, n, t)| format!("{g} {t}/{n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            },
+            format!(
+                "rollback criteria: {} judged by a rule, {} by a person",
+                self.rules,
+                self.judged.len()
+            ),
+            format!(
+                "roles the roster must hold: {}",
+                self.roles_needed.join(", ")
+            ),
+        ];
+        out.extend(r.defaults.iter().map(|d| format!("default: {d}")));
+        out
+    }
 }

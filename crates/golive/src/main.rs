@@ -569,10 +569,40 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 &rb,
                 opts.vars.is_some().then_some(given.as_slice()),
             ));
+            // what a deployment will use, and why one could not complete
+            let ready = golive_deploy::roster_for(&rb, None)
+                .map(|roster| golive_deploy::lifecycle::readiness(&rb, &roster));
+            let at = rb
+                .lines
+                .loc(&rb.source, 0, rb.source.find('\n').unwrap_or(0));
+            match &ready {
+                Ok(r) => diags.extend(r.blockers.iter().map(|b| golive_runbook::Diagnostic {
+                    severity: golive_runbook::Severity::Warning,
+                    code: "cannot-complete",
+                    message: format!("a deployment of this document cannot complete: {b}"),
+                    loc: at,
+                    label: None,
+                    help: Some("docs/deployments.md, \"Sign-offs\", shows the roster".into()),
+                })),
+                Err(e) => diags.push(golive_runbook::Diagnostic {
+                    severity: golive_runbook::Severity::Warning,
+                    code: "cannot-complete",
+                    message: format!("the roster cannot be read: {e}"),
+                    loc: at,
+                    label: None,
+                    help: None,
+                }),
+            }
             diags.sort_by(|a, b| a.loc.start.cmp(&b.loc.start).then(a.code.cmp(b.code)));
             match format {
                 Format::Text => {
                     print!("{}", render_text(&rb.path, &rb.source, &diags));
+                    if let Ok(r) = &ready {
+                        println!("{}: a deployment will use:", rb.path);
+                        for line in r.lines() {
+                            println!("  {line}");
+                        }
+                    }
                     if diags.is_empty() {
                         println!("{}: no findings", rb.path);
                     } else {
@@ -587,6 +617,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 Format::Json => {
                     let v = serde_json::json!({
                         "file": rb.path,
+                        "deployment": ready.as_ref().ok().map(|r| r.lines()),
                         "findings": diags.iter().map(|d| serde_json::json!({
                             "severity": d.severity,
                             "code": d.code,
@@ -1127,7 +1158,19 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 return Ok(ExitCode::SUCCESS);
             }
             match format {
-                Format::Text => print!("{}", show::runbook_text(&rb)),
+                Format::Text => {
+                    print!("{}", show::runbook_text(&rb));
+                    if let Ok(roster) = golive_deploy::roster_for(&rb, None) {
+                        let ready = golive_deploy::lifecycle::readiness(&rb, &roster);
+                        println!("\nA deployment will use");
+                        for line in ready.lines() {
+                            println!("  {line}");
+                        }
+                        for b in &ready.blockers {
+                            println!("  cannot complete: {b}");
+                        }
+                    }
+                }
                 Format::Json => {
                     if let Err(e) = show::write_runbook_json(&rb, std::io::stdout().lock()) {
                         if e.kind() == std::io::ErrorKind::BrokenPipe {

@@ -81,3 +81,44 @@ fn check_authoring_surprises_a_misspelled_field_is_an_error_before_the_run() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("observes no `age`"), "{out}");
 }
+
+#[test]
+fn lint_says_what_a_deployment_will_use_and_why_it_could_not_complete() {
+    let dir = scratch("ready");
+    doc(&dir, "exists");
+    // a roster without the role that signs GO: a deployment cannot pass it
+    std::fs::write(
+        dir.join("roster.toml"),
+        "[[person]]\nname = \"Quinn\"\nroles = [\"QA Engineer\"]\n",
+    )
+    .expect("roster");
+    let (out, code) = golive(&dir, &["lint", "release.md"]);
+    assert_eq!(code, 0, "warnings only: {out}");
+    assert!(
+        out.contains("warning[cannot-complete]: a deployment of this document cannot complete: nobody on the roster (roster.toml) holds the Deployment Lead, who signs the go/no-go decision"),
+        "{out}"
+    );
+    for line in [
+        "go/no-go decision signed by: Deployment Lead",
+        "rollback: one manual step (golive done rollback), then golive finish",
+        "roles the roster must hold: Deployment Lead",
+        "default: the decision is signed by the Deployment Lead",
+    ] {
+        assert!(out.contains(line), "{line} in:\n{out}");
+    }
+    let (shown, _) = golive(&dir, &["show", "release.md"]);
+    assert!(
+        shown.contains("cannot complete: nobody on the roster"),
+        "{shown}"
+    );
+    // with the role held, nothing stands in the way
+    std::fs::write(
+        dir.join("roster.toml"),
+        "[[person]]\nname = \"Ann\"\nroles = [\"Deployment Lead\"]\n",
+    )
+    .expect("roster");
+    let (out, code) = golive(&dir, &["lint", "release.md"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("cannot-complete"), "{out}");
+    assert!(out.contains("release.md: no findings"), "{out}");
+}

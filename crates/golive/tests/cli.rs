@@ -133,11 +133,26 @@ fn seed_placeholders_are_counted_with_their_lines() {
     );
 }
 
+/// The reference lints with one finding only: its Contact Information
+/// names nobody yet, so a deployment needs a roster.
 #[test]
 fn seed_lints_clean() {
-    let out = golive(&["lint", "examples/aiwg-production.md"]);
+    let out = golive(&["lint", "examples/aiwg-production.md", "--format", "json"]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("no findings"));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let codes: Vec<&str> = v["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter_map(|f| f["code"].as_str())
+        .collect();
+    assert_eq!(codes, ["cannot-complete"], "{v}");
+    assert!(
+        v["findings"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("the roster names nobody")),
+        "{v}"
+    );
 }
 
 #[test]

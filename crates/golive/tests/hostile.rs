@@ -79,6 +79,7 @@ fn a_broken_annotation_refuses_plan_and_run() {
     // the very finding lint shows, at the same place
     let at = lint_out
         .lines()
+        .skip_while(|l| !l.starts_with("error[annotation-syntax]"))
         .find_map(|l| l.trim().strip_prefix("--> "))
         .expect("lint names the position")
         .to_string();
