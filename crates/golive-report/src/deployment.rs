@@ -750,35 +750,292 @@ pub fn render_junit(rb: &Runbook, d: &golive_store::Deployment, events: &[Event]
     out
 }
 
-/// One self-contained HTML page: the outcome, the phases of the procedure
-/// against their budgets (bars), the gates, the decision, and every event.
+/// `golive report --format html`: a page a VP reads in ten seconds at the
+/// top (the outcome, the duration against its target, the gates, why and
+/// when a rollback happened, who signed GO), then each stage's items with
+/// their results (a check's expected and actual, a person's sign-off), the
+/// phases against their budgets, the signatures, and the event log last,
+/// folded.
 pub fn render_html(
     rb: &Runbook,
     d: &golive_store::Deployment,
     events: &[Event],
     now: jiff::Timestamp,
 ) -> String {
+    use golive_deploy::time::minutes_text;
     let h = |s: &str| xml(s);
     let k = Kept::replay(events);
     let state = lifecycle::state(&k);
     let mut body = String::new();
     body.push_str(&format!(
-        "<h1>{}</h1>\n<p class=\"meta\">Deployment <code>{}</code> of <code>{}</code>, started {} by {}</p>\n<p class=\"meta\">Record head <code>{}</code> (<code>golive audit verify {} --head {}</code> proves later that the record still reaches it)</p>\n<p class=\"state state-{}\">{}</p>\n",
+        "<header>\n<h1>{}</h1>\n<p class=\"meta\">Deployment <code>{}</code> of <code>{}</code>, started {} by {}</p>\n</header>\n",
         h(rb.title.as_ref().map_or("Deployment", |t| t.text.as_str())),
         h(&d.id),
         h(&d.runbook_path),
         h(&short_time(&d.created_at)),
         h(&d.started_by),
-        head(d, events),
-        h(&d.id),
-        head(d, events),
+    ));
+    // the summary
+    let mut facts: Vec<(String, String)> = Vec::new();
+    let took = |secs: Option<f64>, target: Option<u64>| match (secs, target) {
+        (Some(s), Some(t)) => format!(
+            "{} (target &lt; {}{})",
+            minutes_text(s),
+            minutes_text(t as f64),
+            if s < t as f64 {
+                ", within it"
+            } else {
+                ", OVER it"
+            }
+        ),
+        (Some(s), None) => minutes_text(s),
+        _ => "—".to_string(),
+    };
+    match &k.ended {
+        Some(e) if e.data["outcome"] == "ROLLED BACK" => facts.push((
+            "Rollback took".into(),
+            took(
+                e.data["rollback_seconds"].as_f64(),
+                e.data["target_seconds"].as_u64(),
+            ),
+        )),
+        Some(e) => facts.push((
+            "Duration".into(),
+            took(
+                e.data["duration_seconds"].as_f64(),
+                e.data["target_seconds"].as_u64(),
+            ),
+        )),
+        None => {
+            if let Some(go) = k.go() {
+                let since = golive_deploy::time::seconds_between(&go.at, &now.to_string());
+                facts.push(("Running for".into(), took(since, None)));
+            }
+        }
+    }
+    match &k.decision {
+        Some(dec) => {
+            let by: Vec<String> = k
+                .decision_signatures
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{} ({}, {})",
+                        h(e.actor.as_deref().unwrap_or("?")),
+                        h(e.data["role"].as_str().unwrap_or("?")),
+                        h(&short_time(&e.at))
+                    )
+                })
+                .collect();
+            facts.push((
+                h(dec.data["verdict"].as_str().unwrap_or("Decision")),
+                if by.is_empty() {
+                    "—".into()
+                } else {
+                    by.join(", ")
+                },
+            ));
+        }
+        None => facts.push(("Decision".into(), "not taken".into())),
+    }
+    let mut last_gate: Vec<&Event> = Vec::new();
+    for g in events.iter().filter(|e| e.kind == "gate") {
+        last_gate.retain(|x| x.data["stage"] != g.data["stage"]);
+        last_gate.push(g);
+    }
+    if !last_gate.is_empty() {
+        facts.push((
+            "Gates".into(),
+            last_gate
+                .iter()
+                .map(|g| {
+                    format!(
+                        "{} {}/{} (target {}): <b>{}</b>",
+                        h(g.data["stage"].as_str().unwrap_or("")),
+                        g.data["passed"],
+                        g.data["total"],
+                        g.data["target"],
+                        h(&g.data["result"].as_str().unwrap_or("").to_uppercase())
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        ));
+    }
+    let raised = events.iter().rev().find(|e| e.kind == "rollback.raised");
+    if let Some(r) = raised {
+        facts.push((
+            "Rollback raised".into(),
+            format!(
+                "{} at {} ({} authority)",
+                h(r.data["reason"].as_str().unwrap_or("")),
+                h(&short_time(&r.at)),
+                h(r.data["authority"].as_str().unwrap_or("?"))
+            ),
+        ));
+    }
+    if let Some(st) = &k.rollback_started {
+        facts.push((
+            "Rollback started".into(),
+            match st.data["by"].as_str() {
+                Some(role) => format!(
+                    "{}, automatically, in the name of the {}",
+                    h(&short_time(&st.at)),
+                    h(role)
+                ),
+                None => format!(
+                    "{} by {}",
+                    h(&short_time(&st.at)),
+                    h(&st.data["signers"]
+                        .as_array()
+                        .map(|a| a
+                            .iter()
+                            .filter_map(|x| x["name"].as_str())
+                            .collect::<Vec<_>>()
+                            .join(" + "))
+                        .filter(|x| !x.is_empty())
+                        .unwrap_or_else(|| st.actor.clone().unwrap_or_default()))
+                ),
+            },
+        ));
+    }
+    for res in &k.rollback_resolved {
+        facts.push((
+            "Continued instead".into(),
+            format!(
+                "{} at {}",
+                h(res.data["raised"].as_str().unwrap_or("")),
+                h(&short_time(&res.at))
+            ),
+        ));
+    }
+    let overrides = k
+        .signoffs
+        .iter()
+        .filter(|e| e.data["override"] == true)
+        .count();
+    if overrides > 0 {
+        facts.push((
+            "Overrides".into(),
+            format!("{overrides} sign-off(s) over failed checks"),
+        ));
+    }
+    body.push_str(&format!(
+        "<section class=\"summary\">\n<p class=\"state state-{}\">{}</p>\n<dl>\n",
         h(&state.to_lowercase().replace(' ', "-")),
         h(state)
     ));
+    for (k, v) in &facts {
+        body.push_str(&format!("<dt>{k}</dt><dd>{v}</dd>\n"));
+    }
+    body.push_str("</dl>\n</section>\n");
+    // each stage's items and their results
+    let states = lifecycle::states(rb, &k);
+    let aside = lifecycle::set_aside(rb, &k);
+    let latest = lifecycle::latest_signoffs(&k);
+    body.push_str("<h2>Results</h2>\n");
+    for stage in &rb.stages {
+        let items: Vec<usize> = stage.all_items().collect();
+        if items.is_empty() {
+            continue;
+        }
+        // a stage without checks shows no expected and actual columns
+        let checked = items
+            .iter()
+            .any(|i| k.checks.contains_key(&rb.items[*i].id));
+        body.push_str(&format!(
+            "<h3>{} {}</h3>\n<div class=\"scroll\"><table class=\"results\">\n<tr><th>Item</th><th>Result</th>{}<th>Signed</th></tr>\n",
+            h(&stage.address),
+            h(stage.title()),
+            if checked { "<th>Expected</th><th>Actual</th>" } else { "" }
+        ));
+        for i in items {
+            let it = &rb.items[i];
+            let st = states.get(&it.id);
+            let checks = k
+                .checks
+                .get(&it.id)
+                .map(|c| c.events.as_slice())
+                .unwrap_or(&[]);
+            let (result, class) = if let Some(why) = aside.get(&i) {
+                (why.clone(), "aside")
+            } else if st.is_some_and(|s| !s.failed_by.is_empty()) {
+                ("failed (signed)".to_string(), "failed")
+            } else if !checks.is_empty() {
+                let failed = checks.iter().find(|e| e.data["outcome"] != "passed");
+                match failed {
+                    Some(e) => (
+                        e.data["outcome"].as_str().unwrap_or("error").to_string(),
+                        "failed",
+                    ),
+                    None => ("passed".to_string(), "passed"),
+                }
+            } else if st.is_some_and(|s| !s.signed_by.is_empty())
+                || (it.kind == golive_runbook::ItemKind::Step && k.step_done(&it.id).is_some())
+            {
+                ("done".to_string(), "passed")
+            } else {
+                ("open".to_string(), "open")
+            };
+            let expected: Vec<String> = checks
+                .iter()
+                .filter_map(|e| e.data["expect"].as_str())
+                .map(|x| format!("<code>{}</code>", h(x)))
+                .collect();
+            let actual: Vec<String> = checks
+                .iter()
+                .flat_map(|e| e.data["actual"].as_object().into_iter().flatten())
+                .map(|(k, v)| format!("{} = {}", h(k), h(&golive_deploy::counts::show_value(v))))
+                .collect();
+            let signed = latest
+                .get(it.id.as_str())
+                .map(|e| {
+                    let mut t = format!(
+                        "{} ({}), {}",
+                        h(e.actor.as_deref().unwrap_or("?")),
+                        h(e.data["role"].as_str().unwrap_or("?")),
+                        h(&short_time(&e.at))
+                    );
+                    if let Some(c) = e.data["comment"].as_str() {
+                        t.push_str(&format!(": {}", h(c)));
+                    }
+                    if e.data["override"] == true {
+                        t.push_str(" <b>(override)</b>");
+                    }
+                    t
+                })
+                .or_else(|| {
+                    k.step_done(&it.id).map(|e| {
+                        format!(
+                            "{}, {}",
+                            h(e.actor.as_deref().unwrap_or("?")),
+                            h(&short_time(&e.at))
+                        )
+                    })
+                })
+                .unwrap_or_default();
+            let observed = if checked {
+                format!(
+                    "<td>{}</td><td>{}</td>",
+                    expected.join("<br>"),
+                    actual.join("<br>")
+                )
+            } else {
+                String::new()
+            };
+            body.push_str(&format!(
+                "<tr class=\"{class}\"><td>{} {}</td><td>{}</td>{observed}<td>{signed}</td></tr>\n",
+                h(&it.address),
+                h(&it.title),
+                h(&result),
+            ));
+        }
+        body.push_str("</table></div>\n");
+    }
     // phases against budgets
     let phases = lifecycle::phase_timings(rb, &k, now);
     if !phases.is_empty() {
-        body.push_str("<h2>Procedure against its budgets</h2>\n<table class=\"timeline\">\n<tr><th>Phase</th><th>Steps</th><th>Time</th><th>Budget</th><th></th></tr>\n");
+        body.push_str("<h2>Procedure against its budgets</h2>\n<div class=\"scroll\"><table class=\"timeline\">\n<tr><th>Phase</th><th>Steps</th><th>Time</th><th>Budget</th><th></th></tr>\n");
         for p in &phases {
             let width = match p.budget {
                 Some(b) if b > 0 => (p.seconds / b as f64 * 100.0).clamp(1.0, 100.0),
@@ -790,29 +1047,67 @@ pub fn render_html(
                 h(&p.title),
                 p.done,
                 p.total,
-                golive_deploy::time::minutes_text(p.seconds),
+                minutes_text(p.seconds),
                 p.budget.map(|b| format!("{b}s")).unwrap_or_else(|| "—".into()),
                 if over { " over" } else { "" }
             ));
         }
-        body.push_str("</table>\n");
+        body.push_str("</table></div>\n");
     }
-    let gates: Vec<&Event> = events.iter().filter(|e| e.kind == "gate").collect();
-    if !gates.is_empty() {
-        body.push_str("<h2>Gates</h2>\n<ul>\n");
-        for g in gates {
+    // the signatures
+    let signatures: Vec<&Event> = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind.as_str(),
+                "signoff"
+                    | "decision.signature"
+                    | "rollback.signature"
+                    | "rollback.continue"
+                    | "stage.signoff"
+            )
+        })
+        .collect();
+    if !signatures.is_empty() {
+        body.push_str("<h2>Signatures</h2>\n<div class=\"scroll\"><table class=\"signatures\">\n<tr><th>Time</th><th>What</th><th>By</th><th>Role</th><th>Result</th><th>Comment</th></tr>\n");
+        for e in signatures {
+            let what = match e.kind.as_str() {
+                "signoff" => format!(
+                    "{} {}",
+                    e.data["address"].as_str().unwrap_or(""),
+                    e.data["title"].as_str().unwrap_or("")
+                ),
+                "decision.signature" => {
+                    format!("decision: {}", e.data["verdict"].as_str().unwrap_or(""))
+                }
+                "rollback.signature" => "rollback".to_string(),
+                "rollback.continue" => "continue instead of rolling back".to_string(),
+                _ => format!("stage {}", e.data["stage"].as_str().unwrap_or("")),
+            };
+            let result = match e.kind.as_str() {
+                "signoff" if e.data["override"] == true => "done (override)".to_string(),
+                "signoff" => lifecycle::signoff_result(e).name().to_string(),
+                _ => String::new(),
+            };
             body.push_str(&format!(
-                "<li>{}: {}/{} passed (target {}): <b>{}</b></li>\n",
-                h(g.data["stage"].as_str().unwrap_or("")),
-                g.data["passed"],
-                g.data["total"],
-                g.data["target"],
-                h(&g.data["result"].as_str().unwrap_or("").to_uppercase())
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                h(&short_time(&e.at)),
+                h(&what),
+                h(e.actor.as_deref().unwrap_or("")),
+                h(e.data["role"].as_str().unwrap_or("")),
+                h(&result),
+                h(e.data["comment"]
+                    .as_str()
+                    .or(e.data["reason"].as_str())
+                    .unwrap_or(""))
             ));
         }
-        body.push_str("</ul>\n");
+        body.push_str("</table></div>\n");
     }
-    body.push_str("<h2>Events</h2>\n<table class=\"events\">\n<tr><th>#</th><th>Time</th><th>Event</th><th>Item</th><th>By</th></tr>\n");
+    body.push_str(&format!(
+        "<details class=\"log\">\n<summary>Event log ({} events)</summary>\n<div class=\"scroll\"><table class=\"events\">\n<tr><th>#</th><th>Time</th><th>Event</th><th>Item</th><th>By</th></tr>\n",
+        events.len()
+    ));
     for e in events {
         body.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
@@ -823,22 +1118,33 @@ pub fn render_html(
             h(e.actor.as_deref().unwrap_or(""))
         ));
     }
-    body.push_str("</table>\n");
+    body.push_str("</table></div>\n</details>\n");
+    body.push_str(&format!(
+        "<p class=\"meta\">Record head <code>{}</code>: <code>golive audit verify {} --head {}</code> proves later that the record still reaches it.</p>\n",
+        head(d, events),
+        h(&d.id),
+        head(d, events),
+    ));
     format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{} — {}</title>\n<style>\n{}\n</style>\n</head>\n<body>\n{body}</body>\n</html>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{} — {}</title>\n<style>\n{}\n</style>\n</head>\n<body>\n{body}</body>\n</html>\n",
         h(&d.id),
         h(state),
         STYLE
     )
 }
 
-const STYLE: &str = "body{font:15px/1.5 system-ui,sans-serif;margin:2rem auto;max-width:60rem;color:#1d2330;padding:0 1rem}
-h1{font-size:1.6rem;margin-bottom:.2rem}.meta{color:#5b6475}
-.state{display:inline-block;padding:.3rem .8rem;border-radius:.3rem;font-weight:700;background:#e8ecf3}
+const STYLE: &str = "body{font:15px/1.5 system-ui,sans-serif;margin:2rem auto;max-width:64rem;color:#1d2330;padding:0 1rem}
+h1{font-size:1.6rem;margin-bottom:.2rem}h3{margin:1.2rem 0 .3rem}.meta{color:#5b6475;overflow-wrap:anywhere}
+.summary{border:1px solid #d8dde6;border-radius:.5rem;padding:1rem 1.2rem;margin:1rem 0 1.5rem;background:#fafbfd}
+.summary dl{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem;margin:.8rem 0 0}.summary dt{font-weight:600;color:#3a4254}.summary dd{margin:0}
+.state{display:inline-block;padding:.3rem .9rem;border-radius:.3rem;font-weight:700;font-size:1.2rem;background:#e8ecf3;margin:0}
 .state-succeeded{background:#d4f5dd;color:#145c2b}.state-rolled-back,.state-rollback-decision-raised,.state-rolling-back{background:#fde2e1;color:#8a1c17}
-table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}td,th{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #e3e7ee}
+.scroll{overflow-x:auto}table{border-collapse:collapse;width:100%;margin:.3rem 0 1rem}td,th{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #e3e7ee;vertical-align:top}
+tr.passed td:nth-child(2){color:#145c2b}tr.failed td:nth-child(2){color:#8a1c17;font-weight:600}tr.aside td:nth-child(2){color:#6b5a14}tr.open td:nth-child(2){color:#5b6475}
 .timeline td:last-child{width:40%}.bar{height:.8rem;background:#4a7bd0;border-radius:.2rem}.bar.over{background:#d0463f}
-code{background:#f1f3f7;padding:0 .25rem;border-radius:.2rem}";
+details.log summary{cursor:pointer;font-weight:600;margin:1rem 0 .5rem}
+code{background:#f1f3f7;padding:0 .25rem;border-radius:.2rem;overflow-wrap:anywhere}
+@media (max-width:40rem){body{margin:1rem auto;font-size:14px}.summary dl{grid-template-columns:1fr}.summary dt{margin-top:.4rem}}";
 
 /// The status update golive sends when the document has no Status Update
 /// Template: the reference's fields, plainly.

@@ -394,6 +394,28 @@ fn a_canary_rollout_follows_the_option_chosen_and_skips_what_is_optional_with_a_
 // role name: each deployment ends, SUCCEEDED in one run and ROLLED BACK in
 // another, with the roles golive says it uses.
 
+/// The filled Markdown and the HTML report of the deployment against their
+/// golden files (`tests/golden/corpus-NAME.report.*`), and, when `shots`,
+/// the HTML as headless Chromium shows it at 1280 and 390 pixels, kept
+/// under target/screenshots/.
+fn reports(e: &Env, name: &str, shots: bool) {
+    let mut failures = Vec::new();
+    for (format, ext) in [("md", "md"), ("html", "html")] {
+        let text = common::normalise(&e.ok(&["report", "--format", format]));
+        if let Err(why) = common::check_golden(&format!("corpus-{name}.report.{ext}"), &text) {
+            failures.push(why);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    if shots {
+        let page = e.dir.join(format!("{name}.html"));
+        std::fs::write(&page, e.ok(&["report", "--format", "html"])).expect("page");
+        for width in [1280, 390] {
+            common::screenshot(&page, &format!("corpus-{name}"), width);
+        }
+    }
+}
+
 const LEAD: [&str; 4] = ["--as", "Ann", "--role", "Deployment Lead"];
 
 fn with<'a>(args: &[&'a str], more: &[&'a str]) -> Vec<&'a str> {
@@ -449,6 +471,7 @@ fn roles_the_document_never_names_a_hotfix_rolls_back_by_its_decision_signer() {
     );
     assert_eq!(v["roles"]["defaults"].as_array().map(Vec::len), Some(3));
     roll_back(&e);
+    reports(&e, "saas-hotfix-rolled-back", false);
 }
 
 #[test]
@@ -463,6 +486,7 @@ fn rollbacks_that_never_end_a_hotfix_succeeds_or_rolls_back_to_an_end() {
     let end = e.ok(&["finish", "--as", "Ann"]);
     assert!(end.contains("SUCCESS: deployment"), "{end}");
     assert_eq!(e.state(), "SUCCEEDED");
+    reports(&e, "saas-hotfix-succeeded", false);
 }
 
 #[test]
@@ -472,9 +496,11 @@ fn a_canary_rollout_without_roles_ends_both_ways() {
     ok.ok(&with(&["choose", "2.1/3"], &LEAD));
     assert!(ok.ok(&["finish", "--as", "Ann"]).contains("SUCCESS"));
     assert_eq!(ok.state(), "SUCCEEDED");
+    reports(&ok, "canary-rollout-succeeded", false);
     let back = Env::tagged("tests/corpus/canary-rollout.md", "-rollback");
     go(&back);
     roll_back(&back);
+    reports(&back, "canary-rollout-rolled-back", false);
 }
 
 #[test]
@@ -537,6 +563,7 @@ fn gates_that_act_on_what_was_never_tried_change_nothing_and_finish_waits_for_th
     e.ok(&["gate", "verification", "--as", "Ann"]);
     assert!(e.ok(&["finish", "--as", "Ann"]).contains("SUCCESS"));
     assert_eq!(e.state(), "SUCCEEDED");
+    reports(&e, "static-site-release-succeeded", true);
 }
 
 #[test]
@@ -569,6 +596,7 @@ fn no_way_to_say_not_applicable_or_failed_a_failed_smoke_gate_rolls_back_to_its_
     e.ok(&["done", "rollback", "--as", "Ann"]);
     assert!(e.ok(&["finish", "--as", "Ann"]).contains("ROLLED BACK"));
     assert_eq!(e.state(), "ROLLED BACK");
+    reports(&e, "static-site-release-rolled-back", true);
 }
 
 #[test]

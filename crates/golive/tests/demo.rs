@@ -1,6 +1,8 @@
 //! `golive demo` end to end: the success path and each fault, as a user runs
 //! them, with the demo's store and reports checked afterwards.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -77,43 +79,8 @@ fn the_demo_deploys_to_success() {
     assert!(text.contains("Gate verification: 10/10 passed"), "{text}");
     assert!(text.contains("The service answers: v1.1.0"), "{text}");
     reports_and_record(&out, "SUCCEEDED");
-    screenshot(&out.join("report.html"));
+    common::screenshot(&out.join("report.html"), "demo-report", 1280);
     let _ = std::fs::remove_dir_all(&out);
-}
-
-/// Chromium (headless, Debian's) renders a page to a PNG; its size in bytes.
-fn render(page: &Path, png: &Path) -> u64 {
-    let o = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--hide-scrollbars",
-            "--window-size=1280,1600",
-        ])
-        .arg(format!("--screenshot={}", png.display()))
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("chromium is installed (.ci/run installs Debian's chromium)");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let bytes = std::fs::read(png).expect("screenshot");
-    assert!(bytes.starts_with(b"\x89PNG"), "a PNG");
-    bytes.len() as u64
-}
-
-/// The HTML report as a browser shows it: a screenshot kept under target/,
-/// far from blank (a blank page of the same size compresses to a few KB).
-fn screenshot(html: &Path) {
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
-    let _ = std::fs::create_dir_all(&target);
-    let blank_page = target.join("demo-blank.html");
-    std::fs::write(&blank_page, "<!doctype html><title>blank</title>").expect("blank page");
-    let blank = render(&blank_page, &target.join("demo-blank.png"));
-    let report = render(html, &target.join("demo-report.png"));
-    assert!(
-        report > 10 * blank && report > 50_000,
-        "the report renders as something: {report} bytes against {blank} for a blank page"
-    );
 }
 
 fn rolls_back(fault: &str) {

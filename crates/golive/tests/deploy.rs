@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::root;
 use common::standin::{no_secret, run_seed, stand_in};
+use common::{normalise, root};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -898,72 +898,6 @@ fn rolls_back(s: &common::standin::StandIn) {
     );
     assert_eq!(ended["data"]["within_target"], true);
     assert_eq!(env.golive(&["audit", "verify"]).status.code(), Some(0));
-}
-
-/// Times, ids, hashes and durations vary from run to run: golden files hold
-/// them as placeholders.
-fn normalise(text: &str) -> String {
-    let rules: &[(&str, &str)] = &[
-        (r"d-\d{8}T\d{6}-[0-9a-f]{8}", "d-ID"),
-        (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "TIME"),
-        (r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "TIME"),
-        (r"[0-9a-f]{64}", "HASH"),
-        // the record's head as shown: its sequence number stays
-        (r"\b(\d+):[0-9a-f]{16}\b", "$1:HEAD"),
-        (
-            r#""(duration_ms|duration_seconds|rollback_seconds|seconds|delivery_ms)": [0-9.e-]+"#,
-            r#""$1": N"#,
-        ),
-        (r#"time="[0-9.]+""#, r#"time="N""#),
-        (r"Total duration: [0-9.]+ min", "Total duration: N min"),
-        (
-            r"\*\*Deployment Duration:\*\* [0-9.]+ minutes",
-            "**Deployment Duration:** N minutes",
-        ),
-        (r"<td>[0-9.m]+s</td>", "<td>Ns</td>"),
-        (r"width:\d+%", "width:N%"),
-        (r"localhost:\d+", "localhost:PORT"),
-        (r"127\.0\.0\.1:\d+", "127.0.0.1:PORT"),
-        (
-            r#""(latency_ms\.[a-z0-9_]+|sample_age_s|value)": [0-9.e-]+"#,
-            r#""$1": N"#,
-        ),
-        (
-            r#""timing\.total_ms": [0-9.e-]+"#,
-            r#""timing.total_ms": N"#,
-        ),
-        (r"[0-9.]+ ms", "N ms"),
-        (r"/tmp/golive-pki-[0-9-]+", "PKI"),
-        (r"/tmp/golive-deploy-[a-z]+-\d+", "DIR"),
-        (r#""started_by": "[^"]*""#, r#""started_by": "USER""#),
-        (r"started TIME by [^<]*<", "started TIME by USER<"),
-    ];
-    let mut out = text.to_string();
-    for (pattern, with) in rules {
-        out = regex::Regex::new(pattern)
-            .expect("pattern")
-            .replace_all(&out, *with)
-            .into_owned();
-    }
-    // a run is recorded in the name of the system account running it
-    let me = regex::escape(&account());
-    for (pattern, with) in [
-        (format!(r#""actor": "{me}""#), r#""actor": "USER""#),
-        (format!(r"<td>{me}</td></tr>"), "<td>USER</td></tr>"),
-    ] {
-        out = regex::Regex::new(&pattern)
-            .expect("pattern")
-            .replace_all(&out, with)
-            .into_owned();
-    }
-    out
-}
-
-/// The account running the tests, as `id -un` names it.
-fn account() -> String {
-    let out = Command::new("id").arg("-un").output().expect("id -un");
-    assert!(out.status.success(), "id -un");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// The four report formats of a deployment against their golden files.

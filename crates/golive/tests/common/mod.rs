@@ -42,3 +42,119 @@ pub fn check_golden(name: &str, actual: &str) -> Result<(), String> {
         "{name} differs from tests/golden/{name} (GOLIVE_BLESS=1 rewrites it):\n{diff}"
     ))
 }
+
+/// Times, ids, hashes and durations vary from run to run: golden files hold
+/// them as placeholders.
+pub fn normalise(text: &str) -> String {
+    let rules: &[(&str, &str)] = &[
+        (r"d-\d{8}T\d{6}-[0-9a-f]{8}", "d-ID"),
+        (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "TIME"),
+        (r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "TIME"),
+        (r"[0-9a-f]{64}", "HASH"),
+        // the record's head as shown: its sequence number stays
+        (r"\b(\d+):[0-9a-f]{16}\b", "$1:HEAD"),
+        (
+            r#""(duration_ms|duration_seconds|rollback_seconds|seconds|delivery_ms)": [0-9.e-]+"#,
+            r#""$1": N"#,
+        ),
+        (r#"time="[0-9.]+""#, r#"time="N""#),
+        (r"Total duration: [0-9.]+ min", "Total duration: N min"),
+        (
+            r"\*\*Deployment Duration:\*\* [0-9.]+ minutes",
+            "**Deployment Duration:** N minutes",
+        ),
+        (r"<td>[0-9.m]+s</td>", "<td>Ns</td>"),
+        (r"<dd>(\d+m)?[0-9.]+s", "<dd>Ns"),
+        (
+            r"\b(timing\.[a-z_]+|latency_ms\.[a-z0-9_]+|value|[a-z_.0-9]*_(ms|s)) = [0-9.e-]+",
+            "$1 = N",
+        ),
+        (r"width:\d+%", "width:N%"),
+        (r"localhost:\d+", "localhost:PORT"),
+        (r"127\.0\.0\.1:\d+", "127.0.0.1:PORT"),
+        (
+            r#""(latency_ms\.[a-z0-9_]+|sample_age_s|value)": [0-9.e-]+"#,
+            r#""$1": N"#,
+        ),
+        (
+            r#""timing\.total_ms": [0-9.e-]+"#,
+            r#""timing.total_ms": N"#,
+        ),
+        (r"[0-9.]+ ms", "N ms"),
+        (r"/tmp/golive-pki-[0-9-]+", "PKI"),
+        (r"/tmp/golive-deploy-[a-z]+-\d+", "DIR"),
+        (r#""started_by": "[^"]*""#, r#""started_by": "USER""#),
+        (r"started TIME by [^<]*<", "started TIME by USER<"),
+    ];
+    let mut out = text.to_string();
+    for (pattern, with) in rules {
+        out = regex::Regex::new(pattern)
+            .expect("pattern")
+            .replace_all(&out, *with)
+            .into_owned();
+    }
+    // a run is recorded in the name of the system account running it
+    let me = regex::escape(&account());
+    for (pattern, with) in [
+        (format!(r#""actor": "{me}""#), r#""actor": "USER""#),
+        (format!(r"<td>{me}</td></tr>"), "<td>USER</td></tr>"),
+    ] {
+        out = regex::Regex::new(&pattern)
+            .expect("pattern")
+            .replace_all(&out, with)
+            .into_owned();
+    }
+    out
+}
+
+/// The account running the tests, as `id -un` names it.
+pub fn account() -> String {
+    let out = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .expect("id -un");
+    assert!(out.status.success(), "id -un");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Chromium (headless, Debian's) renders a page `width` pixels wide to a
+/// PNG; its size in bytes.
+pub fn render(page: &Path, png: &Path, width: u32) -> u64 {
+    let o = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--window-size={width},1600"))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium is installed (.ci/run installs Debian's chromium)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bytes = std::fs::read(png).expect("screenshot");
+    assert!(bytes.starts_with(b"\x89PNG"), "a PNG");
+    bytes.len() as u64
+}
+
+/// A page as a browser shows it at `width` pixels: a screenshot kept under
+/// target/ as `NAME-WIDTH.png`, far from blank (a blank page of the same
+/// size compresses to a few KB).
+pub fn screenshot(html: &Path, name: &str, width: u32) {
+    let target = root().join("target").join("screenshots");
+    let _ = std::fs::create_dir_all(&target);
+    // each test its own blank page: tests render at the same time
+    let blank_page = target.join(format!("blank-{name}.html"));
+    std::fs::write(&blank_page, "<!doctype html><title>blank</title>").expect("blank page");
+    let blank = render(
+        &blank_page,
+        &target.join(format!("blank-{name}-{width}.png")),
+        width,
+    );
+    let report = render(html, &target.join(format!("{name}-{width}.png")), width);
+    assert!(
+        report > 10 * blank && report > 30_000,
+        "the report renders as something at {width} px: {report} bytes against {blank} for a blank page"
+    );
+}
