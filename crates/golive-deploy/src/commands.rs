@@ -709,6 +709,9 @@ pub struct Decided {
     pub required: Vec<String>,
     /// The roles still to sign: none when this signature took the decision.
     pub waiting: Vec<String>,
+    /// The sign-offs it was taken over that override failed checks, as
+    /// lines ([`lifecycle::override_line`]).
+    pub overrides: Vec<String>,
 }
 
 impl Decided {
@@ -857,12 +860,17 @@ impl Deployment {
             ));
         }
         self.append(&new).await?;
+        let overrides = lifecycle::overrides(rb, &k)
+            .into_iter()
+            .map(|(i, e)| lifecycle::override_line(rb, i, e))
+            .collect();
         Ok(Decided {
             verdict,
             name: person.name,
             role: a.role.to_string(),
             required,
             waiting,
+            overrides,
         })
     }
 }

@@ -163,6 +163,33 @@ pub fn latest_signoffs(k: &Kept) -> BTreeMap<&str, &golive_store::Event> {
         .collect()
 }
 
+/// The items signed done over checks that did not pass, as their latest
+/// sign-off says, with that sign-off: what status, the decision's summary
+/// and every report show as overrides.
+pub fn overrides<'k>(rb: &Runbook, k: &'k Kept) -> Vec<(usize, &'k golive_store::Event)> {
+    let latest = latest_signoffs(k);
+    rb.items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, it)| {
+            let e = *latest.get(it.id.as_str())?;
+            (e.data["override"] == true).then_some((i, e))
+        })
+        .collect()
+}
+
+/// An override as one line: `1.2.3 Title — Ann (Role): why`.
+pub fn override_line(rb: &Runbook, i: usize, e: &golive_store::Event) -> String {
+    format!(
+        "{} {} — {} ({}): {}",
+        rb.items[i].address,
+        rb.items[i].title,
+        e.actor.as_deref().unwrap_or("?"),
+        e.data["role"].as_str().unwrap_or("?"),
+        e.data["comment"].as_str().unwrap_or("")
+    )
+}
+
 /// The result a sign-off event records (older events have none: done).
 pub fn signoff_result(e: &golive_store::Event) -> SignResult {
     match e.data["result"].as_str() {

@@ -66,6 +66,13 @@ pub fn status_json(rb: &Runbook, d: &Deployment, s: &Status) -> Value {
                 "waiting": so.waiting,
             }))
             .collect::<Vec<_>>(),
+        "overrides": golive_deploy::lifecycle::overrides(rb, &s.kept)
+            .into_iter()
+            .map(|(i, e)| json!({
+                "item": rb.items[i].id, "address": rb.items[i].address,
+                "by": e.actor, "role": e.data["role"], "comment": e.data["comment"], "at": e.at,
+            }))
+            .collect::<Vec<_>>(),
         "set_aside": golive_deploy::lifecycle::set_aside(rb, &s.kept)
             .into_iter()
             .map(|(i, why)| json!({
@@ -352,6 +359,21 @@ pub fn status_text(rb: &Runbook, d: &Deployment, s: &Status, now: jiff::Timestam
                 format!("; waiting for {}", so.waiting.join(", "))
             }
         );
+    }
+    let overrides = golive_deploy::lifecycle::overrides(rb, &s.kept);
+    if !overrides.is_empty() {
+        let _ = writeln!(
+            out,
+            "Overrides ({}): signed done over failed checks:",
+            overrides.len()
+        );
+        for (i, e) in overrides {
+            let _ = writeln!(
+                out,
+                "  {}",
+                golive_deploy::lifecycle::override_line(rb, i, e)
+            );
+        }
     }
     let aside = golive_deploy::lifecycle::set_aside(rb, &s.kept);
     if !aside.is_empty() {

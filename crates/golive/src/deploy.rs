@@ -223,6 +223,15 @@ pub async fn decide(a: Decide<'_>) -> Result<ExitCode, String> {
                     o.required.join(", "),
                     d.id()
                 );
+                if !o.overrides.is_empty() {
+                    println!(
+                        "taken over {} override(s) of failed checks:",
+                        o.overrides.len()
+                    );
+                    for line in &o.overrides {
+                        println!("  {line}");
+                    }
+                }
             } else {
                 println!(
                     "{} signed by {} as {}; waiting for: {}",

@@ -654,3 +654,52 @@ fn status_message_on_a_document_without_a_template_uses_a_plain_default() {
     }
     assert!(!out.contains('['), "no placeholder left: {out}");
 }
+
+#[test]
+fn a_sign_off_over_a_failed_check_is_an_override_said_in_status_the_decision_and_reports() {
+    let e = Env::tagged("tests/corpus/saas-hotfix.md", "-override");
+    let doc = format!(
+        "# Release\n\n## Pre-Deployment Checklist\n\n\
+- [ ] **Backup taken**\n  ```golive\n  check = \"file\"\n  path = \"{}\"\n  ```\n",
+        e.dir.join("backup.tar").display()
+    );
+    std::fs::write(e.dir.join("release.md"), doc).expect("doc");
+    let run = e.golive(&["run", "release.md"]);
+    assert_eq!(run.status.code(), Some(1), "the backup is missing");
+    let why = e.refused(&with(&["sign", "1.1"], &LEAD));
+    assert!(why.contains("overrides them and needs --comment"), "{why}");
+    let out = e.ok(&with(
+        &[
+            "sign",
+            "1.1",
+            "--comment",
+            "backup taken by the DBA, stored off-site",
+        ],
+        &LEAD,
+    ));
+    assert!(
+        out.contains("signed, overriding its failed checks, by Ann"),
+        "{out}"
+    );
+    let status = e.ok(&["status"]);
+    assert!(
+        status.contains("Overrides (1): signed done over failed checks:\n  1.1 Backup taken — Ann (Deployment Lead): backup taken by the DBA, stored off-site"),
+        "{status}"
+    );
+    let go = e.ok(&with(&["decide", "go"], &LEAD));
+    assert!(
+        go.contains("taken over 1 override(s) of failed checks:"),
+        "{go}"
+    );
+    let md = e.report();
+    assert!(
+        md.contains("— *signed by Ann, Deployment Lead, ")
+            && md.contains(", overriding its failed checks: backup taken by the DBA"),
+        "{md}"
+    );
+    let html = e.ok(&["report", "--format", "html"]);
+    assert!(
+        html.contains("<b>(override)</b>") && html.contains("1 sign-off(s) over failed checks"),
+        "{html}"
+    );
+}
