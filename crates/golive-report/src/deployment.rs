@@ -403,8 +403,60 @@ fn status_line(rb: &Runbook, events: &[Event]) -> Option<Patch> {
 }
 
 /// Smoke Test Summary and Final Sign-off blanks: passed, failed, duration.
+/// The document's own lines about the end, wherever they stand (the header,
+/// a stage, a group), once the deployment has ended: a `Completion Time` (or
+/// `End Time`, `Finish Time`) blank gets the end's time, a `Deployment
+/// Status` (or `Outcome`, `Result`) blank the outcome, and a `ROLE
+/// Signature` blank the GO signature of that role (name and time), else the
+/// name of whoever ended it.
+fn end_lines(rb: &Runbook, k: &Kept, fills: &mut BTreeMap<String, String>) {
+    let Some(end) = &k.ended else { return };
+    let loose = std::iter::once(&rb.header)
+        .chain(rb.stages.iter().map(|s| &s.loose))
+        .chain(
+            rb.stages
+                .iter()
+                .flat_map(|s| s.groups.iter().map(|g| &g.loose)),
+        );
+    let state = lifecycle::state(k);
+    for b in loose.flat_map(|l| l.blanks.iter()) {
+        let label = b.label.trim().trim_end_matches(':').to_lowercase();
+        let value = if ["completion time", "end time", "finish time", "completed at"]
+            .contains(&label.as_str())
+        {
+            short_time(&end.at)
+        } else if ["deployment status", "outcome", "result", "final status"]
+            .contains(&label.as_str())
+        {
+            state.to_string()
+        } else if let Some(role) = label.strip_suffix(" signature") {
+            let sig = k.decision_signatures.iter().find(|e| {
+                e.data["role"]
+                    .as_str()
+                    .is_some_and(|r| r.eq_ignore_ascii_case(role.trim()))
+            });
+            match sig {
+                Some(e) => format!(
+                    "{} ({}, {})",
+                    e.actor.as_deref().unwrap_or("?"),
+                    e.data["role"].as_str().unwrap_or("?"),
+                    short_time(&e.at)
+                ),
+                None => match end.actor.as_deref() {
+                    Some(who) => format!("{who} ({})", short_time(&end.at)),
+                    None => continue,
+                },
+            }
+        } else {
+            continue;
+        };
+        fills.entry(b.id.clone()).or_insert(value);
+    }
+}
+
 fn results(rb: &Runbook, events: &[Event], fills: &mut BTreeMap<String, String>) {
     let k = Kept::replay(events);
+    end_lines(rb, &k, fills);
     let (smoke_passed, smoke_total) = lifecycle::stage_passed(rb, &k, StageKind::Smoke);
     let (verified, _) = lifecycle::stage_passed(rb, &k, StageKind::Verification);
     let gate_ran = |stage: &str| {

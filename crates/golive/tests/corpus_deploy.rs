@@ -640,7 +640,7 @@ fn on_fail_rollback_on_a_health_check_acts_in_run_after_go_and_watch_watches_it(
 }
 
 #[test]
-fn status_message_on_a_document_without_a_template_uses_a_plain_default() {
+fn reports_nobody_would_send_up_status_message_without_a_template_uses_a_plain_default() {
     let e = Env::tagged("tests/corpus/saas-hotfix.md", "-message");
     go(&e);
     let out = e.ok(&["status", "--message"]);
@@ -702,4 +702,37 @@ fn a_sign_off_over_a_failed_check_is_an_override_said_in_status_the_decision_and
         html.contains("<b>(override)</b>") && html.contains("1 sign-off(s) over failed checks"),
         "{html}"
     );
+}
+
+#[test]
+fn reports_nobody_would_send_up_the_filled_document_answers_its_own_lines() {
+    let e = Env::tagged("tests/corpus/static-site-release.md", "-lines");
+    e.ok(&["run", &e.doc]);
+    e.ok(&with(
+        &["sign", "1.3", "--na", "--comment", "no search on this site"],
+        &LEAD,
+    ));
+    go(&e);
+    e.ok(&with(
+        &["sign", "1.1", "1.2", "2.*", "3.1", "3.2", "4.*"],
+        &LEAD,
+    ));
+    e.ok(&with(
+        &["sign", "3.3", "--failed", "--comment", "/v1 links give 404"],
+        &LEAD,
+    ));
+    e.ok(&["gate", "smoke", "--as", "Ann"]);
+    e.ok(&["gate", "verification", "--as", "Ann"]);
+    e.ok(&["finish", "--as", "Ann"]);
+    let md = e.report();
+    for line in [
+        "**Deployment Lead Signature:** Ann (Deployment Lead, 20",
+        "**Completion Time:** 20",
+        "**Deployment Status:** SUCCEEDED",
+        "- [ ] Search index rebuilt (if applicable) — *N/A: no search on this site (Ann, Deployment Lead, ",
+        "- [ ] Old URLs redirect — *FAILED: /v1 links give 404 (Ann, Deployment Lead, ",
+        "- [x] Home page loads — *signed by Ann, Deployment Lead, ",
+    ] {
+        assert!(md.contains(line), "{line} in:\n{md}");
+    }
 }
