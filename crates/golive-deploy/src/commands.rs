@@ -76,6 +76,12 @@ impl Deployment {
     /// The person named `name` on the deployment's roster (`roster_file`,
     /// or the `roster.toml` beside the runbook, or the document's Contact
     /// Information), or the refusal that says how to add them.
+    /// The roles the team states for what the document does not (the
+    /// roster file's `[roles]`).
+    fn team(&self, roster_file: Option<&Path>) -> Result<lifecycle::TeamRoles> {
+        Ok(roster_for(&self.rb, roster_file)?.team)
+    }
+
     fn person(&self, roster_file: Option<&Path>, name: &str, role: Option<&str>) -> Result<Person> {
         let roster = roster_for(&self.rb, roster_file)?;
         roster.person(name).cloned().ok_or_else(|| {
@@ -729,7 +735,7 @@ impl Deployment {
         let _lock = self.lock().await?;
         let rb = &self.rb;
         let verdict = if a.go { "GO" } else { "NO-GO" };
-        let required = lifecycle::decision_signers(rb);
+        let required = lifecycle::roles(rb, &self.team(a.roster)?).decision;
         let decision_at = || {
             rb.stages
                 .iter()
@@ -1150,6 +1156,7 @@ impl Deployment {
         let _lock = self.lock().await?;
         let rb = &self.rb;
         let person = self.person(roster, name, None)?;
+        let team = self.team(roster)?;
         let k = self.kept(l).await?;
         if k.go().is_none() {
             return Err(Error::refused(K::BeforeGo, "gates follow the GO decision"));
@@ -1211,7 +1218,7 @@ impl Deployment {
         let already = k.rollback_raised.is_some() || k.rollback_started.is_some();
         let automatic = gate == Gate::Smoke;
         if !ok && !already {
-            let (auto, manual) = lifecycle::rollback_authority(rb);
+            let (auto, manual) = lifecycle::rollback_authority(rb, &team);
             let reason = format!(
                 "{} {passed}/{total}, below the target of {target}/{total}",
                 gate.label()
@@ -1225,7 +1232,7 @@ impl Deployment {
                 }),
             ));
             if automatic {
-                new.push(lifecycle::automatic_start(rb, &reason));
+                new.push(lifecycle::automatic_start(rb, &reason, &team));
             }
         }
         self.append(&new).await?;
@@ -1284,7 +1291,7 @@ impl Deployment {
         if k.ended.is_some() {
             return Err(Error::refused(K::Ended, "the deployment has ended"));
         }
-        let (auto, manual) = lifecycle::rollback_authority(rb);
+        let (auto, manual) = lifecycle::rollback_authority(rb, &self.team(roster)?);
         let automatic = k
             .rollback_raised
             .as_ref()
@@ -1447,7 +1454,7 @@ impl Deployment {
                 "no rollback decision is raised: there is nothing to continue from",
             ));
         };
-        let (_, manual) = lifecycle::rollback_authority(rb);
+        let (_, manual) = lifecycle::rollback_authority(rb, &self.team(roster)?);
         if !manual.iter().any(|r| r.eq_ignore_ascii_case(role)) {
             return Err(Error::refused(
                 K::WrongRole,
@@ -1548,7 +1555,9 @@ impl Deployment {
                     raised.data["reason"]
                         .as_str()
                         .unwrap_or("no reason recorded"),
-                    lifecycle::rollback_authority(rb).1.join(" + ")
+                    lifecycle::rollback_authority(rb, &self.team(roster)?)
+                        .1
+                        .join(" + ")
                 ),
             ));
         }
@@ -1672,17 +1681,23 @@ pub struct Status {
     /// Outcomes of the checks of the last run, counted.
     pub checks: BTreeMap<String, usize>,
     pub signed_items: usize,
+    /// The roles the deployment uses, and the defaults taken.
+    pub roles: lifecycle::Roles,
 }
 
 impl Deployment {
-    /// The deployment's status, from its kept state.
+    /// The deployment's status, from its kept state, with the roles the
+    /// roster's `[roles]` gives where the document says nothing.
     pub async fn status(&self, l: &dyn Listener) -> Result<Status> {
         let k = self.kept(l).await?;
-        Ok(status_of(&self.rb, k))
+        let mut s = status_of(&self.rb, k);
+        s.roles = lifecycle::roles(&self.rb, &self.team(None)?);
+        Ok(s)
     }
 }
 
-/// The status a state gives, for `rb`.
+/// The status a state gives, for `rb` (with the roles the document states,
+/// or their defaults).
 pub fn status_of(rb: &Runbook, k: Kept) -> Status {
     let st = states(rb, &k);
     let done = |list: &mut dyn Iterator<Item = usize>| {
@@ -1731,6 +1746,7 @@ pub fn status_of(rb: &Runbook, k: Kept) -> Status {
         stages,
         checks,
         signed_items,
+        roles: lifecycle::roles(rb, &lifecycle::TeamRoles::default()),
         kept: k,
     }
 }

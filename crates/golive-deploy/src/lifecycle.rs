@@ -515,10 +515,12 @@ pub fn smoke_target(rb: &Runbook, total: usize) -> usize {
 }
 
 /// Who may roll back: (automatic: one role, manual: several distinct roles).
-pub fn rollback_authority(rb: &Runbook) -> (String, Vec<String>) {
-    let r = roles(rb);
+pub fn rollback_authority(rb: &Runbook, team: &TeamRoles) -> (String, Vec<String>) {
+    let r = roles(rb, team);
     (r.automatic_rollback, r.manual_rollback)
 }
+
+pub use golive_engine::roster::TeamRoles;
 
 /// The roles a deployment of the document uses, and where each comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -537,18 +539,31 @@ pub struct Roles {
 
 /// The roles of [`Roles`]: the document's (the decision stage's
 /// `**Sign-offs:**` lines, the rollback stage's `**Manual Rollback:**` and
-/// `**Automatic Rollback:**` fields); where it states none, a default that
-/// is said: the decision is signed by a Deployment Lead, a rollback is
-/// decided by the decision's signers, and automatic authority is the first
-/// of those.
-pub fn roles(rb: &Runbook) -> Roles {
+/// `**Automatic Rollback:**` fields); where it states none, the team's
+/// (`[roles]` of its roster file); where neither does, a default that is
+/// said: the decision is signed by a Deployment Lead, a rollback is decided
+/// by the decision's signers, and automatic authority is the first of
+/// those.
+pub fn roles(rb: &Runbook, team: &TeamRoles) -> Roles {
     let mut defaults = Vec::new();
-    let decision = decision_signers(rb);
-    if !rb.stages.iter().any(|s| s.kind == StageKind::Decision) {
-        defaults.push(format!(
-            "the decision is signed by the {}: the document has no go/no-go stage naming its signers",
-            decision.join(" + ")
-        ));
+    let stated = rb.stages.iter().any(|s| s.kind == StageKind::Decision);
+    let decision = if stated || team.decision.is_empty() {
+        decision_signers(rb)
+    } else {
+        team.decision.clone()
+    };
+    if !stated {
+        defaults.push(if team.decision.is_empty() {
+            format!(
+                "the decision is signed by the {}: the document has no go/no-go stage naming its signers",
+                decision.join(" + ")
+            )
+        } else {
+            format!(
+                "the decision is signed by the {}: the roster's [roles] decision (the document has no go/no-go stage)",
+                decision.join(" + ")
+            )
+        });
     }
     let (mut auto, mut manual) = (None, None);
     for f in rb
@@ -577,18 +592,34 @@ pub fn roles(rb: &Runbook) -> Roles {
         }
     }
     let manual_rollback = manual.unwrap_or_else(|| {
-        defaults.push(format!(
-            "a rollback is decided by the {} (the decision's signers): the document names no `Manual Rollback:` authority",
-            decision.join(" + ")
-        ));
-        decision.clone()
+        if team.rollback.is_empty() {
+            defaults.push(format!(
+                "a rollback is decided by the {} (the decision's signers): the document names no `Manual Rollback:` authority",
+                decision.join(" + ")
+            ));
+            decision.clone()
+        } else {
+            defaults.push(format!(
+                "a rollback is decided by the {}: the roster's [roles] rollback (the document names no `Manual Rollback:` authority)",
+                team.rollback.join(" + ")
+            ));
+            team.rollback.clone()
+        }
     });
-    let automatic_rollback = auto.unwrap_or_else(|| {
-        let first = manual_rollback[0].clone();
-        defaults.push(format!(
-            "an automatic rollback runs in the name of the {first}: the document names no `Automatic Rollback:` authority"
-        ));
-        first
+    let automatic_rollback = auto.unwrap_or_else(|| match &team.automatic_rollback {
+        Some(role) => {
+            defaults.push(format!(
+                "an automatic rollback runs in the name of the {role}: the roster's [roles] automatic_rollback (the document names no `Automatic Rollback:` authority)"
+            ));
+            role.clone()
+        }
+        None => {
+            let first = manual_rollback[0].clone();
+            defaults.push(format!(
+                "an automatic rollback runs in the name of the {first}: the document names no `Automatic Rollback:` authority"
+            ));
+            first
+        }
     });
     Roles {
         decision,
@@ -635,8 +666,9 @@ pub fn raise(
     item: usize,
     reason: &str,
     automatic: bool,
+    team: &TeamRoles,
 ) -> Vec<golive_store::NewEvent> {
-    let (auto, manual) = rollback_authority(rb);
+    let (auto, manual) = rollback_authority(rb, team);
     let it = &rb.items[item];
     let mut out = vec![
         golive_store::NewEvent::new(
@@ -651,7 +683,7 @@ pub fn raise(
         .item(&it.id),
     ];
     if automatic {
-        out.push(automatic_start(rb, reason));
+        out.push(automatic_start(rb, reason, team));
     }
     out
 }
@@ -665,6 +697,7 @@ pub fn raised_by_results(
     rb: &Runbook,
     k: &Kept,
     results: &[golive_engine::CheckResult],
+    team: &TeamRoles,
 ) -> Option<(Vec<golive_store::NewEvent>, String)> {
     if !may_raise(k) {
         return None;
@@ -696,12 +729,12 @@ pub fn raised_by_results(
             .map(named)
             .collect();
         if !failing.is_empty() {
-            let by = rollback_authority(rb).0;
+            let by = rollback_authority(rb, team).0;
             let reason = format!("health checks failing: {}", failing.join(", "));
             let line = format!(
                 "ROLLBACK INITIATED with automatic authority ({by}): {reason}; the Rollback Steps run now"
             );
-            return Some((raise(rb, rule.item, &reason, true), line));
+            return Some((raise(rb, rule.item, &reason, true, team), line));
         }
     }
     let marked: Vec<&golive_engine::CheckResult> = results
@@ -720,7 +753,7 @@ pub fn raised_by_results(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let (auto, manual) = rollback_authority(rb);
+    let (auto, manual) = rollback_authority(rb, team);
     let line = if automatic {
         format!("ROLLBACK INITIATED with automatic authority ({auto}): {reason}")
     } else {
@@ -729,13 +762,13 @@ pub fn raised_by_results(
             manual.join(" + ")
         )
     };
-    Some((raise(rb, item, &reason, automatic), line))
+    Some((raise(rb, item, &reason, automatic, team), line))
 }
 
 /// A rollback raised with automatic authority starts at once, in the name
 /// of the role the document gives that authority: nobody is waited for.
-pub fn automatic_start(rb: &Runbook, reason: &str) -> golive_store::NewEvent {
-    let (auto, _) = rollback_authority(rb);
+pub fn automatic_start(rb: &Runbook, reason: &str, team: &TeamRoles) -> golive_store::NewEvent {
+    let (auto, _) = rollback_authority(rb, team);
     golive_store::NewEvent::new(
         "rollback.started",
         json!({ "reason": reason, "authority": "automatic", "signers": [], "by": auto }),
@@ -1004,7 +1037,7 @@ pub struct Readiness {
 /// The [`Readiness`] of `rb` with `roster` (as the deployment's commands
 /// would read it).
 pub fn readiness(rb: &Runbook, roster: &golive_engine::roster::Roster) -> Readiness {
-    let roles = roles(rb);
+    let roles = roles(rb, &roster.team);
     let rollback_steps = rollback_steps(rb)
         .0
         .iter()

@@ -501,7 +501,10 @@ impl Watcher<'_> {
         }
         let it = &self.rb.items[item];
         let automatic = criterion(&self.rb, item).is_some_and(|r| r.automatic);
-        let (auto, manual) = crate::lifecycle::rollback_authority(&self.rb);
+        let team = crate::roster_for(&self.rb, None)
+            .map(|r| r.team)
+            .map_err(|e| e.to_string())?;
+        let (auto, manual) = crate::lifecycle::rollback_authority(&self.rb, &team);
         let reason = format!("{} {} held for its whole window", it.address, it.title);
         let authority = if automatic {
             format!("automatic authority: {auto}")
@@ -515,7 +518,9 @@ impl Watcher<'_> {
                 authority: &authority,
             },
         )?;
-        Ok(crate::lifecycle::raise(&self.rb, item, &reason, automatic))
+        Ok(crate::lifecycle::raise(
+            &self.rb, item, &reason, automatic, &team,
+        ))
     }
 
     /// The day's events so far, for the day's health-check report: those

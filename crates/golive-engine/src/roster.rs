@@ -25,6 +25,70 @@ pub struct Roster {
     pub file: PathBuf,
     /// Read from `file` (else from the document's Contact Information).
     pub from_file: bool,
+    /// The roles the team states for what its documents do not (`[roles]`).
+    pub team: TeamRoles,
+}
+
+/// A roster file's `[roles]`: who signs the go/no-go decision, who decides
+/// a rollback and in whose name an automatic one runs, for documents that
+/// do not say. What a document states comes first.
+///
+/// ```toml
+/// [roles]
+/// decision = ["Release Manager"]
+/// rollback = ["Release Manager", "SRE on call"]
+/// automatic_rollback = "SRE on call"
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TeamRoles {
+    pub decision: Vec<String>,
+    pub rollback: Vec<String>,
+    pub automatic_rollback: Option<String>,
+}
+
+impl TeamRoles {
+    fn from_table(t: &toml::Table, source: &str) -> Result<TeamRoles, String> {
+        let list = |key: &str| -> Result<Vec<String>, String> {
+            match t.get(key) {
+                None => Ok(Vec::new()),
+                Some(toml::Value::Array(a)) => a
+                    .iter()
+                    .map(|v| {
+                        v.as_str()
+                            .map(|s| s.trim().to_string())
+                            .filter(|s| !s.is_empty())
+                            .ok_or_else(|| {
+                                format!("{source}: [roles] {key} holds role names (strings)")
+                            })
+                    })
+                    .collect(),
+                Some(_) => Err(format!(
+                    "{source}: [roles] {key} is a list of role names: {key} = [\"Release Manager\"]"
+                )),
+            }
+        };
+        for key in t.keys() {
+            if !["decision", "rollback", "automatic_rollback"].contains(&key.as_str()) {
+                return Err(format!(
+                    "{source}: [roles] has no `{key}`: it takes decision, rollback and automatic_rollback"
+                ));
+            }
+        }
+        let automatic_rollback = match t.get("automatic_rollback") {
+            None => None,
+            Some(toml::Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+            Some(_) => {
+                return Err(format!(
+                    "{source}: [roles] automatic_rollback is one role name: automatic_rollback = \"SRE on call\""
+                ));
+            }
+        };
+        Ok(TeamRoles {
+            decision: list("decision")?,
+            rollback: list("rollback")?,
+            automatic_rollback,
+        })
+    }
 }
 
 impl Roster {
@@ -50,6 +114,11 @@ impl Roster {
             source: source.to_string(),
             file: PathBuf::from(source),
             from_file: true,
+            team: match table.get("roles") {
+                None => TeamRoles::default(),
+                Some(toml::Value::Table(t)) => TeamRoles::from_table(t, source)?,
+                Some(_) => return Err(format!("{source}: [roles] is a table")),
+            },
         };
         let list = match table.get("person") {
             Some(toml::Value::Array(a)) => a.clone(),
@@ -93,6 +162,7 @@ impl Roster {
             source: format!("{} (Contact Information)", rb.path),
             file: Roster::default_file(&rb.path),
             from_file: false,
+            team: TeamRoles::default(),
         };
         let Some(group) = rb
             .groups()

@@ -54,7 +54,7 @@ pub fn status_json(rb: &Runbook, d: &Deployment, s: &Status) -> Value {
         "signed_items": s.signed_items,
         "decision": s.kept.decision.as_ref().map(|e| e.data.clone()),
         "baselines": s.kept.baselines,
-        "roles": roles_json(rb),
+        "roles": roles_json(s),
         "state": s.state,
         "stage_signoffs": golive_deploy::lifecycle::stage_signoffs(rb, &s.kept)
             .into_iter()
@@ -121,8 +121,8 @@ pub fn phase_lines(rb: &Runbook, s: &Status, now: jiff::Timestamp) -> Vec<String
 }
 
 /// The roles a deployment uses, and the defaults among them.
-fn roles_json(rb: &Runbook) -> serde_json::Value {
-    let r = golive_deploy::lifecycle::roles(rb);
+fn roles_json(s: &Status) -> serde_json::Value {
+    let r = &s.roles;
     json!({
         "decision": r.decision, "manual_rollback": r.manual_rollback,
         "automatic_rollback": r.automatic_rollback, "defaults": r.defaults,
@@ -296,7 +296,7 @@ pub fn status_text(rb: &Runbook, d: &Deployment, s: &Status, now: jiff::Timestam
             let _ = writeln!(
                 out,
                 "\nDecision: pending ({} to sign{})",
-                lifecycle::decision_signers(rb).join(", "),
+                s.roles.decision.join(", "),
                 if sigs.is_empty() {
                     String::new()
                 } else {
@@ -305,7 +305,7 @@ pub fn status_text(rb: &Runbook, d: &Deployment, s: &Status, now: jiff::Timestam
             );
         }
     }
-    let roles = lifecycle::roles(rb);
+    let roles = &s.roles;
     if !roles.defaults.is_empty() {
         let _ = writeln!(out, "\nRoles the document does not state (defaults):");
         for d in &roles.defaults {

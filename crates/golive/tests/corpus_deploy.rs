@@ -736,3 +736,80 @@ fn reports_nobody_would_send_up_the_filled_document_answers_its_own_lines() {
         assert!(md.contains(line), "{line} in:\n{md}");
     }
 }
+
+#[test]
+fn roles_the_document_never_names_a_team_states_its_own_in_the_roster() {
+    let e = Env::tagged("tests/corpus/saas-hotfix.md", "-team");
+    std::fs::write(
+        e.dir.join("roster.toml"),
+        "[[person]]\nname = \"Ann\"\nroles = [\"Release Manager\", \"Deployment Lead\"]\n\n\
+         [[person]]\nname = \"Sam\"\nroles = [\"SRE on call\"]\n\n\
+         [roles]\ndecision = [\"Release Manager\"]\nrollback = [\"Release Manager\", \"SRE on call\"]\nautomatic_rollback = \"SRE on call\"\n",
+    )
+    .expect("roster");
+    let lint = e.ok(&["lint", &e.doc]);
+    assert!(
+        lint.contains("go/no-go decision signed by: Release Manager"),
+        "{lint}"
+    );
+    assert!(
+        lint.contains("rollback decided by: Release Manager + SRE on call; automatic rollback in the name of: SRE on call"),
+        "{lint}"
+    );
+    e.ok(&["run", &e.doc]);
+    let status = e.ok(&["status"]);
+    assert!(
+        status.contains(
+            "the decision is signed by the Release Manager: the roster's [roles] decision"
+        ),
+        "{status}"
+    );
+    // the default no longer applies: the team's role signs
+    let wrong = e.refused(&with(&["decide", "go"], &LEAD));
+    assert!(
+        wrong.contains("the decision is signed by the Release Manager"),
+        "{wrong}"
+    );
+    e.ok(&["decide", "go", "--as", "Ann", "--role", "Release Manager"]);
+    let first = e.ok(&[
+        "rollback",
+        "--as",
+        "Ann",
+        "--role",
+        "Release Manager",
+        "--reason",
+        "symptom back",
+    ]);
+    assert!(
+        first.contains("waiting for the rest of: Release Manager + SRE on call"),
+        "{first}"
+    );
+    let second = e.ok(&[
+        "rollback",
+        "--as",
+        "Sam",
+        "--role",
+        "SRE on call",
+        "--reason",
+        "symptom back",
+    ]);
+    assert!(
+        second.contains("ROLLBACK INITIATED by Release Manager + SRE on call"),
+        "{second}"
+    );
+    e.ok(&["done", "rollback", "--as", "Sam"]);
+    assert!(e.ok(&["finish", "--as", "Sam"]).contains("ROLLED BACK"));
+    // a roster whose [roles] is malformed is named, with what it takes
+    std::fs::write(
+        e.dir.join("roster.toml"),
+        "[[person]]\nname = \"Ann\"\nroles = [\"Release Manager\"]\n\n[roles]\ndecisions = [\"Release Manager\"]\n",
+    )
+    .expect("roster");
+    let bad = e.golive(&["status"]);
+    let said = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("roster.toml: [roles] has no `decisions`: it takes decision, rollback and automatic_rollback"),
+        "{said}"
+    );
+}
