@@ -73,24 +73,40 @@ impl Deployment {
         Ok(())
     }
 
-    /// The person named `name` on the deployment's roster (`roster_file`,
-    /// or the `roster.toml` beside the runbook, or the document's Contact
-    /// Information), or the refusal that says how to add them.
     /// The roles the team states for what the document does not (the
     /// roster file's `[roles]`).
     fn team(&self, roster_file: Option<&Path>) -> Result<lifecycle::TeamRoles> {
         Ok(roster_for(&self.rb, roster_file)?.team)
     }
 
+    /// The person named `name` on the deployment's roster (`roster_file`,
+    /// or the `roster.toml` beside the runbook, or the document's Contact
+    /// Information), or the refusal that says how to add them.
     fn person(&self, roster_file: Option<&Path>, name: &str, role: Option<&str>) -> Result<Person> {
-        let roster = roster_for(&self.rb, roster_file)?;
-        roster.person(name).cloned().ok_or_else(|| {
-            Error::refused(
-                K::NotOnRoster,
-                format!("{}\nor pass --roster FILE", roster.absent(name, role)),
-            )
-        })
+        person_in(&roster_for(&self.rb, roster_file)?, name, role)
     }
+
+    /// The person acting and the team's roles, from one read of the roster.
+    fn person_and_team(
+        &self,
+        roster_file: Option<&Path>,
+        name: &str,
+        role: Option<&str>,
+    ) -> Result<(Person, lifecycle::TeamRoles)> {
+        let roster = roster_for(&self.rb, roster_file)?;
+        let person = person_in(&roster, name, role)?;
+        Ok((person, roster.team))
+    }
+}
+
+/// `name` on `roster`, or the refusal saying how to add them.
+fn person_in(roster: &Roster, name: &str, role: Option<&str>) -> Result<Person> {
+    roster.person(name).cloned().ok_or_else(|| {
+        Error::refused(
+            K::NotOnRoster,
+            format!("{}\nor pass --roster FILE", roster.absent(name, role)),
+        )
+    })
 }
 
 /// The roster a deployment's commands check people against.
@@ -735,7 +751,9 @@ impl Deployment {
         let _lock = self.lock().await?;
         let rb = &self.rb;
         let verdict = if a.go { "GO" } else { "NO-GO" };
-        let required = lifecycle::roles(rb, &self.team(a.roster)?).decision;
+        // one read of the roster: the team's roles, then the person
+        let roster = roster_for(rb, a.roster)?;
+        let required = lifecycle::roles(rb, &roster.team).decision;
         let decision_at = || {
             rb.stages
                 .iter()
@@ -753,7 +771,7 @@ impl Deployment {
                 at: decision_at(),
             }));
         }
-        let person = self.person(a.roster, a.name, Some(a.role))?;
+        let person = person_in(&roster, a.name, Some(a.role))?;
         holds(&person, a.role)?;
         if !a.go && a.reason.is_none_or(|r| r.trim().is_empty()) {
             return Err(Error::refused(
@@ -1155,8 +1173,7 @@ impl Deployment {
     ) -> Result<GateResult> {
         let _lock = self.lock().await?;
         let rb = &self.rb;
-        let person = self.person(roster, name, None)?;
-        let team = self.team(roster)?;
+        let (person, team) = self.person_and_team(roster, name, None)?;
         let k = self.kept(l).await?;
         if k.go().is_none() {
             return Err(Error::refused(K::BeforeGo, "gates follow the GO decision"));
@@ -1279,7 +1296,7 @@ impl Deployment {
     ) -> Result<RolledBack> {
         let _lock = self.lock().await?;
         let rb = &self.rb;
-        let person = self.person(roster, name, Some(role))?;
+        let (person, team) = self.person_and_team(roster, name, Some(role))?;
         holds(&person, role)?;
         let k = self.kept(l).await?;
         if k.rollback_started.is_some() {
@@ -1291,7 +1308,7 @@ impl Deployment {
         if k.ended.is_some() {
             return Err(Error::refused(K::Ended, "the deployment has ended"));
         }
-        let (auto, manual) = lifecycle::rollback_authority(rb, &self.team(roster)?);
+        let (auto, manual) = lifecycle::rollback_authority(rb, &team);
         let automatic = k
             .rollback_raised
             .as_ref()
@@ -1430,7 +1447,7 @@ impl Deployment {
     ) -> Result<Continued> {
         let _lock = self.lock().await?;
         let rb = &self.rb;
-        let person = self.person(roster, name, Some(role))?;
+        let (person, team) = self.person_and_team(roster, name, Some(role))?;
         holds(&person, role)?;
         if reason.trim().is_empty() {
             return Err(Error::refused(
@@ -1454,7 +1471,7 @@ impl Deployment {
                 "no rollback decision is raised: there is nothing to continue from",
             ));
         };
-        let (_, manual) = lifecycle::rollback_authority(rb, &self.team(roster)?);
+        let (_, manual) = lifecycle::rollback_authority(rb, &team);
         if !manual.iter().any(|r| r.eq_ignore_ascii_case(role)) {
             return Err(Error::refused(
                 K::WrongRole,

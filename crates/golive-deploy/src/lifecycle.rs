@@ -697,10 +697,10 @@ pub fn raised_by_results(
     rb: &Runbook,
     k: &Kept,
     results: &[golive_engine::CheckResult],
-    team: &TeamRoles,
-) -> Option<(Vec<golive_store::NewEvent>, String)> {
+    team: impl FnOnce() -> Result<TeamRoles, String>,
+) -> Result<Option<(Vec<golive_store::NewEvent>, String)>, String> {
     if !may_raise(k) {
-        return None;
+        return Ok(None);
     }
     let failed = |r: &&golive_engine::CheckResult| {
         matches!(
@@ -729,12 +729,13 @@ pub fn raised_by_results(
             .map(named)
             .collect();
         if !failing.is_empty() {
+            let team = &team()?;
             let by = rollback_authority(rb, team).0;
             let reason = format!("health checks failing: {}", failing.join(", "));
             let line = format!(
                 "ROLLBACK INITIATED with automatic authority ({by}): {reason}; the Rollback Steps run now"
             );
-            return Some((raise(rb, rule.item, &reason, true, team), line));
+            return Ok(Some((raise(rb, rule.item, &reason, true, team), line)));
         }
     }
     let marked: Vec<&golive_engine::CheckResult> = results
@@ -742,7 +743,11 @@ pub fn raised_by_results(
         .filter(failed)
         .filter(|r| r.check.on_fail.as_deref() == Some("rollback"))
         .collect();
-    let first = marked.first()?;
+    let Some(first) = marked.first() else {
+        return Ok(None);
+    };
+    // the roster is read only when there is a rollback to raise
+    let team = &team()?;
     let item = first.check.item;
     let automatic = rules.iter().any(|r| r.item == item && r.automatic);
     let reason = format!(
@@ -762,7 +767,7 @@ pub fn raised_by_results(
             manual.join(" + ")
         )
     };
-    Some((raise(rb, item, &reason, automatic, team), line))
+    Ok(Some((raise(rb, item, &reason, automatic, team), line)))
 }
 
 /// A rollback raised with automatic authority starts at once, in the name
@@ -1054,13 +1059,12 @@ pub fn readiness(rb: &Runbook, roster: &golive_engine::roster::Roster) -> Readin
             (g.name(), items, target)
         })
         .collect();
-    let mut rules = golive_engine::rules::rollback_rules(rb)
+    let (judged_items, ruled): (Vec<_>, Vec<_>) = golive_engine::rules::rollback_rules(rb)
+        .into_iter()
+        .partition(|r| r.kind == golive_engine::rules::RuleKind::Judgement);
+    let mut rules = ruled.len();
+    let mut judged: Vec<String> = judged_items
         .iter()
-        .filter(|r| r.kind != golive_engine::rules::RuleKind::Judgement)
-        .count();
-    let mut judged: Vec<String> = golive_engine::rules::rollback_rules(rb)
-        .iter()
-        .filter(|r| r.kind == golive_engine::rules::RuleKind::Judgement)
         .map(|r| rb.items[r.item].title.clone())
         .collect();
     for c in rb

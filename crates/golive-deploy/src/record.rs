@@ -281,10 +281,12 @@ impl Recorder {
             .await
             .map_err(|e| e.to_string())?;
         let k = self.kept(l).await?;
-        let team = crate::roster_for(rb, None)
-            .map(|r| r.team)
-            .map_err(|e| e.to_string())?;
-        if let Some((raise, line)) = crate::lifecycle::raised_by_results(rb, &k, results, &team) {
+        let team = || {
+            crate::roster_for(rb, None)
+                .map(|r| r.team)
+                .map_err(|e| e.to_string())
+        };
+        if let Some((raise, line)) = crate::lifecycle::raised_by_results(rb, &k, results, team)? {
             self.store
                 .append(&self.deployment, &raise)
                 .await

@@ -76,16 +76,11 @@ pub fn render_markdown(
     let mut fills: BTreeMap<String, String> = BTreeMap::new();
     let k = Kept::replay(events);
     let states = lifecycle::states(rb, &k);
-    // the latest sign-off that signed each item done
-    let mut signed: BTreeMap<&str, &Event> = BTreeMap::new();
-    for e in events.iter().filter(|e| e.kind == "signoff") {
-        let item = e.item.as_deref().unwrap_or("");
-        if lifecycle::signoff_result(e) == lifecycle::SignResult::Done {
-            signed.insert(item, e);
-        } else {
-            signed.remove(item);
-        }
-    }
+    // each item's latest sign-off, when it signed the item done
+    let signed: BTreeMap<&str, &Event> = lifecycle::latest_signoffs(&k)
+        .into_iter()
+        .filter(|(_, e)| lifecycle::signoff_result(e) == lifecycle::SignResult::Done)
+        .collect();
     for (i, item) in rb.items.iter().enumerate() {
         let item_checks = k.checks.get(&item.id).map(|c| &c.events);
         // measured values from the item's checks
