@@ -21,6 +21,15 @@ pub struct Deployment {
     pub store: Store,
     pub row: golive_store::Deployment,
     pub rb: Runbook,
+    /// The people who may act, when the caller has them (a server's
+    /// people); otherwise each command reads the roster file it is given,
+    /// the one beside the runbook, or the document's Contact Information.
+    pub people: Option<Roster>,
+    /// The state version (the kept state's event number) the caller saw
+    /// when it asked for the write: the command is refused, recording
+    /// nothing, when the deployment moved on since. Checked once, under the
+    /// write lock, at the command's first read of the state.
+    pub seen: std::sync::Mutex<Option<i64>>,
 }
 
 impl Deployment {
@@ -45,6 +54,8 @@ impl Deployment {
             store,
             rb: source.runbook(),
             row,
+            people: None,
+            seen: std::sync::Mutex::new(None),
         })
     }
 
@@ -60,6 +71,18 @@ impl Deployment {
         if let Some(n) = note {
             l.note(&n);
         }
+        let seen = self.seen.lock().ok().and_then(|mut s| s.take());
+        if let Some(seen) = seen
+            && seen != k.seq
+        {
+            return Err(Error::refused(
+                K::MovedOn,
+                format!(
+                    "deployment {} moved on: this was asked at version {seen}, it is at version {} now; look at it again and retry",
+                    self.row.id, k.seq
+                ),
+            ));
+        }
         Ok(k)
     }
 
@@ -73,17 +96,26 @@ impl Deployment {
         Ok(())
     }
 
+    /// The roster the deployment's commands check people against: the
+    /// caller's people when it gave them, else [`roster_for`].
+    pub fn roster(&self, roster_file: Option<&Path>) -> Result<Roster> {
+        match &self.people {
+            Some(p) => Ok(p.clone()),
+            None => roster_for(&self.rb, roster_file),
+        }
+    }
+
     /// The roles the team states for what the document does not (the
     /// roster file's `[roles]`).
     fn team(&self, roster_file: Option<&Path>) -> Result<lifecycle::TeamRoles> {
-        Ok(roster_for(&self.rb, roster_file)?.team)
+        Ok(self.roster(roster_file)?.team)
     }
 
     /// The person named `name` on the deployment's roster (`roster_file`,
     /// or the `roster.toml` beside the runbook, or the document's Contact
     /// Information), or the refusal that says how to add them.
     fn person(&self, roster_file: Option<&Path>, name: &str, role: Option<&str>) -> Result<Person> {
-        person_in(&roster_for(&self.rb, roster_file)?, name, role)
+        person_in(&self.roster(roster_file)?, name, role)
     }
 
     /// The person acting and the team's roles, from one read of the roster.
@@ -93,7 +125,7 @@ impl Deployment {
         name: &str,
         role: Option<&str>,
     ) -> Result<(Person, lifecycle::TeamRoles)> {
-        let roster = roster_for(&self.rb, roster_file)?;
+        let roster = self.roster(roster_file)?;
         let person = person_in(&roster, name, role)?;
         Ok((person, roster.team))
     }
@@ -752,7 +784,7 @@ impl Deployment {
         let rb = &self.rb;
         let verdict = if a.go { "GO" } else { "NO-GO" };
         // one read of the roster: the team's roles, then the person
-        let roster = roster_for(rb, a.roster)?;
+        let roster = self.roster(a.roster)?;
         let required = lifecycle::roles(rb, &roster.team).decision;
         let decision_at = || {
             rb.stages

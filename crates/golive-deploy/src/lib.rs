@@ -54,7 +54,7 @@ pub mod watch;
 
 pub use commands::*;
 pub use kept::{Checked, Fold, Kept, StepProgress};
-pub use store::{create_store, find, open_store};
+pub use store::{create_store, find, open_store, open_stored, start_stored};
 
 use golive_runbook::Runbook;
 use sha2::{Digest, Sha256};
@@ -178,6 +178,9 @@ pub enum RefusalKind {
     /// A name that is none of the choices (a gate other than smoke or
     /// verification).
     NoSuchChoice,
+    /// The deployment moved on since the state version the write was
+    /// asked at (another person acted first).
+    MovedOn,
 }
 
 /// A rule of the runbook says no; nothing was recorded.

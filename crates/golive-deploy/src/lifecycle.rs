@@ -1177,3 +1177,40 @@ impl Readiness {
         out
     }
 }
+
+/// The role `person` acts in when they name none: the first of `wanted`
+/// (an item's Responsible role, the decision's or a rollback's roles) they
+/// hold, else their first role. The command then refuses a role that may
+/// not act, with its own words.
+pub fn acting_role(person: &golive_engine::roster::Person, wanted: &[String]) -> String {
+    wanted
+        .iter()
+        .find(|w| person.holds(w))
+        .or(person.roles.first())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The role an item names to sign it (its `**Responsible:**` field), as a
+/// list for [`acting_role`]: empty when anyone on the roster may.
+pub fn signing_roles(rb: &Runbook, item: usize) -> Vec<String> {
+    rb.items[item]
+        .field("Responsible")
+        .map(|f| f.value.trim().to_string())
+        .filter(|r| !r.is_empty())
+        .into_iter()
+        .collect()
+}
+
+/// The open items ([`open_items`]) `person` may sign: those whose role
+/// they hold, or that name none.
+pub fn open_items_for(
+    rb: &Runbook,
+    k: &Kept,
+    person: &golive_engine::roster::Person,
+) -> Vec<OpenItem> {
+    open_items(rb, k)
+        .into_iter()
+        .filter(|o| o.role.as_deref().is_none_or(|r| person.holds(r)))
+        .collect()
+}

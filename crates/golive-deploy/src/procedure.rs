@@ -525,3 +525,12 @@ pub fn stop_line(rb: &Runbook, stop: &Stop) -> Option<String> {
         Stop::Running(i, why) => Some(format!("next: {}: {why}", step(*i))),
     }
 }
+
+/// The step to do next: the first of the sequence running now
+/// ([`current_sequence`]) not recorded done.
+pub fn next_step(rb: &Runbook, k: &Kept) -> Option<usize> {
+    let done = done_steps(k);
+    current_sequence(rb, k)?
+        .into_iter()
+        .find(|&s| !done.contains(rb.items[s].id.as_str()))
+}

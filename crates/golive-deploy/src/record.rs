@@ -142,6 +142,12 @@ impl Recorder {
             },
         };
         let continued = open.is_some();
+        // any process serving this store (a server) reads the runbook from
+        // it, not from this machine's file
+        store
+            .put_runbook(&rb.path, &rb.source, &started_by)
+            .await
+            .map_err(|e| e.to_string())?;
         let deployment = match open {
             Some(id) => id,
             None => store
@@ -519,6 +525,10 @@ pub async fn deployment_of(
         return Ok(d.id);
     }
     let started_by = account();
+    store
+        .put_runbook(&rb.path, &rb.source, &started_by)
+        .await
+        .map_err(|e| e.to_string())?;
     store
         .create_deployment(&NewDeployment {
             runbook_path: rb.path.clone(),

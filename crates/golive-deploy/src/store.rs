@@ -43,3 +43,63 @@ pub fn intact(d: &Deployment) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The deployment `id` of `store` (the newest when None) with the runbook
+/// text the store holds for it (registered by the run that created it, or
+/// with `golive runbooks add`): how a server opens a deployment, whatever
+/// machine started it.
+pub async fn open_stored(store: &Store, id: Option<&str>) -> Result<crate::Deployment> {
+    let row = find(store, id).await?;
+    let rb = store.runbook(&row.runbook_sha256).await?.ok_or_else(|| {
+        Error::Failed(format!(
+            "the store holds no text for deployment {}'s runbook {} (sha256 {}): register it with `golive runbooks add {}`",
+            row.id,
+            row.runbook_path,
+            &row.runbook_sha256[..12.min(row.runbook_sha256.len())],
+            row.runbook_path
+        ))
+    })?;
+    crate::Deployment::new(
+        store.clone(),
+        row,
+        &crate::Source::new(rb.path.clone(), rb.text),
+    )
+}
+
+/// Start a deployment of the runbook registered under `sha256`, by `by`,
+/// with `vars` bound: its id. Refused, recording nothing, when no runbook
+/// is registered under that hash.
+pub async fn start_stored(
+    store: &Store,
+    sha256: &str,
+    vars: serde_json::Value,
+    by: &str,
+) -> Result<String> {
+    let rb = store.runbook(sha256).await?.ok_or_else(|| {
+        Error::refused(
+            crate::RefusalKind::Unknown,
+            format!(
+                "no runbook registered under sha256 {sha256}: register it first (`golive runbooks add FILE` or POST /api/v1/runbooks)"
+            ),
+        )
+    })?;
+    let id = store
+        .create_deployment(&golive_store::NewDeployment {
+            runbook_path: rb.path.clone(),
+            runbook_sha256: rb.sha256.clone(),
+            started_by: by.to_string(),
+            vars,
+        })
+        .await?;
+    store
+        .append(
+            &id,
+            &[golive_store::NewEvent::new(
+                "deployment.created",
+                serde_json::json!({ "runbook": rb.path, "sha256": rb.sha256 }),
+            )
+            .actor(by)],
+        )
+        .await?;
+    Ok(id)
+}

@@ -9,12 +9,14 @@
 //! - [`status`]: `golive status`, as text and JSON;
 //! - [`hypercare`]: a watch's daily health-check report;
 //! - [`show`]: `golive show`, the runbook as golive reads it;
-//! - [`loadview`]: a load probe's summary.
+//! - [`loadview`]: a load probe's summary;
+//! - [`said`]: what the lifecycle's commands print when they succeed.
 
 pub mod deployment;
 pub mod hypercare;
 pub mod loadview;
 pub mod run;
+pub mod said;
 pub mod show;
 pub mod status;
 

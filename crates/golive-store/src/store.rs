@@ -139,6 +139,7 @@ impl NewEvent {
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_events.sql")),
     (2, include_str!("../migrations/0002_kept_state.sql")),
+    (3, include_str!("../migrations/0003_server.sql")),
 ];
 
 /// How a deployment's state follows its events: the store calls it in the
@@ -1181,3 +1182,6 @@ async fn connect_postgres(url: &str) -> Result<PgPool, String> {
         .await
         .map_err(|e| target.cause(e).to_string())
 }
+
+mod people;
+pub use people::{PersonRow, RunbookRow, TokenRow};

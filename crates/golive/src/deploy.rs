@@ -2,8 +2,7 @@
 //! deployment, calls the lifecycle (golive-deploy), prints its outcome with
 //! golive-report, and turns it into an exit code. No rule lives here.
 
-use golive_deploy::time::minutes_text;
-use golive_deploy::{Error, Listener, Raised, RolledBack};
+use golive_deploy::{Error, Listener, Raised};
 use golive_engine::CheckResult;
 use golive_runbook::Runbook;
 use std::path::Path;
@@ -37,6 +36,13 @@ pub fn exit(r: golive_deploy::Result<ExitCode>) -> Result<ExitCode, String> {
     }
 }
 
+/// Print what a command said, a line each.
+pub fn say(lines: Vec<String>) {
+    for l in lines {
+        println!("{l}");
+    }
+}
+
 /// The deployment `id` (or the newest) of the store at `location`, with its
 /// runbook read from where the deployment recorded it.
 pub async fn open(
@@ -62,25 +68,8 @@ pub async fn sign(a: Sign<'_>) -> Result<ExitCode, String> {
     exit(
         async {
             let d = open(a.store, a.deployment).await?;
-            for s in d.sign_each(&a.sign, a.more, &Cli).await? {
-                let it = &d.rb.items[s.item];
-                let how = match s.result {
-                    golive_deploy::lifecycle::SignResult::Done if s.overrides => {
-                        "signed, overriding its failed checks,"
-                    }
-                    golive_deploy::lifecycle::SignResult::Done => "signed",
-                    golive_deploy::lifecycle::SignResult::NotApplicable => "signed N/A",
-                    golive_deploy::lifecycle::SignResult::Failed => "signed FAILED",
-                };
-                println!(
-                    "{} {} {how} by {} as {} in deployment {}",
-                    it.address,
-                    it.title,
-                    s.name,
-                    s.role,
-                    d.id()
-                );
-            }
+            let all = d.sign_each(&a.sign, a.more, &Cli).await?;
+            say(golive_report::said::signed(&d.rb, d.id(), &all));
             Ok(ExitCode::SUCCESS)
         }
         .await,
@@ -216,31 +205,7 @@ pub async fn decide(a: Decide<'_>) -> Result<ExitCode, String> {
         async {
             let d = open(a.store, a.deployment).await?;
             let o = d.decide(&a.decide, &Cli).await?;
-            if o.taken() {
-                println!(
-                    "{}: decided by {} in deployment {}",
-                    o.verdict,
-                    o.required.join(", "),
-                    d.id()
-                );
-                if !o.overrides.is_empty() {
-                    println!(
-                        "taken over {} override(s) of failed checks:",
-                        o.overrides.len()
-                    );
-                    for line in &o.overrides {
-                        println!("  {line}");
-                    }
-                }
-            } else {
-                println!(
-                    "{} signed by {} as {}; waiting for: {}",
-                    o.verdict,
-                    o.name,
-                    o.role,
-                    o.waiting.join(", ")
-                );
-            }
+            say(golive_report::said::decided(d.id(), &o));
             Ok(ExitCode::SUCCESS)
         }
         .await,
@@ -293,15 +258,7 @@ pub async fn done(a: Done<'_>) -> Result<ExitCode, String> {
         let d = open(a.store, a.deployment).await?;
         match d.done(&a.done, &Cli).await? {
             Ok(s) => {
-                println!(
-                    "{} {} by {}",
-                    s.label,
-                    if s.skipped { "skipped" } else { "done" },
-                    s.name
-                );
-                for l in s.lines {
-                    println!("{l}");
-                }
+                say(golive_report::said::step_done(&s));
                 Ok(ExitCode::SUCCESS)
             }
             Err(golive_deploy::NotDone::DoneMeanwhile(step)) => {
@@ -324,32 +281,19 @@ pub async fn gate(
     name: &str,
     roster: Option<&Path>,
 ) -> Result<ExitCode, String> {
-    exit(async {
-        let d = open(location, id).await?;
-        let g = d.gate(which, name, roster, &Cli).await?;
-        let t = g.tally;
-        println!(
-            "{} gate: {}/{} passed (target {}/{}): {}",
-            g.gate.name(),
-            t.passed,
-            t.total,
-            t.target,
-            t.total,
-            match g.raised {
-                Raised::Nothing => "PASS",
-                Raised::Already => "FAIL (the rollback is raised already)",
-                Raised::Started =>
-                    "FAIL: ROLLBACK INITIATED with automatic authority; the Rollback Steps run now",
-                Raised::Decision => "FAIL: the rollback decision is raised",
-            }
-        );
-        Ok(if g.raised == Raised::Nothing {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        })
-    }
-    .await)
+    exit(
+        async {
+            let d = open(location, id).await?;
+            let g = d.gate(which, name, roster, &Cli).await?;
+            say(golive_report::said::gate(&g));
+            Ok(if g.raised == Raised::Nothing {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        .await,
+    )
 }
 
 /// `golive rollback [DEPLOYMENT] --as NAME --role ROLE --reason TEXT`.
@@ -362,41 +306,20 @@ pub async fn rollback(
     continue_: bool,
     roster: Option<&Path>,
 ) -> Result<ExitCode, String> {
-    exit(async {
-        let d = open(location, id).await?;
-        if continue_ {
-            match d.continue_instead(name, role, reason, roster, &Cli).await? {
-                golive_deploy::Continued::Resolved { by } => println!(
-                    "ROLLBACK DECISION RESOLVED: {} decided to continue; the deployment goes on",
-                    by.join(" + ")
-                ),
-                golive_deploy::Continued::Signed { waiting } => println!(
-                    "decision to continue signed by {name} as {role}; waiting for: {}",
-                    waiting.join(" + ")
-                ),
+    exit(
+        async {
+            let d = open(location, id).await?;
+            if continue_ {
+                let c = d.continue_instead(name, role, reason, roster, &Cli).await?;
+                say(golive_report::said::continued(&c, name, role));
+                return Ok(ExitCode::SUCCESS);
             }
-            return Ok(ExitCode::SUCCESS);
+            let r = d.rollback(name, role, reason, roster, &Cli).await?;
+            say(golive_report::said::rolled_back(&r));
+            Ok(ExitCode::SUCCESS)
         }
-        match d.rollback(name, role, reason, roster, &Cli).await? {
-            RolledBack::Automatic { name, role } => println!(
-                "ROLLBACK INITIATED by {name} ({role}, automatic authority): run the Rollback Steps with golive done"
-            ),
-            RolledBack::Started { by } => println!(
-                "ROLLBACK INITIATED by {}: run the Rollback Steps with golive done",
-                by.join(" + ")
-            ),
-            RolledBack::Signed {
-                name,
-                role,
-                authority,
-            } => println!(
-                "rollback signed by {name} as {role}; waiting for the rest of: {}",
-                authority.join(" + ")
-            ),
-        }
-        Ok(ExitCode::SUCCESS)
-    }
-    .await)
+        .await,
+    )
 }
 
 /// `golive finish [DEPLOYMENT] --as NAME`.
@@ -410,24 +333,7 @@ pub async fn finish(
         async {
             let d = open(location, id).await?;
             let f = d.finish(name, roster, jiff::Timestamp::now(), &Cli).await?;
-            let target = f
-                .target_seconds
-                .map(|t| format!(" (target < {})", minutes_text(t as f64)))
-                .unwrap_or_default();
-            if f.outcome == "SUCCESS" {
-                println!(
-                    "SUCCESS: deployment {} took {}{target}, production {}",
-                    d.id(),
-                    minutes_text(f.seconds),
-                    f.health
-                );
-            } else {
-                println!(
-                    "ROLLED BACK: deployment {} rolled back in {}{target}",
-                    d.id(),
-                    minutes_text(f.seconds)
-                );
-            }
+            say(golive_report::said::finished(d.id(), &f));
             Ok(ExitCode::SUCCESS)
         }
         .await,

@@ -5,6 +5,7 @@
 
 mod demo;
 mod deploy;
+mod serve;
 mod vars;
 mod watch;
 
@@ -108,7 +109,95 @@ enum AuditAction {
 }
 
 #[derive(Subcommand)]
+enum UsersAction {
+    /// Add a person (or change their roles and email) and print a new
+    /// token for them, once, alone on the last line.
+    Add {
+        name: String,
+        /// A role they hold (repeat for more); `viewer` alone only looks.
+        #[arg(long = "role", required = true, value_name = "ROLE")]
+        roles: Vec<String>,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
+        store: String,
+    },
+    /// List the people and their tokens (ids and dates, never a token).
+    List {
+        #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
+        store: String,
+    },
+    /// Revoke a token by its id, or every token of a person by name.
+    Revoke {
+        id: String,
+        #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
+        store: String,
+    },
+    /// Add the people of a roster file (`roster.toml`); prints a token for
+    /// each person new to the server.
+    Import {
+        file: PathBuf,
+        #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
+        store: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RunbooksAction {
+    /// Register a runbook's text with the store, by its SHA-256 (printed).
+    Add {
+        file: PathBuf,
+        #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
+        store: String,
+    },
+    /// List the registered runbooks.
+    List {
+        #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
+        store: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
+    /// The war room: serve the JSON API (`/api/v1/`, described at
+    /// `/openapi.json`), the live page and the event streams over the
+    /// store, with golive's health contract (`/health`, `/ready`, `/live`,
+    /// `/version`, `/metrics`). Stops cleanly on Ctrl-C or SIGTERM.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
+        store: String,
+        /// Serve HTTPS with this certificate chain (PEM).
+        #[arg(long, value_name = "PEM", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's private key (PEM).
+        #[arg(long, value_name = "PEM", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Requests per second per client address (bursts of 4×); 0: no limit.
+        #[arg(long, default_value_t = 50.0, value_name = "N")]
+        rate_limit: f64,
+        /// The largest request body accepted, in bytes.
+        #[arg(long, default_value_t = 65536, value_name = "BYTES")]
+        body_limit: usize,
+        /// Mark the session cookie Secure (on with --tls-cert; say it behind
+        /// a TLS-terminating proxy).
+        #[arg(long)]
+        secure_cookie: bool,
+        /// Log one JSON object per line (else plain lines).
+        #[arg(long)]
+        log_json: bool,
+    },
+    /// The server's people and their tokens.
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
+    },
+    /// The runbooks registered with the store (what a server deploys from).
+    Runbooks {
+        #[command(subcommand)]
+        action: RunbooksAction,
+    },
     /// Check a runbook for faults: declared counts, annotations, unbound
     /// placeholders, unclosed fences, skipped heading levels; warn of repeated
     /// titles and suggested blocks not reviewed yet. Exit 0 no error, 1 an
@@ -739,6 +828,51 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Audit {
             action: AuditAction::Rebuild { deployment, store },
         } => runtime()?.block_on(deploy::rebuild(&store, deployment.as_deref())),
+        Command::Serve {
+            listen,
+            store,
+            tls_cert,
+            tls_key,
+            rate_limit,
+            body_limit,
+            secure_cookie,
+            log_json,
+        } => {
+            let mut cfg = golive_server::Config::new(listen, &store);
+            cfg.secure_cookie = secure_cookie || tls_cert.is_some();
+            cfg.tls = tls_cert.zip(tls_key);
+            cfg.rate = golive_server::limit::Rate {
+                per_second: rate_limit,
+                burst: rate_limit * 4.0,
+            };
+            cfg.body_limit = body_limit;
+            runtime()?.block_on(serve::serve(cfg, log_json))
+        }
+        Command::Users { action } => {
+            let rt = runtime()?;
+            match action {
+                UsersAction::Add {
+                    name,
+                    roles,
+                    email,
+                    store,
+                } => rt.block_on(serve::users_add(&store, &name, &roles, email.as_deref())),
+                UsersAction::List { store } => rt.block_on(serve::users_list(&store)),
+                UsersAction::Revoke { id, store } => rt.block_on(serve::users_revoke(&store, &id)),
+                UsersAction::Import { file, store } => {
+                    rt.block_on(serve::users_import(&store, &file))
+                }
+            }
+        }
+        Command::Runbooks { action } => {
+            let rt = runtime()?;
+            match action {
+                RunbooksAction::Add { file, store } => {
+                    rt.block_on(serve::runbooks_add(&store, &file))
+                }
+                RunbooksAction::List { store } => rt.block_on(serve::runbooks_list(&store)),
+            }
+        }
         Command::SignOff {
             names,
             name,
