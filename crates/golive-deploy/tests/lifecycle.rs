@@ -1316,3 +1316,27 @@ async fn a_stage_signed_off_by_its_roles_on_postgres() {
     let text = include_str!("../../../tests/corpus/phased-launch.md");
     sign_offs(Env::postgres_with("signoff-pg", text)).await;
 }
+
+/// A write asked at a state version the deployment has moved on from is
+/// refused and records nothing; at the current version it goes through.
+#[tokio::test]
+async fn a_write_at_a_version_the_deployment_moved_on_from_is_refused() {
+    let env = Env::sqlite("moved-on");
+    let d = env.start().await;
+    let v = d.kept(&Quiet).await.unwrap().seq;
+    d.sign(&sign("1.1.2", "Dana Lead", "Deployment Lead"), &Quiet)
+        .await
+        .unwrap();
+    *d.seen.lock().unwrap() = Some(v);
+    let r = d
+        .sign(&sign("1.1.1", "Rene Release", "Release Manager"), &Quiet)
+        .await;
+    assert_eq!(kind(r), K::MovedOn);
+    assert_eq!(events(&d).await, 1, "nothing more recorded");
+    // checked once: the next write decides from the state as it is
+    *d.seen.lock().unwrap() = Some(v + 1);
+    d.sign(&sign("1.1.1", "Rene Release", "Release Manager"), &Quiet)
+        .await
+        .unwrap();
+    assert_eq!(events(&d).await, 2);
+}

@@ -41,6 +41,7 @@ impl Pages {
             ),
             ("live.html", include_str!("../templates/live.html")),
             ("error.html", include_str!("../templates/error.html")),
+            ("flash.html", include_str!("../templates/flash.html")),
         ] {
             env.add_template(name, text)
                 .map_err(|e| format!("template {name}: {e}"))?;
@@ -309,7 +310,7 @@ async fn view(
     let gates: Vec<Value> = lifecycle::required_gates(rb)
         .into_iter()
         .map(|g| match g.tally(rb, k) {
-            Ok(t) => json!({ "name": g.name(), "label": g.label(), "passed": t.passed, "total": t.total, "target": t.target, "passes": t.passes(), "untried": t.untried }),
+            Ok(t) => json!({ "name": g.name(), "label": g.label(), "passed": t.passed, "total": t.total, "target": t.target, "passes": t.passes(), "untried": t.untried.len() }),
             Err(why) => json!({ "name": g.name(), "label": g.label(), "why": why }),
         })
         .collect();
@@ -489,15 +490,27 @@ async fn answer(
     if !htmx && status == StatusCode::OK {
         return Redirect::to(&format!("/d/{id}")).into_response();
     }
-    let template = if htmx { "live.html" } else { "deployment.html" };
-    let body = view(app, id, a, Some(flash))
-        .await
-        .and_then(|v| app.pages.render(template, &v));
+    let body = if htmx {
+        // what happened, on top; the live part reloads on the event (or
+        // at once, told by the header, when nothing was recorded)
+        app.pages.render(
+            "flash.html",
+            &json!({ "flash": { "kind": flash.0, "text": flash.1 } }),
+        )
+    } else {
+        view(app, id, a, Some(flash))
+            .await
+            .and_then(|v| app.pages.render("deployment.html", &v))
+    };
     match body {
         Ok(b) => {
             let mut resp = (status, Html(b)).into_response();
             if let Some(e) = extra {
                 e.decorate(&mut resp);
+            }
+            if htmx {
+                resp.headers_mut()
+                    .insert("hx-trigger", HeaderValue::from_static("golive-refresh"));
             }
             resp
         }
