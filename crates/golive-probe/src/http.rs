@@ -152,6 +152,42 @@ pub async fn post_json(
     Ok((f.status, t.elapsed()))
 }
 
+/// One request to `url` as given, for a client of golive's own API: the
+/// answer's status and body (at most 16 MiB). The bundled web roots verify
+/// https, or `ca_file` when given.
+pub async fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, String)],
+    body: Option<String>,
+    ca_file: Option<&str>,
+) -> Result<(u16, Vec<u8>), ProbeError> {
+    let url = parse_url(url).map_err(ProbeError::Protocol)?;
+    let tls = client_config(ca_file, false, &[b"http/1.1"]).map_err(ProbeError::Protocol)?;
+    let mut hs = Vec::new();
+    for (k, v) in headers {
+        let name = http::header::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|e| ProbeError::Protocol(format!("header {k}: {e}")))?;
+        let value = HeaderValue::from_str(v)
+            .map_err(|e| ProbeError::Protocol(format!("header {k}: {e}")))?;
+        hs.push((name, value));
+    }
+    let h = Http {
+        method: Method::from_bytes(method.as_bytes())
+            .map_err(|e| ProbeError::Protocol(e.to_string()))?,
+        url: url.clone(),
+        headers: hs,
+        body: body.map(Bytes::from),
+        follow: false,
+        max_redirects: 0,
+        max_body: 16 << 20,
+        tls,
+        nameserver: None,
+    };
+    let f = h.fetch(&url).await?;
+    Ok((f.status, f.body))
+}
+
 fn parse_url(text: &str) -> Result<Uri, String> {
     let url: Uri = text
         .trim()

@@ -32,7 +32,7 @@ mod tcp;
 mod tls;
 mod webhook;
 
-pub use http::post_json;
+pub use http::{post_json, request};
 pub use shell::{BoundScript, ENV_PREFIX, bind_shell, env_name};
 pub use spec::{Spec, SpecError, Vars, parse_duration};
 pub use webhook::{Alert, pagerduty_payload, shown as webhook_shown, slack_payload};

@@ -406,19 +406,45 @@ pub async fn create_deployment(
     Ok((StatusCode::CREATED, Json(out.remove(0))))
 }
 
+#[derive(Deserialize)]
+pub struct StatusFormat {
+    pub format: Option<String>,
+}
+
 #[utoipa::path(get, path = "/api/v1/deployments/{id}", tag = "deployments",
-    params(("id" = String, Path, description = "the deployment's id")),
+    params(("id" = String, Path, description = "the deployment's id"), ("format" = Option<String>, Query, description = "json (the default), text (what `golive status` prints) or message (the status-update message)")),
     responses((status = 200, description = "the deployment's state, as `golive status --format json` gives it, with `version`", body = Object), (status = 404, body = ErrorBody)))]
 pub async fn get_deployment(
     State(app): State<Shared>,
     _a: Actor,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    Query(q): Query<StatusFormat>,
+) -> Result<Response, ApiError> {
     let d = open(&app, &id).await?;
     let s = d.status(&Quiet).await?;
-    let mut v = golive_report::status::status_json(&d.rb, &d.row, &s);
-    v["version"] = json!(s.kept.seq);
-    Ok(Json(v))
+    let now = jiff::Timestamp::now();
+    Ok(match q.format.as_deref().unwrap_or("json") {
+        "json" => {
+            let mut v = golive_report::status::status_json(&d.rb, &d.row, &s);
+            v["version"] = json!(s.kept.seq);
+            Json(v).into_response()
+        }
+        "text" => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            golive_report::status::status_text(&d.rb, &d.row, &s, now),
+        )
+            .into_response(),
+        "message" => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            golive_report::render_message(&d.rb, &d.row, &s.kept, now),
+        )
+            .into_response(),
+        other => {
+            return Err(ApiError::Unprocessable(format!(
+                "format: `{other}` is not one of json, text, message"
+            )));
+        }
+    })
 }
 
 #[utoipa::path(get, path = "/api/v1/deployments/{id}/items", tag = "deployments",

@@ -5,6 +5,7 @@
 
 mod demo;
 mod deploy;
+mod remote;
 mod serve;
 mod vars;
 mod watch;
@@ -270,10 +271,13 @@ enum Command {
         /// The deployment (default: the newest).
         #[arg(long)]
         deployment: Option<String>,
-        #[arg(long = "as", value_name = "NAME")]
-        name: String,
-        #[arg(long)]
-        role: String,
+        /// Who acts (not with --server: the token says who).
+        #[arg(long = "as", value_name = "NAME", required_unless_present = "server")]
+        name: Option<String>,
+        /// The role to act in (with --server: by default the one the item,
+        /// the decision or the rollback asks, when the person holds it).
+        #[arg(long, required_unless_present = "server")]
+        role: Option<String>,
         /// Not applicable to this deployment (why, in --comment).
         #[arg(long, conflicts_with = "failed")]
         na: bool,
@@ -291,6 +295,8 @@ enum Command {
         roster: Option<PathBuf>,
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
+        #[command(flatten)]
+        remote: remote::Remote,
     },
     /// Sign a stage that names the roles signing it (the Final Sign-off's
     /// role blocks or sign-off table), once the deployment has ended.
@@ -353,16 +359,21 @@ enum Command {
         /// `[DEPLOYMENT] go|no-go`.
         #[arg(num_args = 1..=2, value_name = "[DEPLOYMENT] go|no-go")]
         names: Vec<String>,
-        #[arg(long = "as", value_name = "NAME")]
-        name: String,
-        #[arg(long)]
-        role: String,
+        /// Who acts (not with --server: the token says who).
+        #[arg(long = "as", value_name = "NAME", required_unless_present = "server")]
+        name: Option<String>,
+        /// The role to act in (with --server: by default the one the item,
+        /// the decision or the rollback asks, when the person holds it).
+        #[arg(long, required_unless_present = "server")]
+        role: Option<String>,
         #[arg(long)]
         reason: Option<String>,
         #[arg(long)]
         roster: Option<PathBuf>,
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
+        #[command(flatten)]
+        remote: remote::Remote,
     },
     /// Mark a procedure step done (after GO, in document order):
     /// `golive done [DEPLOYMENT] STEP --as NAME [--skipped] [--comment …]`.
@@ -370,8 +381,9 @@ enum Command {
         /// `[DEPLOYMENT] STEP`.
         #[arg(num_args = 1..=2, value_name = "[DEPLOYMENT] STEP")]
         names: Vec<String>,
-        #[arg(long = "as", value_name = "NAME")]
-        name: String,
+        /// Who acts (not with --server: the token says who).
+        #[arg(long = "as", value_name = "NAME", required_unless_present = "server")]
+        name: Option<String>,
         /// Record an optional step (or a step of an optional phase) as skipped.
         #[arg(long, conflicts_with = "run")]
         skipped: bool,
@@ -392,6 +404,8 @@ enum Command {
         roster: Option<PathBuf>,
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
+        #[command(flatten)]
+        remote: remote::Remote,
     },
     /// Evaluate a gate from the record: `golive gate [DEPLOYMENT]
     /// smoke|verification --as NAME`. Exit 0 pass, 1 fail (the rollback
@@ -399,20 +413,26 @@ enum Command {
     Gate {
         #[arg(num_args = 1..=2, value_name = "[DEPLOYMENT] smoke|verification")]
         names: Vec<String>,
-        #[arg(long = "as", value_name = "NAME")]
-        name: String,
+        /// Who acts (not with --server: the token says who).
+        #[arg(long = "as", value_name = "NAME", required_unless_present = "server")]
+        name: Option<String>,
         #[arg(long)]
         roster: Option<PathBuf>,
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
+        #[command(flatten)]
+        remote: remote::Remote,
     },
     /// Start the rollback with the authority the document names.
     Rollback {
         deployment: Option<String>,
-        #[arg(long = "as", value_name = "NAME")]
-        name: String,
-        #[arg(long)]
-        role: String,
+        /// Who acts (not with --server: the token says who).
+        #[arg(long = "as", value_name = "NAME", required_unless_present = "server")]
+        name: Option<String>,
+        /// The role to act in (with --server: by default the one the item,
+        /// the decision or the rollback asks, when the person holds it).
+        #[arg(long, required_unless_present = "server")]
+        role: Option<String>,
         #[arg(long)]
         reason: String,
         /// Decide, with the reason, not to roll back the raised decision:
@@ -424,18 +444,23 @@ enum Command {
         roster: Option<PathBuf>,
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
+        #[command(flatten)]
+        remote: remote::Remote,
     },
     /// End a deployment: SUCCESS once every step is done and the gates
     /// passed (refused while a rollback decision is open), or ROLLED BACK
     /// once the rollback is done.
     Finish {
         deployment: Option<String>,
-        #[arg(long = "as", value_name = "NAME")]
-        name: String,
+        /// Who acts (not with --server: the token says who).
+        #[arg(long = "as", value_name = "NAME", required_unless_present = "server")]
+        name: Option<String>,
         #[arg(long)]
         roster: Option<PathBuf>,
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
+        #[command(flatten)]
+        remote: remote::Remote,
     },
     /// A recorded deployment as a document: `md` is the runbook filled in
     /// (boxes ticked, measured values, signers and dates, the Checklist
@@ -446,6 +471,8 @@ enum Command {
         format: String,
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
+        #[command(flatten)]
+        remote: remote::Remote,
     },
     /// The state of a deployment (the newest by default): items complete per
     /// group as the Checklist Summary counts them, pending sign-offs, checks.
@@ -459,6 +486,8 @@ enum Command {
         message: bool,
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
+        #[command(flatten)]
+        remote: remote::Remote,
     },
     /// The tamper-evident record: `golive audit verify [DEPLOYMENT]` walks a
     /// deployment's event chain and names the first row that was edited,
@@ -645,6 +674,9 @@ fn quiet_when_the_reader_leaves() {
 }
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
+    if let Some(done) = through_server(&cli.command) {
+        return done;
+    }
     match cli.command {
         Command::Lint { file, vars, format } => {
             let rb = load(&file)?;
@@ -951,6 +983,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             evidence,
             roster,
             store,
+            remote: _,
         } => {
             // `golive sign DEPLOYMENT ITEM` as before: a first name that is a
             // deployment id
@@ -967,8 +1000,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 more: &items[1..],
                 sign: golive_deploy::Sign {
                     item: items[0],
-                    name: &name,
-                    role: &role,
+                    name: name.as_deref().unwrap_or_default(),
+                    role: role.as_deref().unwrap_or_default(),
                     result: if na {
                         golive_deploy::lifecycle::SignResult::NotApplicable
                     } else if failed {
@@ -989,6 +1022,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             reason,
             roster,
             store,
+            remote: _,
         } => {
             let (deployment, verdict) =
                 deployment_and(&names, "decide takes [DEPLOYMENT] go|no-go")?;
@@ -1002,8 +1036,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 deployment,
                 decide: golive_deploy::Decide {
                     go,
-                    name: &name,
-                    role: &role,
+                    name: name.as_deref().unwrap_or_default(),
+                    role: role.as_deref().unwrap_or_default(),
                     reason: reason.as_deref(),
                     roster: roster.as_deref(),
                 },
@@ -1013,6 +1047,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             deployment,
             format,
             store,
+            remote: _,
         } => runtime()?.block_on(deploy::report(&store, deployment.as_deref(), &format)),
         Command::Done {
             names,
@@ -1025,6 +1060,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             comment,
             roster,
             store,
+            remote: _,
         } => {
             let (deployment, step) = deployment_and(&names, "done takes [DEPLOYMENT] STEP")?;
             let bound = vars::bind(&vars.vars, &vars.vars_files, &vars.secrets)?;
@@ -1033,7 +1069,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 deployment,
                 done: golive_deploy::Done {
                     step,
-                    name: &name,
+                    name: name.as_deref().unwrap_or_default(),
                     skipped,
                     comment: comment.as_deref(),
                     roster: roster.as_deref(),
@@ -1049,6 +1085,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             name,
             roster,
             store,
+            remote: _,
         } => {
             let (deployment, which) =
                 deployment_and(&names, "gate takes [DEPLOYMENT] smoke|verification")?;
@@ -1056,7 +1093,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 &store,
                 deployment,
                 which,
-                &name,
+                name.as_deref().unwrap_or_default(),
                 roster.as_deref(),
             ))
         }
@@ -1068,11 +1105,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             continue_,
             roster,
             store,
+            remote: _,
         } => runtime()?.block_on(deploy::rollback(
             &store,
             deployment.as_deref(),
-            &name,
-            &role,
+            name.as_deref().unwrap_or_default(),
+            role.as_deref().unwrap_or_default(),
             &reason,
             continue_,
             roster.as_deref(),
@@ -1082,10 +1120,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             name,
             roster,
             store,
+            remote: _,
         } => runtime()?.block_on(deploy::finish(
             &store,
             deployment.as_deref(),
-            &name,
+            name.as_deref().unwrap_or_default(),
             roster.as_deref(),
         )),
         Command::Status {
@@ -1093,6 +1132,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             format,
             message,
             store,
+            remote: _,
         } => runtime()?.block_on(deploy::status(
             &store,
             deployment.as_deref(),
@@ -1320,6 +1360,136 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
 }
 
 /// `[DEPLOYMENT] X` positionals: the deployment is optional (newest).
+/// A lifecycle command given with `--server`: the same command through the
+/// server's API, as the token's person.
+fn through_server(c: &Command) -> Option<Result<ExitCode, String>> {
+    use serde_json::json;
+    let r = match c {
+        Command::Sign { remote, .. }
+        | Command::Decide { remote, .. }
+        | Command::Done { remote, .. }
+        | Command::Gate { remote, .. }
+        | Command::Rollback { remote, .. }
+        | Command::Finish { remote, .. }
+        | Command::Report { remote, .. }
+        | Command::Status { remote, .. } => remote,
+        _ => return None,
+    };
+    r.server.as_ref()?;
+    Some((|| {
+        let client = remote::Client::new(r)?;
+        let rt = runtime()?;
+        match c {
+            Command::Sign {
+                names,
+                deployment,
+                role,
+                na,
+                failed,
+                comment,
+                ..
+            } => {
+                let (deployment, items) = match (deployment.as_deref(), names.as_slice()) {
+                    (None, [d, rest @ ..]) if !rest.is_empty() && d.starts_with("d-") => {
+                        (Some(d.as_str()), rest)
+                    }
+                    (d, all) => (d, all),
+                };
+                let result = if *na {
+                    "na"
+                } else if *failed {
+                    "failed"
+                } else {
+                    "done"
+                };
+                rt.block_on(client.write(deployment, "signoffs", json!({
+                    "item": items[0], "more": &items[1..], "role": role, "result": result, "comment": comment,
+                })))
+            }
+            Command::Decide {
+                names,
+                role,
+                reason,
+                ..
+            } => {
+                let (deployment, verdict) =
+                    deployment_and(names, "decide takes [DEPLOYMENT] go|no-go")?;
+                rt.block_on(client.write(
+                    deployment,
+                    "decision",
+                    json!({ "verdict": verdict, "role": role, "reason": reason }),
+                ))
+            }
+            Command::Done {
+                names,
+                skipped,
+                run,
+                comment,
+                ..
+            } => {
+                if *run {
+                    return Err("done --run runs a step's commands on this machine: give it against a local store, not --server".into());
+                }
+                let (deployment, step) = deployment_and(names, "done takes [DEPLOYMENT] STEP")?;
+                rt.block_on(client.write(
+                    deployment,
+                    "steps",
+                    json!({ "step": step, "skipped": skipped, "comment": comment }),
+                ))
+            }
+            Command::Gate { names, .. } => {
+                let (deployment, which) =
+                    deployment_and(names, "gate takes [DEPLOYMENT] smoke|verification")?;
+                rt.block_on(client.write(deployment, "gates", json!({ "gate": which })))
+            }
+            Command::Rollback {
+                deployment,
+                role,
+                reason,
+                continue_,
+                ..
+            } => rt.block_on(client.write(
+                deployment.as_deref(),
+                "rollback",
+                json!({ "role": role, "reason": reason, "continue": continue_ }),
+            )),
+            Command::Finish { deployment, .. } => {
+                rt.block_on(client.write(deployment.as_deref(), "finish", json!({})))
+            }
+            Command::Report {
+                deployment, format, ..
+            } => {
+                let name = if format == "junit" {
+                    "report.junit".to_string()
+                } else {
+                    format!("report.{format}")
+                };
+                rt.block_on(client.print(deployment.as_deref(), |id| {
+                    format!("/api/v1/deployments/{id}/reports/{name}")
+                }))
+            }
+            Command::Status {
+                deployment,
+                format,
+                message,
+                ..
+            } => {
+                let f = if *message {
+                    "message"
+                } else if *format == Format::Json {
+                    "json"
+                } else {
+                    "text"
+                };
+                rt.block_on(client.print(deployment.as_deref(), |id| {
+                    format!("/api/v1/deployments/{id}?format={f}")
+                }))
+            }
+            _ => Err("not a command a server takes".into()),
+        }
+    })())
+}
+
 fn deployment_and<'a>(
     names: &'a [String],
     usage: &str,
