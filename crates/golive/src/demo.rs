@@ -425,6 +425,7 @@ pub async fn demo(d: Demo) -> Result<ExitCode, String> {
         std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
         paths.push(path);
     }
+    let war_room = war_room(&ctx.store, d.keep).await?;
     let (state, st) = status(&ctx).await?;
     let now = version_now(&domain, &ca).await;
     println!();
@@ -443,6 +444,7 @@ pub async fn demo(d: Demo) -> Result<ExitCode, String> {
     for p in &paths {
         println!("  {}", p.display());
     }
+    println!("{}", war_room.0);
     println!("Store: {}", ctx.store);
     println!(
         "  golive status --store {0}    golive audit verify --store {0}",
@@ -454,6 +456,7 @@ pub async fn demo(d: Demo) -> Result<ExitCode, String> {
         );
         std::future::pending::<()>().await;
     }
+    drop(war_room.1);
     drop(svc);
     Ok(if rolled_back {
         ExitCode::from(ROLLED_BACK)
@@ -633,4 +636,57 @@ async fn version_now(domain: &str, ca: &str) -> String {
         },
         _ => "?".into(),
     }
+}
+
+/// The war room over the demo's store: `golive serve` on a loopback port,
+/// asked for the deployment's state through its API with a viewer's token,
+/// as a browser or `golive status --server` would. With `--keep` it goes on
+/// serving, and the line says how to log in.
+async fn war_room(
+    store: &str,
+    keep: bool,
+) -> Result<(String, tokio::task::JoinHandle<()>), String> {
+    let cfg = golive_server::Config::new(([127, 0, 0, 1], 0).into(), store);
+    let server = golive_server::Server::bind(cfg).await?;
+    let addr = server.local_addr();
+    let task = tokio::spawn(async move {
+        let _ = server.run(std::future::pending()).await;
+    });
+    let s = golive_deploy::open_store(store)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (token, _) =
+        golive_server::auth::add_person(&s, "Demo Viewer", &["viewer".to_string()], None)
+            .await
+            .map_err(|e| e.to_string())?;
+    let id = golive_deploy::find(&s, None)
+        .await
+        .map_err(|e| e.to_string())?
+        .id;
+    let (status, body) = golive_probe::request(
+        "GET",
+        &format!("http://{addr}/api/v1/deployments/{id}"),
+        &[("authorization", format!("Bearer {token}"))],
+        None,
+        None,
+    )
+    .await
+    .map_err(|e| format!("the war room at {addr}: {e}"))?;
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    if status != 200 {
+        return Err(format!("the war room at {addr} answered {status}"));
+    }
+    let mut line = format!(
+        "War room: http://{addr}/ serves it: {} at version {} (golive serve --store {store})",
+        v["state"].as_str().unwrap_or("?"),
+        v["version"]
+    );
+    if keep {
+        line.push_str(&format!(
+            "\n  log in at http://{addr}/login with the viewer token {token}"
+        ));
+    } else {
+        task.abort();
+    }
+    Ok((line, task))
 }

@@ -78,6 +78,12 @@ fn the_demo_deploys_to_success() {
     assert!(text.contains("Gate smoke: 20/20 passed"), "{text}");
     assert!(text.contains("Gate verification: 10/10 passed"), "{text}");
     assert!(text.contains("The service answers: v1.1.0"), "{text}");
+    // the war room serves the same record through its API
+    assert!(
+        text.contains("War room: http://127.0.0.1:")
+            && text.contains("serves it: SUCCEEDED at version"),
+        "{text}"
+    );
     reports_and_record(&out, "SUCCEEDED");
     common::screenshot(&out.join("report.html"), "demo-report", 1280);
     let _ = std::fs::remove_dir_all(&out);
