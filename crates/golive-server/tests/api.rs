@@ -703,3 +703,165 @@ async fn the_health_contract_and_a_graceful_shutdown_that_ends_streams() {
         "no longer listening"
     );
 }
+
+/// The rollback through the API: the manual authority signs, role by role,
+/// then the Rollback Steps and the end.
+async fn a_rollback(location: &str) {
+    let rig = Rig::start(location).await;
+    let t_lead = rig.person(&unique("Dana Lead"), &["Deployment Lead"]).await;
+    let t_em = rig
+        .person(&unique("Emil Manager"), &["Engineering Manager"])
+        .await;
+    let t_rm = rig
+        .person(&unique("Rene Release"), &["Release Manager"])
+        .await;
+    let t_qa = rig.person(&unique("Quinn Tester"), &["QA Engineer"]).await;
+    let id = rig.deployment(&t_lead).await;
+    assert_eq!(sign(&rig, &t_rm, &id, "1.1.1", None).await.status, 200);
+    assert_eq!(sign(&rig, &t_rm, &id, "1.1.2", None).await.status, 200);
+    for t in [&t_lead, &t_em] {
+        let r = rig
+            .json(
+                "POST",
+                &format!("/api/v1/deployments/{id}/decision"),
+                Some(t),
+                &json!({ "verdict": "go" }),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let path = format!("/api/v1/deployments/{id}/rollback");
+    let r = rig
+        .json(
+            "POST",
+            &path,
+            Some(&t_qa),
+            &json!({ "reason": "errors up" }),
+        )
+        .await;
+    assert_eq!(r.status, 403, "a role outside the authority: {}", r.body);
+    let r = rig
+        .json(
+            "POST",
+            &path,
+            Some(&t_lead),
+            &json!({ "reason": "errors up" }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.json()["said"][0]
+            .as_str()
+            .unwrap()
+            .contains("waiting for the rest of"),
+        "{}",
+        r.body
+    );
+    let r = rig
+        .json(
+            "POST",
+            &path,
+            Some(&t_em),
+            &json!({ "reason": "errors up" }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.json()["said"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("ROLLBACK INITIATED by"),
+        "{}",
+        r.body
+    );
+    let state = rig
+        .get(&format!("/api/v1/deployments/{id}"), Some(&t_qa))
+        .await
+        .json();
+    assert_eq!(state["state"], "ROLLING BACK");
+    for step in ["7.2.1", "7.2.2"] {
+        let r = rig
+            .json(
+                "POST",
+                &format!("/api/v1/deployments/{id}/steps"),
+                Some(&t_lead),
+                &json!({ "step": step }),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{step}: {}", r.body);
+    }
+    // the last Rollback Step ends it; finishing again is refused
+    let state = rig
+        .get(&format!("/api/v1/deployments/{id}"), Some(&t_qa))
+        .await
+        .json();
+    assert_eq!(state["state"], "ROLLED BACK");
+    let r = rig
+        .json(
+            "POST",
+            &format!("/api/v1/deployments/{id}/finish"),
+            Some(&t_lead),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(r.json()["message"], "the deployment has ended");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_through_the_api_on_sqlite() {
+    a_rollback(&common::sqlite("rollback")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_through_the_api_on_postgres() {
+    a_rollback(&common::postgres()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_https_with_the_certificate_it_is_given() {
+    let pki = golive_testkit::Pki::new();
+    let (cert, key) = pki.leaf_files(&["localhost", "127.0.0.1"], "serve");
+    let mut cfg =
+        golive_server::Config::new("127.0.0.1:0".parse().unwrap(), &common::sqlite("tls"));
+    cfg.tls = Some((cert, key));
+    let rig = Rig::with(cfg).await;
+    let ca = pki.ca_file.display().to_string();
+    let (status, body) = golive_probe::request(
+        "GET",
+        &format!("https://127.0.0.1:{}/live", rig.addr.port()),
+        &[],
+        None,
+        Some(&ca),
+    )
+    .await
+    .expect("https");
+    assert_eq!((status, body.as_slice()), (200, b"ok\n".as_slice()));
+    // plain HTTP on the TLS port gets no answer
+    let plain = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        golive_probe::request(
+            "GET",
+            &format!("http://127.0.0.1:{}/live", rig.addr.port()),
+            &[],
+            None,
+            None,
+        ),
+    )
+    .await;
+    assert!(
+        !matches!(plain, Ok(Ok((200, _)))),
+        "no plain answer on the TLS port"
+    );
+    // a bad key file is refused, naming the flag
+    let mut bad =
+        golive_server::Config::new("127.0.0.1:0".parse().unwrap(), &common::sqlite("tls-bad"));
+    let junk = common::folder("tls-junk").join("junk.pem");
+    std::fs::write(&junk, "not a key").unwrap();
+    bad.tls = Some((pki.ca_file.clone(), junk));
+    let e = golive_server::Server::bind(bad)
+        .await
+        .err()
+        .expect("refused");
+    assert!(e.starts_with("--tls-key"), "{e}");
+}
