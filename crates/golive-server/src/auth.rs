@@ -20,18 +20,7 @@ pub const SESSION_COOKIE: &str = "golive_session";
 /// as the field `csrf`).
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-/// `n` random bytes, as hex.
-pub fn random_hex(n: usize) -> String {
-    let mut b = vec![0u8; n];
-    // the system's generator; it does not fail on the systems golive runs on
-    getrandom::fill(&mut b).unwrap_or_else(|_| {
-        let t = jiff::Timestamp::now().as_nanosecond().to_le_bytes();
-        for (i, x) in b.iter_mut().enumerate() {
-            *x = t[i % t.len()] ^ (i as u8);
-        }
-    });
-    hex::encode(b)
-}
+pub use crate::random_hex;
 
 /// The SHA-256 of a token, as the store keeps it.
 pub fn token_hash(token: &str) -> String {

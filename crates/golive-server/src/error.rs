@@ -75,7 +75,7 @@ impl ApiError {
                 None,
             ),
             ApiError::Internal(cause) => {
-                let id = crate::auth::random_hex(8);
+                let id = crate::random_hex(8);
                 tracing::error!(tracking_id = %id, cause = %cause, "request failed");
                 (
                     format!(

@@ -109,6 +109,19 @@ pub struct App {
     closing_tx: tokio::sync::watch::Sender<bool>,
 }
 
+/// `n` random bytes, as hex.
+pub fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    // the system's generator; it does not fail on the systems golive runs on
+    getrandom::fill(&mut b).unwrap_or_else(|_| {
+        let t = jiff::Timestamp::now().as_nanosecond().to_le_bytes();
+        for (i, x) in b.iter_mut().enumerate() {
+            *x = t[i % t.len()] ^ (i as u8);
+        }
+    });
+    hex::encode(b)
+}
+
 /// The address a request came from.
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);

@@ -100,6 +100,25 @@ fn the_lifecycle_commands_through_a_server_say_what_they_say_locally() {
         list.contains("Rene Release: Release Manager") && !list.contains(&rm),
         "{list}"
     );
+    // a roster file's people, imported: a token for each one new, roles
+    // changed for one known
+    std::fs::write(
+        dir.join("roster.toml"),
+        "[[person]]\nname = \"Rene Release\"\nroles = [\"Release Manager\", \"QA Engineer\"]\n\n[[person]]\nname = \"Ola Oncall\"\nroles = [\"DevOps Engineer\"]\ncontact = \"ola@example.test\"\n",
+    )
+    .unwrap();
+    let (code, imported, stderr) = out(&golive(&dir, &["users", "import", "roster.toml"], &[]));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        imported.contains("Rene Release: roles now Release Manager, QA Engineer"),
+        "{imported}"
+    );
+    assert!(
+        imported.contains("Ola Oncall: added with DevOps Engineer; token glv_"),
+        "{imported}"
+    );
+    let list = out(&golive(&dir, &["users", "list"], &[])).1;
+    assert!(list.contains("Ola Oncall: DevOps Engineer"), "{list}");
     // a run on this machine records the deployment and registers its runbook
     let (code, _, stderr) = out(&golive(&dir, &["run", "mini.md"], &[]));
     assert_eq!(code, Some(0), "{stderr}");
