@@ -924,6 +924,19 @@ pub struct PhaseTiming {
     pub budget: Option<u64>,
     /// Its steps that took longer than their own budget.
     pub overruns: Vec<String>,
+    /// Each of its steps, in order.
+    pub steps: Vec<StepTiming>,
+}
+
+/// A step of a phase: done or not, and how long it took against its own
+/// budget (as recorded when it was marked done).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepTiming {
+    pub item: usize,
+    pub done: bool,
+    pub seconds: Option<f64>,
+    pub budget: Option<u64>,
+    pub over: bool,
 }
 
 /// Each phase's steps done and time taken at `now`: a phase starts when the
@@ -981,7 +994,25 @@ pub fn phase_timings(rb: &Runbook, k: &Kept, now: jiff::Timestamp) -> Vec<PhaseT
                     })
                 })
                 .collect();
+            let step_timings = g
+                .items
+                .iter()
+                .copied()
+                .filter(|&i| rb.items[i].kind == ItemKind::Step)
+                .map(|i| {
+                    let e = k.step_done(&rb.items[i].id);
+                    let t = e.map(|e| &e.data["timing"]);
+                    StepTiming {
+                        item: i,
+                        done: e.is_some(),
+                        seconds: t.and_then(|t| t["seconds"].as_f64()),
+                        budget: rb.items[i].declared.budget.as_ref().map(|b| b.seconds),
+                        over: t.is_some_and(|t| t["overrun"] == true),
+                    }
+                })
+                .collect();
             out.push(PhaseTiming {
+                steps: step_timings,
                 overruns,
                 title: golive_runbook::text::strip_trailing_parens(g.title()).to_string(),
                 done: finished,

@@ -330,6 +330,14 @@ async fn view(
                     "budget": p.budget.map(|b| golive_deploy::time::minutes_text(b as f64)),
                     "pct": p.budget.map(|b| ((p.seconds / (b.max(1) as f64)) * 100.0).min(100.0) as u64).unwrap_or(if p.done == p.total { 100 } else { 0 }),
                     "over": over, "complete": p.done == p.total, "overruns": p.overruns,
+                    "steps": p.steps.iter().map(|st| {
+                        let it = &rb.items[st.item];
+                        json!({
+                            "address": it.address, "title": it.title, "done": st.done, "over": st.over,
+                            "took": st.seconds.map(golive_deploy::time::minutes_text),
+                            "budget": st.budget.map(|b| golive_deploy::time::minutes_text(b as f64)),
+                        })
+                    }).collect::<Vec<_>>(),
                 })
             })
             .collect()

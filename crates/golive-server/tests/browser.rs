@@ -20,12 +20,6 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        // the driver and every browser it started, even after a failed
-        // assertion left a session open
-        let _ = Command::new("kill")
-            .arg("-KILL")
-            .arg(format!("-{}", self.child.id()))
-            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -39,9 +33,7 @@ async fn driver() -> Driver {
         .unwrap()
         .port();
     let dir = common::folder("chromedriver");
-    use std::os::unix::process::CommandExt;
     let child = Command::new("chromedriver")
-        .process_group(0)
         .arg(format!("--port={port}"))
         .arg("--allowed-ips=127.0.0.1")
         .stdout(Stdio::null())
