@@ -59,6 +59,36 @@ impl Deployment {
         })
     }
 
+    /// Open `row` of `store` with a runbook imported already (a server
+    /// keeps them parsed, by hash): refused when its text is not the one
+    /// the deployment started from.
+    pub fn with_runbook(
+        store: Store,
+        row: golive_store::Deployment,
+        rb: Runbook,
+    ) -> Result<Deployment> {
+        let sha = crate::runbook_sha256(&rb);
+        if sha != row.runbook_sha256 {
+            return Err(Error::Invalid(crate::Refusal {
+                kind: K::RunbookChanged,
+                message: format!(
+                    "the runbook given for deployment {} is not the one it started from (sha256 {} then, {} given)",
+                    row.id,
+                    &row.runbook_sha256[..12.min(row.runbook_sha256.len())],
+                    &sha[..12]
+                ),
+                at: None,
+            }));
+        }
+        Ok(Deployment {
+            store,
+            rb,
+            row,
+            people: None,
+            seen: std::sync::Mutex::new(None),
+        })
+    }
+
     /// The deployment's id.
     pub fn id(&self) -> &str {
         &self.row.id

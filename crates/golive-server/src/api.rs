@@ -169,8 +169,26 @@ pub struct After {
 /// The deployment `id`, opened with the server's people as its roster.
 pub async fn open(app: &App, id: &str) -> Result<Deployment, ApiError> {
     // the row first: an unknown id is a 404, not a failure
-    app.store.deployment(Some(id)).await?;
-    let mut d = golive_deploy::open_stored(&app.store, Some(id)).await?;
+    let row = app.store.deployment(Some(id)).await?;
+    golive_deploy::store::intact(&row).map_err(ApiError::Internal)?;
+    let rb = match app.runbook(&row.runbook_sha256) {
+        Some(rb) => rb,
+        None => {
+            let Some(text) = app.store.runbook(&row.runbook_sha256).await? else {
+                // says which runbook to register, in the log
+                return Err(golive_deploy::open_stored(&app.store, Some(id))
+                    .await
+                    .err()
+                    .map(ApiError::from)
+                    .unwrap_or_else(|| ApiError::Internal("runbook missing".into())));
+            };
+            app.keep_runbook(
+                &row.runbook_sha256,
+                golive_deploy::Source::new(text.path, text.text).runbook(),
+            )
+        }
+    };
+    let mut d = Deployment::with_runbook(app.store.clone(), row, (*rb).clone())?;
     d.people = Some(crate::auth::roster(&app.store).await?);
     Ok(d)
 }

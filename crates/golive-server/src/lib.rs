@@ -21,7 +21,7 @@
 //! let cfg = golive_server::Config::new("127.0.0.1:8080".parse().unwrap(), "sqlite://.golive/golive.db");
 //! let server = golive_server::Server::bind(cfg).await?;
 //! let addr = server.local_addr(); // the port, when 0 was asked
-//! server.run(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! server.run(std::future::pending()).await?; // or until a signal
 //! # drop(addr); Ok(()) }
 //! ```
 
@@ -104,6 +104,8 @@ pub struct App {
     pub auth_failures: limit::Limiter,
     pub pages: page::Pages,
     pub cfg: Config,
+    /// Runbooks parsed once, by the SHA-256 of their text.
+    runbooks: std::sync::Mutex<std::collections::HashMap<String, Arc<golive_runbook::Runbook>>>,
     /// Set when the server shuts down: streams end cleanly.
     pub closing: tokio::sync::watch::Receiver<bool>,
     closing_tx: tokio::sync::watch::Sender<bool>,
@@ -247,6 +249,36 @@ async fn observe(State(app): State<Arc<App>>, mut req: Request, next: Next) -> R
     r
 }
 
+/// How many parsed runbooks a server keeps.
+const RUNBOOKS_KEPT: usize = 64;
+
+impl App {
+    /// The runbook registered under `sha256`, when it was parsed already.
+    pub fn runbook(&self, sha256: &str) -> Option<Arc<golive_runbook::Runbook>> {
+        self.runbooks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(sha256)
+            .cloned()
+    }
+
+    /// Keep `rb`, parsed, for the next request (and forget them all when
+    /// more than a few are kept: they are parsed again as needed).
+    pub fn keep_runbook(
+        &self,
+        sha256: &str,
+        rb: golive_runbook::Runbook,
+    ) -> Arc<golive_runbook::Runbook> {
+        let rb = Arc::new(rb);
+        let mut kept = self.runbooks.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() >= RUNBOOKS_KEPT {
+            kept.clear();
+        }
+        kept.insert(sha256.to_string(), rb.clone());
+        rb
+    }
+}
+
 /// A bound server, ready to run.
 pub struct Server {
     listener: tokio::net::TcpListener,
@@ -305,6 +337,7 @@ impl Server {
             auth_failures: limit::Limiter::new(cfg.auth_failures),
             pages: page::Pages::new()?,
             cfg,
+            runbooks: std::sync::Mutex::new(std::collections::HashMap::new()),
             closing,
             closing_tx,
         });
