@@ -107,8 +107,16 @@ impl Roster {
     /// contact = "release@example.test"
     /// ```
     pub fn from_toml(text: &str, source: &str) -> Result<Roster, String> {
-        let table: toml::Table =
-            toml::from_str(text).map_err(|e| format!("{source}: {}", e.message()))?;
+        let table: toml::Table = toml::from_str(text).map_err(|e: toml::de::Error| {
+            // where in the file, as line:column
+            let at = e.span().map(|sp| {
+                let before = &text[..sp.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!(":{line}:{col}")
+            });
+            format!("{source}{}: {}", at.unwrap_or_default(), e.message())
+        })?;
         let mut out = Roster {
             people: BTreeMap::new(),
             source: source.to_string(),
@@ -295,6 +303,9 @@ mod tests {
         let p = r.person("kim ito").expect("found");
         assert!(p.holds("devops engineer") && !p.holds("Product Manager"));
         assert!(Roster::from_toml("[[person]]\nname = \"X\"\n", "r.toml").is_err());
+        // a file that is not TOML names its line and column
+        let e = Roster::from_toml("a = 1\nx = [", "r.toml").unwrap_err();
+        assert!(e.starts_with("r.toml:2:6: "), "{e}");
 
         let doc = "## Appendices\n\n### A. Contact Information\n\n- Deployment Lead: Kim Ito (kim@example.test)\n- DevOps Engineer: ________________ ([EMAIL])\n\n### B. Links\n- Other: Not A Person\n";
         let rb = golive_runbook::parse_runbook("d.md", doc);

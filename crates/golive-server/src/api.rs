@@ -204,10 +204,14 @@ async fn for_write(
 ) -> Result<Deployment, ApiError> {
     actor.check_csrf(headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()))?;
     actor.may_write()?;
+    open_at(app, id, version).await
+}
+
+/// The deployment `id`, opened for a write asked at the state `version`
+/// (refused by the lifecycle when the deployment moved on since).
+pub async fn open_at(app: &App, id: &str, version: Option<i64>) -> Result<Deployment, ApiError> {
     let d = open(app, id).await?;
-    if let Ok(mut s) = d.seen.lock() {
-        *s = version;
-    }
+    *d.seen.lock().unwrap_or_else(|p| p.into_inner()) = version;
     Ok(d)
 }
 

@@ -555,8 +555,7 @@ async fn sign(
         Err(e) => return error_page(&app, e),
     };
     let r = async {
-        let d = api::open(&app, &id).await?;
-        *d.seen.lock().unwrap_or_else(|p| p.into_inner()) = f.version;
+        let d = api::open_at(&app, &id, f.version).await?;
         let req = SignRequest {
             item: f.item.clone(),
             more: Vec::new(),
@@ -592,8 +591,7 @@ async fn decide(
         Err(e) => return error_page(&app, e),
     };
     let r = async {
-        let d = api::open(&app, &id).await?;
-        *d.seen.lock().unwrap_or_else(|p| p.into_inner()) = f.version;
+        let d = api::open_at(&app, &id, f.version).await?;
         let req = DecideRequest {
             verdict: f.verdict.clone(),
             role: f.role.clone().filter(|r| !r.is_empty()),
@@ -627,8 +625,7 @@ async fn done(
         Err(e) => return error_page(&app, e),
     };
     let r = async {
-        let d = api::open(&app, &id).await?;
-        *d.seen.lock().unwrap_or_else(|p| p.into_inner()) = f.version;
+        let d = api::open_at(&app, &id, f.version).await?;
         let req = DoneRequest {
             step: f.step.clone(),
             skipped: f.skipped.as_deref() == Some("on") || f.skipped.as_deref() == Some("true"),
@@ -661,8 +658,7 @@ async fn rollback(
         Err(e) => return error_page(&app, e),
     };
     let r = async {
-        let d = api::open(&app, &id).await?;
-        *d.seen.lock().unwrap_or_else(|p| p.into_inner()) = f.version;
+        let d = api::open_at(&app, &id, f.version).await?;
         let req = RollbackRequest {
             role: None,
             reason: f.reason.clone(),
