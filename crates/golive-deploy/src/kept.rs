@@ -69,6 +69,30 @@ pub struct Kept {
     /// the day's events are those after it.
     pub day: String,
     pub day_after: i64,
+    /// The start the deployment was scheduled for (`golive run --at`).
+    pub scheduled: Option<Event>,
+    /// Each message of the communication plan queued, and its deliveries,
+    /// by key ([`crate::notify`]).
+    pub notices: BTreeMap<String, NoticeRecord>,
+}
+
+/// A queued message and its delivery on each channel.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NoticeRecord {
+    pub queued: Option<Event>,
+    pub deliveries: BTreeMap<String, DeliveryRecord>,
+}
+
+/// One channel's delivery: its attempts, the claim in hand, the success
+/// or the last failure.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeliveryRecord {
+    pub attempts: u64,
+    pub sending: Option<Event>,
+    pub sent: Option<Event>,
+    pub failed: Option<Event>,
 }
 
 /// An item's checks of one run or evaluation.
@@ -177,6 +201,38 @@ impl Kept {
             }
             "stage.signoff" => self.stage_signoffs.push(e.clone()),
             "deployment.ended" => self.ended = Some(e.clone()),
+            "deployment.scheduled" => self.scheduled = Some(e.clone()),
+            "notice.queued" => {
+                let key = e.data["key"].as_str().unwrap_or("").to_string();
+                let n = self.notices.entry(key).or_default();
+                if n.queued.is_none() {
+                    n.queued = Some(e.clone());
+                    for ch in e.data["channels"].as_array().into_iter().flatten() {
+                        if let Some(ch) = ch.as_str() {
+                            n.deliveries.entry(ch.to_string()).or_default();
+                        }
+                    }
+                }
+            }
+            "notice.sending" | "notice.sent" | "notice.failed" => {
+                let key = e.data["key"].as_str().unwrap_or("").to_string();
+                let ch = e.data["channel"].as_str().unwrap_or("").to_string();
+                let d = self.notices.entry(key).or_default().deliveries.entry(ch).or_default();
+                match e.kind.as_str() {
+                    "notice.sending" => {
+                        d.attempts += 1;
+                        d.sending = Some(e.clone());
+                    }
+                    "notice.sent" => {
+                        d.sending = None;
+                        d.sent.get_or_insert_with(|| e.clone());
+                    }
+                    _ => {
+                        d.sending = None;
+                        d.failed = Some(e.clone());
+                    }
+                }
+            }
             "watch.state" => {
                 if let Some(k) = e.data["key"].as_str() {
                     self.windows.insert(k.to_string(), e.clone());
@@ -263,7 +319,9 @@ impl Kept {
             last_tick,
             windows,
             day,
-            day_after
+            day_after,
+            scheduled,
+            notices
         );
         out
     }

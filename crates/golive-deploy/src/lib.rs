@@ -41,10 +41,12 @@
 //! ```
 
 pub mod alert;
+pub mod channel;
 pub mod commands;
 pub mod counts;
 mod kept;
 pub mod lifecycle;
+pub mod notify;
 pub mod procedure;
 pub mod record;
 pub mod store;
@@ -53,7 +55,7 @@ pub mod vars;
 pub mod watch;
 
 pub use commands::*;
-pub use kept::{Checked, Fold, Kept, StepProgress};
+pub use kept::{Checked, DeliveryRecord, Fold, Kept, NoticeRecord, StepProgress};
 pub use store::{create_store, find, open_store, open_stored, start_stored};
 
 use golive_runbook::Runbook;

@@ -27,6 +27,15 @@ pub struct Roster {
     pub from_file: bool,
     /// The roles the team states for what its documents do not (`[roles]`).
     pub team: TeamRoles,
+    /// Who a name the documents send to stands for (`[groups]`): addresses,
+    /// names of people, roles or other groups.
+    ///
+    /// ```toml
+    /// [groups]
+    /// "All stakeholders" = ["Executive team", "Deployment Lead", "ops@example.test"]
+    /// "Executive team" = ["cto@example.test"]
+    /// ```
+    pub groups: BTreeMap<String, Vec<String>>,
 }
 
 /// A roster file's `[roles]`: who signs the go/no-go decision, who decides
@@ -127,6 +136,22 @@ impl Roster {
                 Some(toml::Value::Table(t)) => TeamRoles::from_table(t, source)?,
                 Some(_) => return Err(format!("{source}: [roles] is a table")),
             },
+            groups: match table.get("groups") {
+                None => BTreeMap::new(),
+                Some(toml::Value::Table(t)) => t
+                    .iter()
+                    .map(|(k, v)| {
+                        let members = v
+                            .as_array()
+                            .map(|a| a.iter().filter_map(|m| m.as_str().map(str::to_string)).collect())
+                            .ok_or_else(|| {
+                                format!("{source}: [groups] \"{k}\" is a list: \"{k}\" = [\"ops@example.test\", \"Deployment Lead\"]")
+                            })?;
+                        Ok((k.clone(), members))
+                    })
+                    .collect::<Result<_, String>>()?,
+                Some(_) => return Err(format!("{source}: [groups] is a table of lists")),
+            },
         };
         let list = match table.get("person") {
             Some(toml::Value::Array(a)) => a.clone(),
@@ -171,6 +196,7 @@ impl Roster {
             file: Roster::default_file(&rb.path),
             from_file: false,
             team: TeamRoles::default(),
+            groups: BTreeMap::new(),
         };
         let Some(group) = rb
             .groups()
@@ -274,6 +300,50 @@ impl Roster {
     }
 
     /// The person named `name` (case-insensitive).
+    /// The email addresses `name` stands for: itself when it is one, a
+    /// group's members (`[groups]`), a person's contact, the contacts of
+    /// the people holding a role; `None` when it resolves to no address.
+    pub fn addresses(&self, name: &str) -> Option<Vec<String>> {
+        let mut out = Vec::new();
+        self.collect(name, &mut out, 0);
+        out.dedup();
+        (!out.is_empty()).then_some(out)
+    }
+
+    fn collect(&self, name: &str, out: &mut Vec<String>, depth: usize) {
+        let name = name.trim();
+        let push = |out: &mut Vec<String>, a: &str| {
+            let a = a.trim().trim_start_matches("mailto:");
+            if is_address(a) && !out.iter().any(|o| o.eq_ignore_ascii_case(a)) {
+                out.push(a.to_string());
+            }
+        };
+        if is_address(name) {
+            push(out, name);
+            return;
+        }
+        if depth > 8 {
+            return;
+        }
+        if let Some((_, members)) = self.groups.iter().find(|(g, _)| g.eq_ignore_ascii_case(name)) {
+            for m in members {
+                self.collect(m, out, depth + 1);
+            }
+            return;
+        }
+        if let Some(p) = self.person(name) {
+            if let Some(c) = &p.contact {
+                push(out, c);
+            }
+            return;
+        }
+        for p in self.people.values().filter(|p| p.holds(name)) {
+            if let Some(c) = &p.contact {
+                push(out, c);
+            }
+        }
+    }
+
     pub fn person(&self, name: &str) -> Option<&Person> {
         self.people
             .values()
@@ -332,5 +402,19 @@ mod tests {
         let p = back.person("Sam \"Ops\" O'Neil").expect("named");
         assert!(p.holds("Release Manager"));
         assert!(Roster::entry("X", None).ends_with("roles = [\"ROLE\"]"));
+    }
+}
+
+/// `someone@example.test`, roughly: one `@` with text on both sides and a
+/// dot after it, no spaces.
+fn is_address(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.contains('@')
+                && !s.contains(char::is_whitespace)
+        }
+        None => false,
     }
 }

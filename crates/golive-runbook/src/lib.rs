@@ -16,6 +16,7 @@
 //! No I/O and no async here: callers read files and print.
 
 mod blocks;
+pub mod comms;
 pub mod diagnostic;
 pub mod export;
 mod import;
