@@ -127,7 +127,10 @@ impl Channel {
         let mut out: Vec<Channel> = Vec::new();
         for s in specs {
             let mut c = Channel::parse(s, env)?;
-            let same = out.iter().filter(|o| o.kind_name() == c.kind_name()).count();
+            let same = out
+                .iter()
+                .filter(|o| o.kind_name() == c.kind_name())
+                .count();
             if same > 0 {
                 c.name = format!("{}-{}", c.kind_name(), same + 1);
             }
@@ -184,7 +187,9 @@ impl Channel {
                 let (status, _) = tokio::time::timeout(Duration::from_secs(10), post)
                     .await
                     .map_err(|_| format!("{}: no answer within 10s", self.shown()))?
-                    .map_err(|e| format!("{}: {}", self.shown(), redact_url(&e.to_string(), url)))?;
+                    .map_err(|e| {
+                        format!("{}: {}", self.shown(), redact_url(&e.to_string(), url))
+                    })?;
                 if (200..300).contains(&status) {
                     Ok(format!("{status}"))
                 } else {
@@ -246,9 +251,8 @@ impl Smtp {
         let (host, port) = match hostport.rsplit_once(':') {
             Some((h, p)) => (
                 h.to_string(),
-                p.parse::<u16>().map_err(|_| {
-                    format!("--notify email=…: `{p}` is not a port")
-                })?,
+                p.parse::<u16>()
+                    .map_err(|_| format!("--notify email=…: `{p}` is not a port"))?,
             ),
             None => (hostport.to_string(), if implicit_tls { 465 } else { 587 }),
         };
@@ -301,18 +305,21 @@ impl Smtp {
             .from(from)
             .subject(m.subject)
             // the same id for every attempt: a receiving system drops a copy
-            .message_id(Some(format!("<{}@golive>", m.idempotency_key.replace('/', "."))));
+            .message_id(Some(format!(
+                "<{}@golive>",
+                m.idempotency_key.replace('/', ".")
+            )));
         for to in m.to {
             b = b.to(to.parse().map_err(|e| format!("address `{to}`: {e}"))?);
         }
         let text = SinglePart::plain(m.body.to_string());
         let msg = match &m.attachment {
-            Some((name, html)) => b.multipart(
-                MultiPart::mixed().singlepart(text).singlepart(
-                    Attachment::new(name.clone())
-                        .body(html.clone(), ContentType::parse("text/html; charset=utf-8").map_err(|e| e.to_string())?),
+            Some((name, html)) => b.multipart(MultiPart::mixed().singlepart(text).singlepart(
+                Attachment::new(name.clone()).body(
+                    html.clone(),
+                    ContentType::parse("text/html; charset=utf-8").map_err(|e| e.to_string())?,
                 ),
-            ),
+            )),
             None => b.singlepart(text),
         }
         .map_err(|e| e.to_string())?;
@@ -427,20 +434,29 @@ mod tests {
 
     #[test]
     fn specs_parse_and_never_show_their_secrets() {
-        let env = |k: &str| (k == "HOOK").then(|| "https://hooks.example.test/T0/B0/s3cret".to_string());
+        let env =
+            |k: &str| (k == "HOOK").then(|| "https://hooks.example.test/T0/B0/s3cret".to_string());
         let c = Channel::parse("slack=env:HOOK", &env).expect("slack");
         assert_eq!(c.shown(), "slack webhook at hooks.example.test");
         assert!(!format!("{c:?}").contains("s3cret"));
         let pw = |k: &str| (k == SMTP_PASSWORD_ENV).then(|| "pa55".to_string());
-        let e = Channel::parse("email=smtp://ops%40example.test@mail.example.test:2525?from=golive@example.test", &pw)
-            .expect("email");
-        let Kind::Email(s) = &e.kind else { panic!("email") };
+        let e = Channel::parse(
+            "email=smtp://ops%40example.test@mail.example.test:2525?from=golive@example.test",
+            &pw,
+        )
+        .expect("email");
+        let Kind::Email(s) = &e.kind else {
+            panic!("email")
+        };
         assert_eq!((s.host.as_str(), s.port), ("mail.example.test", 2525));
         assert_eq!(s.user.as_deref(), Some("ops@example.test"));
         assert_eq!(s.from, "golive@example.test");
         assert_eq!(e.shown(), "email via mail.example.test:2525");
         let all = Channel::parse_all(
-            &["webhook=https://a.test/x".into(), "webhook=https://b.test/y".into()],
+            &[
+                "webhook=https://a.test/x".into(),
+                "webhook=https://b.test/y".into(),
+            ],
             &no_env,
         )
         .expect("two");
@@ -480,7 +496,10 @@ mod tests {
         assert_eq!(s["blocks"][0]["text"]["type"], "plain_text");
         assert_eq!(s["blocks"][1]["text"]["type"], "mrkdwn");
         let t = teams(&m);
-        assert_eq!(t["attachments"][0]["contentType"], "application/vnd.microsoft.card.adaptive");
+        assert_eq!(
+            t["attachments"][0]["contentType"],
+            "application/vnd.microsoft.card.adaptive"
+        );
         assert_eq!(t["attachments"][0]["content"]["type"], "AdaptiveCard");
         assert_eq!(generic(&m)["idempotency_key"], "d-1/success/slack");
         assert_eq!(cut(&"x".repeat(200), 150).chars().count(), 150);

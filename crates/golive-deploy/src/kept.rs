@@ -217,7 +217,13 @@ impl Kept {
             "notice.sending" | "notice.sent" | "notice.failed" => {
                 let key = e.data["key"].as_str().unwrap_or("").to_string();
                 let ch = e.data["channel"].as_str().unwrap_or("").to_string();
-                let d = self.notices.entry(key).or_default().deliveries.entry(ch).or_default();
+                let d = self
+                    .notices
+                    .entry(key)
+                    .or_default()
+                    .deliveries
+                    .entry(ch)
+                    .or_default();
                 match e.kind.as_str() {
                     "notice.sending" => {
                         d.attempts += 1;

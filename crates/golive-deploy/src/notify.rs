@@ -82,9 +82,10 @@ impl Message {
         hex::encode(Sha256::digest(format!("{}\n\n{}", self.subject, self.body)))
     }
 
-    /// Whether `c` carries it.
+    /// Whether `c` carries it: the chat channels every message, email the
+    /// milestones that name recipients.
     pub fn goes_to(&self, c: &Channel) -> bool {
-        self.milestone || !c.needs_addresses()
+        !c.needs_addresses() || (self.milestone && !self.to.is_empty())
     }
 }
 
@@ -115,7 +116,12 @@ pub struct Figures {
 }
 
 /// The record's figures at `now`.
-pub fn figures(rb: &Runbook, row: &golive_store::Deployment, k: &Kept, now: jiff::Timestamp) -> Figures {
+pub fn figures(
+    rb: &Runbook,
+    row: &golive_store::Deployment,
+    k: &Kept,
+    now: jiff::Timestamp,
+) -> Figures {
     let phases = lifecycle::phase_timings(rb, k, now);
     let steps_total: usize = phases.iter().map(|p| p.total).sum();
     let steps_done: usize = phases.iter().map(|p| p.done).sum();
@@ -192,8 +198,10 @@ pub fn figures(rb: &Runbook, row: &golive_store::Deployment, k: &Kept, now: jiff
         .as_ref()
         .and_then(|e| e.data["start"].as_str()?.parse::<jiff::Timestamp>().ok());
     let end = start.and_then(|s| {
-        s.checked_add(jiff::SignedDuration::from_secs(lifecycle::duration_target(rb) as i64))
-            .ok()
+        s.checked_add(jiff::SignedDuration::from_secs(
+            lifecycle::duration_target(rb) as i64,
+        ))
+        .ok()
     });
     Figures {
         timestamp: now.strftime("%Y-%m-%d %H:%M UTC").to_string(),
@@ -316,7 +324,12 @@ impl Figures {
 
 /// The status update: the document's Status Update Template (or
 /// [`DEFAULT_STATUS_TEMPLATE`]) filled from the record at `now`.
-pub fn status_update(rb: &Runbook, row: &golive_store::Deployment, k: &Kept, now: jiff::Timestamp) -> String {
+pub fn status_update(
+    rb: &Runbook,
+    row: &golive_store::Deployment,
+    k: &Kept,
+    now: jiff::Timestamp,
+) -> String {
     let plan = comms::plan(rb);
     let template = plan
         .status_template
@@ -339,7 +352,7 @@ fn announce_ticks(rb: &Runbook, item: usize) -> Vec<String> {
             let t = s.text.to_lowercase();
             t.contains("announced") || t.contains("notified")
         })
-        .map(|(n, _)| format!("{}/{}", rb.items[item].id, n + 1))
+        .map(|(n, _)| format!("{}/{}", rb.items[item].address, n + 1))
         .collect()
 }
 
@@ -369,14 +382,33 @@ pub fn message_for(
 ) -> Message {
     let plan = comms::plan(rb);
     let f = figures(rb, row, k, now);
+    // the stakeholders, for the milestones that name nobody: those the
+    // success notice (else the announcement) goes to
+    let stakeholders: Vec<String> = [NoticeKind::Success, NoticeKind::Announcement]
+        .iter()
+        .find_map(|kind| {
+            plan.notices
+                .iter()
+                .find(|n| n.kind == *kind && !n.to.is_empty())
+        })
+        .map(|n| n.to.clone())
+        .unwrap_or_default();
     let status = |items: Vec<String>, milestone: bool| {
         let body = status_update(rb, row, k, now);
         Message {
             key: key.to_string(),
             kind: "status".into(),
-            subject: body.lines().next().unwrap_or("Deployment status update").to_string(),
+            subject: body
+                .lines()
+                .next()
+                .unwrap_or("Deployment status update")
+                .to_string(),
             body,
-            to: Vec::new(),
+            to: if milestone {
+                stakeholders.clone()
+            } else {
+                Vec::new()
+            },
             items,
             ticks: Vec::new(),
             attach_report: false,
@@ -389,7 +421,10 @@ pub fn message_for(
     if key == "rollback-initiated" {
         let (words, ticks) = match &plan.rollback_announcement {
             Some((w, item)) => (w.clone(), announce_ticks(rb, *item)),
-            None => ("ROLLBACK INITIATED - [REASON] - ETA [ETA] minutes".to_string(), Vec::new()),
+            None => (
+                "ROLLBACK INITIATED - [REASON] - ETA [ETA] minutes".to_string(),
+                Vec::new(),
+            ),
         };
         let eta = f.rollback_target_minutes.unwrap_or(5).to_string();
         let words = f.fill(&words).replace("[ETA]", &eta);
@@ -403,7 +438,7 @@ pub fn message_for(
             kind: key.into(),
             subject: words,
             body,
-            to: Vec::new(),
+            to: stakeholders,
             items: update_items(rb, &plan, key),
             ticks,
             attach_report: false,
@@ -431,7 +466,9 @@ pub fn message_for(
         body.push_str(&format!("- {l}\n"));
     }
     if kind == NoticeKind::Report {
-        body.push_str("\nThe full report is attached (HTML): every event of the deployment's record.\n");
+        body.push_str(
+            "\nThe full report is attached (HTML): every event of the deployment's record.\n",
+        );
     }
     body.push_str(&format!("\nDeployment {} — sent by golive\n", f.deployment));
     let mut items: Vec<String> = notice
@@ -460,9 +497,13 @@ pub fn message_for(
 
 /// What a notice says when the document has no words for it.
 fn default_notice(kind: NoticeKind, f: &Figures) -> (String, Vec<String>) {
-    let v = f.version.as_deref().map_or(String::new(), |v| format!(" v{}", v.trim_start_matches('v')));
+    let v = f.version.as_deref().map_or(String::new(), |v| {
+        format!(" v{}", v.trim_start_matches('v'))
+    });
     let dur = f.duration_minutes.map_or("?".into(), |m| format!("{m:.1}"));
-    let smoke = f.smoke.map_or("not run".into(), |(p, t)| format!("{p}/{t} passed"));
+    let smoke = f
+        .smoke
+        .map_or("not run".into(), |(p, t)| format!("{p}/{t} passed"));
     match kind {
         NoticeKind::Announcement => (
             format!("Production deployment scheduled:{v} [DATE] [TIME]"),
@@ -495,7 +536,8 @@ fn default_notice(kind: NoticeKind, f: &Figures) -> (String, Vec<String>) {
                 "Deployment status: ROLLED BACK".into(),
                 format!("Reason: {}", f.reason.as_deref().unwrap_or("not recorded")),
                 format!("Issues: {}", f.issues_text()),
-                "Next steps: the post-rollback actions (incident report, post-mortem, fix plan)".into(),
+                "Next steps: the post-rollback actions (incident report, post-mortem, fix plan)"
+                    .into(),
             ],
         ),
     }
@@ -503,19 +545,40 @@ fn default_notice(kind: NoticeKind, f: &Figures) -> (String, Vec<String>) {
 
 /// The keys due at `now` from the record, in the order they became due,
 /// whether queued already or not; `interval` overrides the document's.
-pub fn due_keys(rb: &Runbook, k: &Kept, now: jiff::Timestamp, interval: Option<u64>) -> Vec<String> {
+pub fn due_keys(
+    rb: &Runbook,
+    k: &Kept,
+    now: jiff::Timestamp,
+    interval: Option<u64>,
+) -> Vec<String> {
     let plan = comms::plan(rb);
-    let interval = interval.or(plan.interval).unwrap_or(DEFAULT_INTERVAL).max(1);
+    let interval = interval
+        .or(plan.interval)
+        .unwrap_or(DEFAULT_INTERVAL)
+        .max(1);
     let mut out: Vec<(i64, String)> = Vec::new();
     let now_text = now.to_string();
     // a status update whose moment passed more than an interval ago is not
     // sent late (a process that starts mid-deployment does not flood)
     let fresh = |at: &str| seconds_between(at, &now_text).is_some_and(|s| s <= interval as f64);
+    // the notices the document asks for (all of them, in their plain
+    // default words, when it asks for none)
+    let asks = |kind: NoticeKind| {
+        plan.notices.is_empty()
+            || plan.notices.iter().any(|n| n.kind == kind)
+            || (kind == NoticeKind::RollbackComplete && plan.rollback_communication.is_some())
+    };
     if let Some(s) = &k.scheduled
         && k.decision.is_none()
     {
-        out.push((s.seq, "announcement".into()));
-        out.push((s.seq, "support-alert".into()));
+        for (kind, key) in [
+            (NoticeKind::Announcement, "announcement"),
+            (NoticeKind::SupportAlert, "support-alert"),
+        ] {
+            if asks(kind) {
+                out.push((s.seq, key.into()));
+            }
+        }
     }
     let Some(go) = k.go() else {
         return out.into_iter().map(|(_, k)| k).collect();
@@ -561,11 +624,15 @@ pub fn due_keys(rb: &Runbook, k: &Kept, now: jiff::Timestamp, interval: Option<u
     }
     if let Some(e) = &k.ended {
         match e.data["outcome"].as_str() {
-            Some("SUCCESS") => out.push((e.seq, "success".into())),
-            Some("ROLLED BACK") => out.push((e.seq, "rollback-complete".into())),
+            Some("SUCCESS") if asks(NoticeKind::Success) => out.push((e.seq, "success".into())),
+            Some("ROLLED BACK") if asks(NoticeKind::RollbackComplete) => {
+                out.push((e.seq, "rollback-complete".into()))
+            }
             _ => {}
         }
-        out.push((e.seq, "report".into()));
+        if asks(NoticeKind::Report) {
+            out.push((e.seq, "report".into()));
+        }
     }
     out.sort_by_key(|(seq, _)| *seq);
     out.into_iter().map(|(_, k)| k).collect()
@@ -589,17 +656,36 @@ pub fn due(
 /// Every message the plan sends, filled from the record as far as it goes
 /// (`golive notify --preview`): the announcements, T+0, one phase's end, the
 /// rollback's start and end, the success notice and the report.
-pub fn preview(rb: &Runbook, row: &golive_store::Deployment, k: &Kept, now: jiff::Timestamp) -> Vec<Message> {
+pub fn preview(
+    rb: &Runbook,
+    row: &golive_store::Deployment,
+    k: &Kept,
+    now: jiff::Timestamp,
+) -> Vec<Message> {
     let plan = comms::plan(rb);
-    let mut keys = vec!["announcement".to_string(), "support-alert".into(), "status:go".into()];
+    let mut keys = vec![
+        "announcement".to_string(),
+        "support-alert".into(),
+        "status:go".into(),
+    ];
     let interval = plan.interval.unwrap_or(DEFAULT_INTERVAL);
     keys.push(format!("status:t+{}", interval / 60));
-    keys.extend(["rollback-initiated", "rollback-complete", "success", "report"].map(String::from));
+    keys.extend(
+        [
+            "rollback-initiated",
+            "rollback-complete",
+            "success",
+            "report",
+        ]
+        .map(String::from),
+    );
     keys.into_iter()
-        .map(|key| match k.notices.get(&key).and_then(|n| n.queued.as_ref()) {
-            Some(q) => queued_message(q),
-            None => message_for(rb, row, k, now, &key),
-        })
+        .map(
+            |key| match k.notices.get(&key).and_then(|n| n.queued.as_ref()) {
+                Some(q) => queued_message(q),
+                None => message_for(rb, row, k, now, &key),
+            },
+        )
         .collect()
 }
 
@@ -666,7 +752,12 @@ pub struct Delivered {
 
 /// Queue what is due and not queued yet, for the channels this process
 /// has: the keys queued now.
-pub async fn queue(d: &Deployment, s: &Sender<'_>, now: jiff::Timestamp, l: &dyn Listener) -> Result<Vec<String>> {
+pub async fn queue(
+    d: &Deployment,
+    s: &Sender<'_>,
+    now: jiff::Timestamp,
+    l: &dyn Listener,
+) -> Result<Vec<String>> {
     if s.channels.is_empty() {
         return Ok(Vec::new());
     }
@@ -716,10 +807,17 @@ fn claim_holds(e: &Event, now: jiff::Timestamp) -> bool {
 }
 
 /// A delivery ready to go: (key, channel name).
-fn ready(k: &Kept, names: &[&str], now: jiff::Timestamp) -> (Vec<(String, String)>, Option<jiff::Timestamp>) {
+fn ready(
+    k: &Kept,
+    names: &[&str],
+    now: jiff::Timestamp,
+) -> (Vec<(String, String)>, Option<jiff::Timestamp>) {
     let mut out = Vec::new();
     let mut next: Option<jiff::Timestamp> = None;
-    for (key, n) in &k.notices {
+    // in the order they were queued
+    let mut notices: Vec<(&String, &crate::NoticeRecord)> = k.notices.iter().collect();
+    notices.sort_by_key(|(_, n)| n.queued.as_ref().map_or(i64::MAX, |q| q.seq));
+    for (key, n) in notices {
         for (ch, d) in &n.deliveries {
             if !names.contains(&ch.as_str()) || d.sent.is_some() || d.attempts >= MAX_ATTEMPTS {
                 continue;
@@ -783,7 +881,11 @@ pub async fn deliver(d: &Deployment, s: &Sender<'_>, l: &dyn Listener) -> Result
             (n.queued.as_ref().map(queued_message), attempt)
         };
         let Some(m) = message else { continue };
-        let channel = s.channels.iter().find(|c| c.name == ch).expect("named above");
+        let channel = s
+            .channels
+            .iter()
+            .find(|c| c.name == ch)
+            .expect("named above");
         let mut to = Vec::new();
         let mut unaddressed = Vec::new();
         if channel.needs_addresses() {
@@ -838,7 +940,10 @@ pub async fn deliver(d: &Deployment, s: &Sender<'_>, l: &dyn Listener) -> Result
             }
             Err(cause) => {
                 let gave_up = attempt >= MAX_ATTEMPTS;
-                let wait = s.backoff.saturating_mul(1 << (attempt - 1).min(16) as u32).min(Duration::from_secs(600));
+                let wait = s
+                    .backoff
+                    .saturating_mul(1 << (attempt - 1).min(16) as u32)
+                    .min(Duration::from_secs(600));
                 let retry = now
                     .checked_add(jiff::SignedDuration::try_from(wait).unwrap_or_default())
                     .unwrap_or(now);
@@ -846,7 +951,11 @@ pub async fn deliver(d: &Deployment, s: &Sender<'_>, l: &dyn Listener) -> Result
                 l.note(&format!(
                     "{key} to {} failed (attempt {attempt}): {cause}{}",
                     channel.shown(),
-                    if gave_up { "; given up".to_string() } else { format!("; tried again at {}", retry.strftime("%H:%M:%S")) }
+                    if gave_up {
+                        "; given up".to_string()
+                    } else {
+                        format!("; tried again at {}", retry.strftime("%H:%M:%S"))
+                    }
                 ));
                 if !gave_up {
                     out.next_retry = Some(out.next_retry.map_or(retry, |n| n.min(retry)));
@@ -867,7 +976,12 @@ pub async fn deliver(d: &Deployment, s: &Sender<'_>, l: &dyn Listener) -> Result
 
 /// Queue what is due, then deliver, trying failed deliveries again as their
 /// time comes, for at most `wait`: what a command does after its write.
-pub async fn settle(d: &Deployment, s: &Sender<'_>, wait: Duration, l: &dyn Listener) -> Result<Delivered> {
+pub async fn settle(
+    d: &Deployment,
+    s: &Sender<'_>,
+    wait: Duration,
+    l: &dyn Listener,
+) -> Result<Delivered> {
     let mut all = Delivered::default();
     if s.channels.is_empty() {
         return Ok(all);
@@ -880,7 +994,10 @@ pub async fn settle(d: &Deployment, s: &Sender<'_>, wait: Duration, l: &dyn List
         all.failed.extend(pass.failed);
         all.next_retry = pass.next_retry;
         let Some(next) = pass.next_retry else { break };
-        let wait = next.duration_since(jiff::Timestamp::now()).as_secs_f64().max(0.0);
+        let wait = next
+            .duration_since(jiff::Timestamp::now())
+            .as_secs_f64()
+            .max(0.0);
         let at = tokio::time::Instant::now() + Duration::from_secs_f64(wait);
         if at > deadline {
             break;
@@ -904,7 +1021,10 @@ pub fn deliveries(k: &Kept) -> Vec<(String, String, String, String)> {
             } else if let Some(f) = &d.failed {
                 let cause = f.data["cause"].as_str().unwrap_or("").to_string();
                 if f.data["retry_at"].is_null() {
-                    ("given up", format!("after {} attempts: {cause}", d.attempts))
+                    (
+                        "given up",
+                        format!("after {} attempts: {cause}", d.attempts),
+                    )
                 } else {
                     (
                         "retrying",
@@ -933,7 +1053,10 @@ fn short(at: &str) -> String {
 /// The channels' need for addresses the roster cannot meet: each notice's
 /// recipient that resolves to no address, with where the document names
 /// it (a lint finding when a channel sends email).
-pub fn unaddressed(rb: &Runbook, roster: &golive_engine::roster::Roster) -> Vec<(String, golive_runbook::Loc)> {
+pub fn unaddressed(
+    rb: &Runbook,
+    roster: &golive_engine::roster::Roster,
+) -> Vec<(String, golive_runbook::Loc)> {
     let plan = comms::plan(rb);
     let mut out = Vec::new();
     for n in &plan.notices {
@@ -954,17 +1077,61 @@ pub fn sent_items(k: &Kept) -> BTreeMap<String, Event> {
     for n in k.notices.values() {
         let (Some(q), Some(first)) = (
             &n.queued,
-            n.deliveries.values().filter_map(|d| d.sent.as_ref()).min_by_key(|e| e.seq),
+            n.deliveries
+                .values()
+                .filter_map(|d| d.sent.as_ref())
+                .min_by_key(|e| e.seq),
         ) else {
             continue;
         };
-        for v in q.data["items"].as_array().into_iter().flatten().chain(q.data["ticks"].as_array().into_iter().flatten()) {
+        for v in q.data["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(q.data["ticks"].as_array().into_iter().flatten())
+        {
             if let Some(id) = v.as_str() {
                 out.entry(id.to_string()).or_insert_with(|| first.clone());
             }
         }
     }
     out
+}
+
+impl Deployment {
+    /// Record the deployment's scheduled start (`golive run --at`): the
+    /// plan's announcement and support alert become due. Refused once the
+    /// go/no-go decision is taken; a second schedule replaces the first
+    /// (its messages went already: they are not sent again).
+    pub async fn schedule(&self, start: jiff::Timestamp, l: &dyn Listener) -> Result<()> {
+        let _lock = self.lock().await?;
+        let k = self.kept(l).await?;
+        if k.decision.is_some() {
+            return Err(crate::Error::refused(
+                crate::RefusalKind::Decided,
+                format!(
+                    "deployment {} is past its go/no-go decision: its start is not scheduled any more",
+                    self.id()
+                ),
+            ));
+        }
+        if k.scheduled
+            .as_ref()
+            .is_some_and(|e| e.data["start"] == start.to_string())
+        {
+            return Ok(());
+        }
+        self.store
+            .append(
+                self.id(),
+                &[NewEvent::new(
+                    "deployment.scheduled",
+                    json!({ "start": start.to_string() }),
+                )],
+            )
+            .await?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

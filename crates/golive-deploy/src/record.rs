@@ -103,16 +103,26 @@ impl Recorder {
         r: &Redactor,
         new: bool,
         continue_id: Option<&str>,
+        given: &golive_probe::Vars,
         l: &dyn Listener,
     ) -> Result<Recorder, String> {
         let store = crate::store::create_store(location)
             .await
             .map_err(|e| e.to_string())?;
+        // the variables the checks were bound with; without checks, the
+        // plain ones the run was given (the messages read VERSION)
         let vars = plan
             .checks
             .first()
             .map(|c| c.vars.clone())
-            .unwrap_or(json!({}));
+            .unwrap_or_else(|| {
+                serde_json::Value::Object(
+                    given
+                        .plain()
+                        .map(|(k, v)| (k.to_string(), json!(v)))
+                        .collect(),
+                )
+            });
         let started_by = account();
         let sha = hex::encode(Sha256::digest(rb.source.as_bytes()));
         let open = match continue_id {
@@ -355,8 +365,18 @@ pub async fn run(
     a: &Run<'_>,
     l: std::sync::Arc<dyn Listener>,
 ) -> Result<RunOutcome, String> {
-    let recorder =
-        Recorder::start(a.store, rb, plan, a.only, redact, a.new, a.deployment, &*l).await?;
+    let recorder = Recorder::start(
+        a.store,
+        rb,
+        plan,
+        a.only,
+        redact,
+        a.new,
+        a.deployment,
+        a.vars,
+        &*l,
+    )
+    .await?;
     let kept = recorder.kept(&*l).await?;
     let interrupted = kept.checks_started.clone();
     let mut opts = a.opts.clone();

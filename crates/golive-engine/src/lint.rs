@@ -13,6 +13,7 @@ const ENGINE_KEYS: &[&str] = &[
     "for",
     "every",
     "vars",
+    "notify",
     "suggested",
 ];
 

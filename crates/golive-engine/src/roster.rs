@@ -325,7 +325,11 @@ impl Roster {
         if depth > 8 {
             return;
         }
-        if let Some((_, members)) = self.groups.iter().find(|(g, _)| g.eq_ignore_ascii_case(name)) {
+        if let Some((_, members)) = self
+            .groups
+            .iter()
+            .find(|(g, _)| g.eq_ignore_ascii_case(name))
+        {
             for m in members {
                 self.collect(m, out, depth + 1);
             }

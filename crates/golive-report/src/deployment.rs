@@ -134,6 +134,7 @@ pub fn render_markdown(
             out.ticks.push((rb.items[i].address.clone(), true));
         }
     }
+    sent_notices(rb, &k, &mut out, &mut fills);
     decision(rb, events, &mut out, &mut fills);
     stage_signoffs(rb, &k, &mut fills);
     summary(rb, events, &mut fills);
@@ -158,6 +159,39 @@ pub fn render_markdown(
         head_line(&d.id, &head(d, events))
     ));
     Ok(text)
+}
+
+/// The communication plan's items golive's messages fulfilled: ticked, and
+/// their `Sent by` (or `Completed by`) and `Time` blanks filled with
+/// `golive` and the time of the first delivery.
+fn sent_notices(rb: &Runbook, k: &Kept, out: &mut Outcomes, fills: &mut BTreeMap<String, String>) {
+    for (id, sent) in golive_deploy::notify::sent_items(k) {
+        let time = sent
+            .at
+            .parse::<jiff::Timestamp>()
+            .map(|t| t.strftime("%H:%M UTC").to_string())
+            .unwrap_or_default();
+        match rb.items.iter().find(|i| i.id == id) {
+            Some(item) => {
+                if item.marker.is_some()
+                    && !item.checked()
+                    && !out.ticks.iter().any(|(a, _)| *a == item.address)
+                {
+                    out.ticks.push((item.address.clone(), true));
+                }
+                for label in ["Sent by", "Completed by"] {
+                    if let Some(b) = blank_named(&item.blanks, label) {
+                        fills.insert(b.id.clone(), "golive".into());
+                    }
+                }
+                if let Some(b) = blank_named(&item.blanks, "Time") {
+                    fills.insert(b.id.clone(), time.clone());
+                }
+            }
+            // a sub-check (`ITEM/N`)
+            None => out.ticks.push((id, true)),
+        }
+    }
 }
 
 /// Choice lines that say how the deployment ended, answered once it has:
@@ -1193,26 +1227,7 @@ details.log summary{cursor:pointer;font-weight:600;margin:1rem 0 .5rem}
 code{background:#f1f3f7;padding:0 .25rem;border-radius:.2rem;overflow-wrap:anywhere}
 @media (max-width:40rem){body{margin:1rem auto;font-size:14px}.summary dl{grid-template-columns:1fr}.summary dt{margin-top:.4rem}}";
 
-/// The status update golive sends when the document has no Status Update
-/// Template: the reference's fields, plainly.
-pub const DEFAULT_STATUS_TEMPLATE: &str = "Deployment status update, [TIMESTAMP]
-Current phase: [CURRENT_PHASE]
-Progress: [X]/[Y] steps complete
-Time remaining (estimate): [MINUTES] minutes
-Issues: [NONE / description]
-Next: [NEXT_PHASE]
-";
-
-/// The body of the document's Status Update Template (the first fenced
-/// block after a line naming it), if it has one.
-fn status_template(rb: &Runbook) -> Option<&str> {
-    let at = rb.source.find("Status Update Template")?;
-    let rest = &rb.source[at..];
-    let open = rest.find("```")?;
-    let body_start = rest[open..].find('\n')? + open + 1;
-    let body_end = rest[body_start..].find("```")? + body_start;
-    Some(&rest[body_start..body_end])
-}
+pub use golive_deploy::notify::DEFAULT_STATUS_TEMPLATE;
 
 /// `golive status --message`: the document's Status Update Template (or
 /// [`DEFAULT_STATUS_TEMPLATE`] when it has none) filled from the live
@@ -1223,75 +1238,7 @@ pub fn render_message(
     k: &Kept,
     now: jiff::Timestamp,
 ) -> String {
-    let template = status_template(rb).unwrap_or(DEFAULT_STATUS_TEMPLATE);
-    let phases = lifecycle::phase_timings(rb, k, now);
-    let steps_total: usize = phases.iter().map(|p| p.total).sum();
-    let steps_done: usize = phases.iter().map(|p| p.done).sum();
-    let current = phases.iter().position(|p| p.done < p.total);
-    let state = lifecycle::state(k);
-    let (phase, next) = match current {
-        _ if state.starts_with("ROLL") => (
-            format!("Rollback ({state})"),
-            "Post-rollback actions".to_string(),
-        ),
-        Some(i) => (
-            phases[i].title.clone(),
-            phases
-                .get(i + 1)
-                .map_or("Smoke testing".to_string(), |p| p.title.clone()),
-        ),
-        None if phases.is_empty() => (state.to_string(), "Procedure".to_string()),
-        None => ("Verification".to_string(), "Final sign-off".to_string()),
-    };
-    let remaining: u64 = phases
-        .iter()
-        .skip(current.unwrap_or(phases.len()))
-        .map(|p| p.budget.unwrap_or(0).saturating_sub(p.seconds as u64))
-        .sum();
-    // what raised a rollback, and every gate that failed
-    // (a rollback is raised once, and before any gate that fails after it)
-    let mut record: Vec<&Event> = k.gates.iter().chain(&k.rollback_raised).collect();
-    record.sort_by_key(|e| e.seq);
-    let issues: Vec<String> = record
-        .into_iter()
-        .filter_map(|e| match e.kind.as_str() {
-            "rollback.raised" => e.data["reason"].as_str().map(str::to_string),
-            "gate" if e.data["result"] == "fail" => Some(format!(
-                "{} gate {}/{}, below the target of {}/{}",
-                e.data["stage"].as_str().unwrap_or("?"),
-                e.data["passed"],
-                e.data["total"],
-                e.data["target"],
-                e.data["total"]
-            )),
-            _ => None,
-        })
-        .collect();
-    let mut text = template.to_string();
-    for (k, v) in [
-        (
-            "[TIMESTAMP]",
-            now.strftime("%Y-%m-%d %H:%M UTC").to_string(),
-        ),
-        ("[CURRENT_PHASE]", phase),
-        ("[X]", steps_done.to_string()),
-        ("[Y]", steps_total.to_string()),
-        ("[MINUTES]", (remaining.div_ceil(60)).to_string()),
-        (
-            "[NONE / description]",
-            if issues.is_empty() {
-                "NONE".to_string()
-            } else {
-                issues.join("; ")
-            },
-        ),
-        ("[NEXT_PHASE]", next),
-    ] {
-        text = text.replace(k, &v);
-    }
-    if !text.ends_with('\n') {
-        text.push('\n');
-    }
+    let mut text = golive_deploy::notify::status_update(rb, d, k, now);
     text.push_str(&head_line(&d.id, &kept_head(d, k)));
     text.push('\n');
     text

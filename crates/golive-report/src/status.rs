@@ -390,5 +390,36 @@ pub fn status_text(rb: &Runbook, d: &Deployment, s: &Status, now: jiff::Timestam
             );
         }
     }
+    messages(&s.kept, &mut out);
     out
+}
+
+/// The communication plan's deliveries: how many went, and each that did
+/// not yet, with why.
+fn messages(k: &golive_deploy::Kept, out: &mut String) {
+    let all = golive_deploy::notify::deliveries(k);
+    if all.is_empty() {
+        return;
+    }
+    let sent = all
+        .iter()
+        .filter(|(_, _, state, _)| state == "sent")
+        .count();
+    let _ = writeln!(
+        out,
+        "Messages: {} queued; {sent} of {} deliveries sent",
+        k.notices.len(),
+        all.len()
+    );
+    for (key, ch, state, detail) in all.iter().filter(|(_, _, state, _)| state != "sent") {
+        let _ = writeln!(
+            out,
+            "  {key} on {ch}: {state}{}",
+            if detail.is_empty() {
+                String::new()
+            } else {
+                format!(" ({detail})")
+            }
+        );
+    }
 }

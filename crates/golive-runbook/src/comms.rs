@@ -191,7 +191,8 @@ fn communication(rb: &Runbook, si: usize, out: &mut Plan) {
             if !(t.starts_with("- ") || t.starts_with("* ")) || t.contains("[ ]") {
                 break;
             }
-            out.distribution.push(text::plain(text::strip_line_prefix(t)));
+            out.distribution
+                .push(text::plain(text::strip_line_prefix(t)));
         }
     }
     // the sections: items of one group under one bold label
@@ -203,7 +204,8 @@ fn communication(rb: &Runbook, si: usize, out: &mut Plan) {
             out.updates.push(Update {
                 item: i,
                 minutes: m,
-                end: lower.contains("complete") && (lower.contains("success") || lower.contains("rollback")),
+                end: lower.contains("complete")
+                    && (lower.contains("success") || lower.contains("rollback")),
             });
             continue;
         }
@@ -279,7 +281,11 @@ fn notice(rb: &Runbook, group: &str, title: &str, items: &[usize]) -> Option<Not
             // `Support team notified: [DATE/TIME]`: the recipients are the
             // words before "notified"
             if n.to.is_empty() {
-                n.to = vec![it.title[..it.title.len() - " notified".len()].trim().to_string()];
+                n.to = vec![
+                    it.title[..it.title.len() - " notified".len()]
+                        .trim()
+                        .to_string(),
+                ];
                 n.to_loc = Some(it.loc.clone());
             }
         } else {
@@ -333,7 +339,10 @@ mod tests {
         let p = plan(&rb);
         assert_eq!(p.interval, Some(900));
         let (t, _) = p.status_template.clone().expect("template");
-        assert!(t.starts_with("DEPLOYMENT STATUS UPDATE - [TIMESTAMP]\n"), "{t}");
+        assert!(
+            t.starts_with("DEPLOYMENT STATUS UPDATE - [TIMESTAMP]\n"),
+            "{t}"
+        );
         assert!(t.contains("Progress: [X]/[Y] steps complete"));
         let kinds: Vec<NoticeKind> = p.notices.iter().map(|n| n.kind).collect();
         assert_eq!(
@@ -361,7 +370,12 @@ mod tests {
         assert!(s.sender_item.is_none());
         let success = &p.notices[2];
         assert_eq!(success.to, ["All stakeholders"]);
-        assert!(success.content.iter().any(|l| l == "Smoke test results: ____/20 passed"));
+        assert!(
+            success
+                .content
+                .iter()
+                .any(|l| l == "Smoke test results: ____/20 passed")
+        );
         assert_eq!(p.notices[3].to, ["Engineering team", "DevOps"]);
         let minutes: Vec<u64> = p.updates.iter().map(|u| u.minutes).collect();
         assert_eq!(minutes, [0, 15, 30, 45, 60]);

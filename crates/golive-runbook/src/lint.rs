@@ -37,6 +37,7 @@ pub const ANNOTATION_KEYS: &[(&str, KeyType)] = &[
     ("every", KeyType::String),
     ("auto_sign", KeyType::Bool),
     ("vars", KeyType::StringTable),
+    ("notify", KeyType::Strings),
     // probe options
     ("method", KeyType::String),
     ("headers", KeyType::StringTable),

@@ -1054,3 +1054,153 @@ impl Drop for PostgresServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// One request a [`scripted_receiver`] took.
+#[derive(Debug, Clone)]
+pub struct Hooked {
+    pub path: String,
+    pub idempotency_key: Option<String>,
+    pub body: String,
+    /// The status it was answered with (0: never answered).
+    pub status: u16,
+}
+
+/// A webhook receiver on 127.0.0.1 whose answers follow a script: for each
+/// path, the statuses of its first requests in turn (`0`: the request is
+/// read, then never answered), 200 after the script runs out. Records
+/// every request with its `Idempotency-Key`.
+pub async fn scripted_receiver(
+    script: &[(&str, &[u16])],
+) -> (Server, Arc<std::sync::Mutex<Vec<Hooked>>>) {
+    let seen: Arc<std::sync::Mutex<Vec<Hooked>>> = Arc::default();
+    let plan: Arc<
+        std::sync::Mutex<std::collections::HashMap<String, std::collections::VecDeque<u16>>>,
+    > = Arc::new(std::sync::Mutex::new(
+        script
+            .iter()
+            .map(|(p, s)| ((*p).to_string(), s.iter().copied().collect()))
+            .collect(),
+    ));
+    let listener = listen().await;
+    let addr = listener.local_addr().expect("addr");
+    let log = seen.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let (log, plan) = (log.clone(), plan.clone());
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let (log, plan) = (log.clone(), plan.clone());
+                    async move {
+                        let path = req.uri().path().to_string();
+                        let key = req
+                            .headers()
+                            .get("idempotency-key")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_string);
+                        let body = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+                            .unwrap_or_default();
+                        let status = plan
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_mut(&path)
+                            .and_then(|q| q.pop_front())
+                            .unwrap_or(200);
+                        log.lock().unwrap_or_else(|e| e.into_inner()).push(Hooked {
+                            path,
+                            idempotency_key: key,
+                            body,
+                            status,
+                        });
+                        if status == 0 {
+                            std::future::pending::<()>().await;
+                        }
+                        let mut r = Response::new(full("ok"));
+                        *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                        Ok::<_, Infallible>(r)
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    (Server { addr, task }, seen)
+}
+
+/// An SMTP server on 127.0.0.1 (Debian's python3-aiosmtpd): STARTTLS with
+/// a certificate of `pki` required, then authentication as `user` /
+/// `password`; each message kept in `dir` as `N.eml` and `N.json` (the
+/// envelope). Stopped when dropped.
+pub struct SmtpServer {
+    pub port: u16,
+    pub dir: PathBuf,
+    child: std::process::Child,
+}
+
+impl SmtpServer {
+    pub fn start(pki: &Pki, user: &str, password: &str) -> SmtpServer {
+        use std::io::BufRead;
+        let dir = pki.dir.join(format!("smtp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("smtp dir");
+        let (cert, key) = pki.leaf_files(&["127.0.0.1", "localhost"], "smtp");
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+            l.local_addr().expect("addr").port()
+        };
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/smtp.py");
+        let mut child = std::process::Command::new("/usr/bin/python3")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(&dir)
+            .arg(&cert)
+            .arg(&key)
+            .arg(user)
+            .arg(password)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 -m aiosmtpd: install Debian's python3-aiosmtpd");
+        let out = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(out)
+            .read_line(&mut line)
+            .expect("ready line");
+        assert!(
+            line.starts_with("ready"),
+            "the SMTP server did not start: {line}"
+        );
+        SmtpServer { port, dir, child }
+    }
+
+    /// The messages received so far: (envelope JSON, raw message), in order.
+    pub fn messages(&self) -> Vec<(serde_json::Value, String)> {
+        let mut out = Vec::new();
+        for n in 1.. {
+            let base = self.dir.join(n.to_string());
+            let (Ok(env), Ok(raw)) = (
+                std::fs::read_to_string(base.with_extension("json")),
+                std::fs::read_to_string(base.with_extension("eml")),
+            ) else {
+                break;
+            };
+            out.push((serde_json::from_str(&env).unwrap_or_default(), raw));
+        }
+        out
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -70,6 +70,7 @@ pub async fn sign(a: Sign<'_>) -> Result<ExitCode, String> {
             let d = open(a.store, a.deployment).await?;
             let all = d.sign_each(&a.sign, a.more, &Cli).await?;
             say(golive_report::said::signed(&d.rb, d.id(), &all));
+            crate::notify::after(&d).await;
             Ok(ExitCode::SUCCESS)
         }
         .await,
@@ -101,6 +102,7 @@ pub async fn sign_off(a: SignOff<'_>) -> Result<ExitCode, String> {
                     format!("waiting for {}", s.waiting.join(", "))
                 }
             );
+            crate::notify::after(&d).await;
             Ok(ExitCode::SUCCESS)
         }
         .await,
@@ -128,6 +130,7 @@ pub async fn skip(a: Skip<'_>) -> Result<ExitCode, String> {
                 a.skip.reason.trim(),
                 d.id()
             );
+            crate::notify::after(&d).await;
             Ok(ExitCode::SUCCESS)
         }
         .await,
@@ -156,6 +159,7 @@ pub async fn choose(a: Choose<'_>) -> Result<ExitCode, String> {
                 d.id(),
                 c.set_aside
             );
+            crate::notify::after(&d).await;
             Ok(ExitCode::SUCCESS)
         }
         .await,
@@ -206,6 +210,7 @@ pub async fn decide(a: Decide<'_>) -> Result<ExitCode, String> {
             let d = open(a.store, a.deployment).await?;
             let o = d.decide(&a.decide, &Cli).await?;
             say(golive_report::said::decided(d.id(), &o));
+            crate::notify::after(&d).await;
             Ok(ExitCode::SUCCESS)
         }
         .await,
@@ -259,6 +264,7 @@ pub async fn done(a: Done<'_>) -> Result<ExitCode, String> {
         match d.done(&a.done, &Cli).await? {
             Ok(s) => {
                 say(golive_report::said::step_done(&s));
+                crate::notify::after(&d).await;
                 Ok(ExitCode::SUCCESS)
             }
             Err(golive_deploy::NotDone::DoneMeanwhile(step)) => {
@@ -286,6 +292,7 @@ pub async fn gate(
             let d = open(location, id).await?;
             let g = d.gate(which, name, roster, &Cli).await?;
             say(golive_report::said::gate(&g));
+            crate::notify::after(&d).await;
             Ok(if g.raised == Raised::Nothing {
                 ExitCode::SUCCESS
             } else {
@@ -312,10 +319,12 @@ pub async fn rollback(
             if continue_ {
                 let c = d.continue_instead(name, role, reason, roster, &Cli).await?;
                 say(golive_report::said::continued(&c, name, role));
+                crate::notify::after(&d).await;
                 return Ok(ExitCode::SUCCESS);
             }
             let r = d.rollback(name, role, reason, roster, &Cli).await?;
             say(golive_report::said::rolled_back(&r));
+            crate::notify::after(&d).await;
             Ok(ExitCode::SUCCESS)
         }
         .await,
@@ -334,6 +343,7 @@ pub async fn finish(
             let d = open(location, id).await?;
             let f = d.finish(name, roster, jiff::Timestamp::now(), &Cli).await?;
             say(golive_report::said::finished(d.id(), &f));
+            crate::notify::after(&d).await;
             Ok(ExitCode::SUCCESS)
         }
         .await,

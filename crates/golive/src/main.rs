@@ -5,6 +5,7 @@
 
 mod demo;
 mod deploy;
+mod notify;
 mod remote;
 mod serve;
 mod vars;
@@ -189,6 +190,23 @@ enum Command {
         #[arg(long)]
         log_json: bool,
     },
+    /// The communication plan of a deployment: `--preview` prints every
+    /// message it sends, with its recipients and channels, sending
+    /// nothing; `--send` delivers what is queued or due (retrying failed
+    /// deliveries). Exit 0 all delivered, 1 some not, 2 bad input.
+    Notify {
+        /// The deployment (default: the newest).
+        deployment: Option<String>,
+        #[arg(long, conflicts_with = "send")]
+        preview: bool,
+        #[arg(long)]
+        send: bool,
+        /// The channels (default: GOLIVE_NOTIFY, and the document's).
+        #[arg(long = "notify", value_name = "KIND=TARGET")]
+        notify: Vec<String>,
+        #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
+        store: String,
+    },
     /// The server's people and their tokens.
     Users {
         #[command(subcommand)]
@@ -212,6 +230,11 @@ enum Command {
         vars: Vec<String>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// The channels a deployment will send on (default: GOLIVE_NOTIFY):
+        /// with email among them, a recipient the roster has no address
+        /// for is a finding.
+        #[arg(long = "notify", value_name = "KIND=TARGET")]
+        notify: Vec<String>,
     },
     /// List what `golive run` would check, with resolved targets, and which
     /// items stay manual.
@@ -255,6 +278,15 @@ enum Command {
         /// Run again the commands an interrupted run had started.
         #[arg(long)]
         confirm_rerun: bool,
+        /// The deployment's scheduled start (RFC 3339, `2026-12-02T14:00:00Z`):
+        /// the communication plan's announcement and support alert go now.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// Send the communication plan's messages: `slack=URL`, `teams=URL`,
+        /// `webhook=URL`, `email=smtp://[USER@]HOST:PORT?from=ADDR` (a
+        /// target may be `env:NAME`); repeatable. Default: GOLIVE_NOTIFY.
+        #[arg(long = "notify", value_name = "KIND=TARGET")]
+        notify: Vec<String>,
     },
     /// Sign items of a deployment as a person holding their Responsible
     /// role: `golive sign [--deployment ID] ITEM… --as NAME --role ROLE`.
@@ -678,8 +710,14 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         return done;
     }
     match cli.command {
-        Command::Lint { file, vars, format } => {
+        Command::Lint {
+            file,
+            vars,
+            format,
+            notify: notify_specs,
+        } => {
             let rb = load(&file)?;
+            let channels = notify::channels(&rb, &notify_specs)?;
             let vars = parse_vars(&vars)?;
             let opts = LintOptions {
                 vars: (!vars.is_empty()).then_some(vars),
@@ -713,6 +751,26 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     label: None,
                     help: None,
                 }),
+            }
+            if let Some(email) = channels.iter().find(|c| c.needs_addresses())
+                && let Ok(roster) = golive_deploy::roster_for(&rb, None)
+            {
+                for (name, loc) in golive_deploy::notify::unaddressed(&rb, &roster) {
+                    diags.push(golive_runbook::Diagnostic {
+                        severity: golive_runbook::Severity::Warning,
+                        code: "unaddressed-recipient",
+                        message: format!(
+                            "{name} has no email address, and the plan sends by {}",
+                            email.shown()
+                        ),
+                        loc,
+                        label: None,
+                        help: Some(format!(
+                            "name its addresses in {}: [groups] \"{name}\" = [\"someone@example.test\"], or give the people holding the role a contact",
+                            roster.file.display()
+                        )),
+                    });
+                }
             }
             diags.sort_by(|a, b| a.loc.start.cmp(&b.loc.start).then(a.code.cmp(b.code)));
             match format {
@@ -792,8 +850,18 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             new,
             deployment,
             confirm_rerun,
+            at,
+            notify: notify_specs,
         } => {
             let (rb, plan, redact, bound) = prepare(&file, &vars, &only)?;
+            let channels = notify::channels(&rb, &notify_specs)?;
+            let at = at
+                .map(|t| {
+                    t.parse::<jiff::Timestamp>().map_err(|e| {
+                        format!("--at `{t}`: {e}; write RFC 3339 such as 2026-12-02T14:00:00Z")
+                    })
+                })
+                .transpose()?;
             if !plan.problems.is_empty() {
                 eprint!("{}", checks::render_problems(&rb, &plan, &redact));
                 eprintln!(
@@ -824,6 +892,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     vars: &bound,
                 },
                 progress,
+            ))?;
+            rt.block_on(notify::after_run(
+                &store,
+                &outcome.deployment,
+                at,
+                &channels,
             ))?;
             let (results, stop) = (outcome.results, outcome.stop);
             match format {
@@ -879,6 +953,23 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             };
             cfg.body_limit = body_limit;
             runtime()?.block_on(serve::serve(cfg, log_json))
+        }
+        Command::Notify {
+            deployment,
+            preview,
+            send,
+            notify: specs,
+            store,
+        } => {
+            if !preview && !send {
+                return Err("notify: say --preview (print, send nothing) or --send".into());
+            }
+            runtime()?.block_on(notify::command(
+                &store,
+                deployment.as_deref(),
+                preview,
+                &specs,
+            ))
         }
         Command::Users { action } => {
             let rt = runtime()?;

@@ -51,8 +51,15 @@ fn at(s: &str) -> jiff::Timestamp {
 #[test]
 fn go_then_every_interval_the_latest_slot_only() {
     let rb = reference();
-    let k = kept(&[("decision", "2026-12-01T14:00:00Z", json!({ "verdict": "GO" }))]);
-    assert_eq!(due_keys(&rb, &k, at("2026-12-01T14:05:00Z"), None), ["status:go"]);
+    let k = kept(&[(
+        "decision",
+        "2026-12-01T14:00:00Z",
+        json!({ "verdict": "GO" }),
+    )]);
+    assert_eq!(
+        due_keys(&rb, &k, at("2026-12-01T14:05:00Z"), None),
+        ["status:go"]
+    );
     assert_eq!(
         due_keys(&rb, &k, at("2026-12-01T14:16:00Z"), None),
         ["status:go", "status:t+15"]
@@ -82,10 +89,14 @@ fn a_scheduled_deployment_announces_before_the_decision() {
     let keys: Vec<&str> = due.iter().map(|m| m.key.as_str()).collect();
     assert_eq!(keys, ["announcement", "support-alert"]);
     let a = &due[0];
-    assert_eq!(a.subject, "Production Deployment Scheduled: 2026-12-01 14:00 UTC");
+    assert_eq!(
+        a.subject,
+        "Production Deployment Scheduled: 2026-12-01 14:00 UTC"
+    );
     assert_eq!(a.to, ["Executive team", "Product team", "Customer success"]);
     assert!(
-        a.body.contains("- Deployment window: 2026-12-01 14:00 UTC - 15:00 UTC"),
+        a.body
+            .contains("- Deployment window: 2026-12-01 14:00 UTC - 15:00 UTC"),
         "{}",
         a.body
     );
@@ -97,7 +108,11 @@ fn a_scheduled_deployment_announces_before_the_decision() {
 fn the_success_notice_fills_the_documents_content() {
     let rb = reference();
     let k = kept(&[
-        ("decision", "2026-12-01T14:00:00Z", json!({ "verdict": "GO" })),
+        (
+            "decision",
+            "2026-12-01T14:00:00Z",
+            json!({ "verdict": "GO" }),
+        ),
         (
             "gate",
             "2026-12-01T14:30:00Z",
@@ -122,7 +137,11 @@ fn the_success_notice_fills_the_documents_content() {
     }
     assert_eq!(m.to, ["All stakeholders"]);
     // the Sent by item, and the T+60 update it is
-    assert!(m.items.iter().any(|i| i.ends_with("success-notification/sent-by")));
+    assert!(
+        m.items
+            .iter()
+            .any(|i| i.ends_with("success-notification/sent-by"))
+    );
     assert!(m.items.iter().any(|i| i.contains("t-60")), "{:?}", m.items);
     let keys = due_keys(&rb, &k, at("2026-12-01T14:42:00Z"), None);
     assert_eq!(keys[keys.len() - 2..], ["success", "report"]);
@@ -133,15 +152,28 @@ fn the_success_notice_fills_the_documents_content() {
 fn the_rollback_announcement_says_why_and_its_eta() {
     let rb = reference();
     let k = kept(&[
-        ("decision", "2026-12-01T14:00:00Z", json!({ "verdict": "GO" })),
+        (
+            "decision",
+            "2026-12-01T14:00:00Z",
+            json!({ "verdict": "GO" }),
+        ),
         (
             "rollback.started",
             "2026-12-01T14:20:00Z",
             json!({ "reason": "smoke below target" }),
         ),
     ]);
-    let m = message_for(&rb, &row(), &k, at("2026-12-01T14:20:00Z"), "rollback-initiated");
-    assert_eq!(m.subject, "ROLLBACK INITIATED - smoke below target - ETA 5 minutes");
+    let m = message_for(
+        &rb,
+        &row(),
+        &k,
+        at("2026-12-01T14:20:00Z"),
+        "rollback-initiated",
+    );
+    assert_eq!(
+        m.subject,
+        "ROLLBACK INITIATED - smoke below target - ETA 5 minutes"
+    );
     assert!(m.milestone);
     // R1's "Rollback announced" and "Stakeholders notified"
     assert_eq!(m.ticks.len(), 2, "{:?}", m.ticks);
@@ -154,30 +186,69 @@ fn the_rollback_announcement_says_why_and_its_eta() {
 #[test]
 fn status_updates_miss_nothing_fresh_and_flood_nothing_stale() {
     let rb = reference();
-    let gate = json!({ "stage": "smoke", "passed": 18, "total": 20, "target": 19, "result": "fail" });
+    let gate =
+        json!({ "stage": "smoke", "passed": 18, "total": 20, "target": 19, "result": "fail" });
     let k = kept(&[
-        ("decision", "2026-12-01T14:00:00Z", json!({ "verdict": "GO" })),
+        (
+            "decision",
+            "2026-12-01T14:00:00Z",
+            json!({ "verdict": "GO" }),
+        ),
         ("gate", "2026-12-01T14:01:00Z", gate),
     ]);
-    assert!(due_keys(&rb, &k, at("2026-12-01T14:02:00Z"), None).contains(&"status:gate:2".to_string()));
+    assert!(
+        due_keys(&rb, &k, at("2026-12-01T14:02:00Z"), None).contains(&"status:gate:2".to_string())
+    );
     // an hour later a new process does not send it late
-    assert!(!due_keys(&rb, &k, at("2026-12-01T14:58:00Z"), None).contains(&"status:gate:2".to_string()));
+    assert!(
+        !due_keys(&rb, &k, at("2026-12-01T14:58:00Z"), None).contains(&"status:gate:2".to_string())
+    );
     let m = message_for(&rb, &row(), &k, at("2026-12-01T14:02:00Z"), "status:gate:2");
-    assert!(m.body.starts_with("DEPLOYMENT STATUS UPDATE - 2026-12-01 14:02 UTC\n"), "{}", m.body);
-    assert!(m.body.contains("Issues: smoke gate 18/20, below the target of 19/20"), "{}", m.body);
+    assert!(
+        m.body
+            .starts_with("DEPLOYMENT STATUS UPDATE - 2026-12-01 14:02 UTC\n"),
+        "{}",
+        m.body
+    );
+    assert!(
+        m.body
+            .contains("Issues: smoke gate 18/20, below the target of 19/20"),
+        "{}",
+        m.body
+    );
     assert!(!m.milestone);
 }
 
 #[test]
 fn without_a_plan_plain_defaults_say_the_same() {
-    let rb = golive_runbook::parse_runbook("x.md", "## Deployment Procedure\n\n### Phase 1: Go (1 minute)\n\n**Step 1.1: Ship**\n");
+    let rb = golive_runbook::parse_runbook(
+        "x.md",
+        "## Deployment Procedure\n\n### Phase 1: Go (1 minute)\n\n**Step 1.1: Ship**\n",
+    );
     let k = kept(&[
-        ("decision", "2026-12-01T14:00:00Z", json!({ "verdict": "GO" })),
-        ("deployment.ended", "2026-12-01T14:10:00Z", json!({ "outcome": "SUCCESS", "duration_seconds": 600.0 })),
+        (
+            "decision",
+            "2026-12-01T14:00:00Z",
+            json!({ "verdict": "GO" }),
+        ),
+        (
+            "deployment.ended",
+            "2026-12-01T14:10:00Z",
+            json!({ "outcome": "SUCCESS", "duration_seconds": 600.0 }),
+        ),
     ]);
     let m = message_for(&rb, &row(), &k, at("2026-12-01T14:10:00Z"), "success");
     assert_eq!(m.subject, "Production deployment complete: v1.1.0");
-    assert!(m.body.contains("- Deployment duration: 10.0 minutes"), "{}", m.body);
+    assert!(
+        m.body.contains("- Deployment duration: 10.0 minutes"),
+        "{}",
+        m.body
+    );
     let s = message_for(&rb, &row(), &k, at("2026-12-01T14:10:00Z"), "status:go");
-    assert!(s.body.starts_with("Deployment status update, 2026-12-01 14:10 UTC"), "{}", s.body);
+    assert!(
+        s.body
+            .starts_with("Deployment status update, 2026-12-01 14:10 UTC"),
+        "{}",
+        s.body
+    );
 }
