@@ -226,6 +226,9 @@ pub async fn written(
     let n = (after.head_seq - d.row.head_seq).max(0) as u64;
     app.metrics.events_appended.fetch_add(n, Ordering::Relaxed);
     app.hub.poke(d.id());
+    if let Some(n) = &app.notifier {
+        n.poke(d.id());
+    }
     Ok(Outcome {
         deployment: d.id().to_string(),
         version: after.head_seq,

@@ -32,6 +32,7 @@ pub mod events;
 mod health;
 pub mod limit;
 pub mod metrics;
+pub mod notify;
 pub mod page;
 
 use axum::extract::{FromRequest, Request, State};
@@ -70,6 +71,12 @@ pub struct Config {
     pub secure_cookie: bool,
     /// How often streams look for other processes' writes.
     pub poll: Duration,
+    /// Where the communication plan's messages go (`--notify`); none: the
+    /// server sends nothing.
+    pub notify: Vec<golive_deploy::channel::Channel>,
+    /// How often the server looks at every open deployment for messages
+    /// due by time and retries.
+    pub notify_tick: Duration,
 }
 
 impl Config {
@@ -91,6 +98,8 @@ impl Config {
             session_hours: 12,
             secure_cookie: false,
             poll: Duration::from_secs(1),
+            notify: Vec::new(),
+            notify_tick: Duration::from_secs(5),
         }
     }
 }
@@ -104,6 +113,8 @@ pub struct App {
     pub auth_failures: limit::Limiter,
     pub pages: page::Pages,
     pub cfg: Config,
+    /// The communication plan's sender, when channels are configured.
+    pub notifier: Option<Arc<notify::Notifier>>,
     /// Runbooks parsed once, by the SHA-256 of their text.
     runbooks: std::sync::Mutex<std::collections::HashMap<String, Arc<golive_runbook::Runbook>>>,
     /// Set when the server shuts down: streams end cleanly.
@@ -336,6 +347,8 @@ impl Server {
             requests: limit::Limiter::new(cfg.rate),
             auth_failures: limit::Limiter::new(cfg.auth_failures),
             pages: page::Pages::new()?,
+            notifier: (!cfg.notify.is_empty())
+                .then(|| Arc::new(notify::Notifier::new(cfg.notify.clone(), cfg.notify_tick))),
             cfg,
             runbooks: std::sync::Mutex::new(std::collections::HashMap::new()),
             closing,
@@ -358,6 +371,9 @@ impl Server {
         use hyper_util::server::conn::auto::Builder;
         use tower::ServiceExt;
         let router = router(self.app.clone());
+        if let Some(n) = &self.app.notifier {
+            tokio::spawn(notify::work(self.app.clone(), n.clone()));
+        }
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let builder = Builder::new(TokioExecutor::new());
         tokio::pin!(shutdown);

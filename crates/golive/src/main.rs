@@ -189,6 +189,12 @@ enum Command {
         /// Log one JSON object per line (else plain lines).
         #[arg(long)]
         log_json: bool,
+        /// Send every deployment's communication plan on these channels
+        /// (`slack=URL`, `teams=URL`, `webhook=URL`,
+        /// `email=smtp://[USER@]HOST:PORT?from=ADDR`; repeatable); default:
+        /// GOLIVE_NOTIFY.
+        #[arg(long = "notify", value_name = "KIND=TARGET")]
+        notify: Vec<String>,
     },
     /// The communication plan of a deployment: `--preview` prints every
     /// message it sends, with its recipients and channels, sending
@@ -943,8 +949,10 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             body_limit,
             secure_cookie,
             log_json,
+            notify: notify_specs,
         } => {
             let mut cfg = golive_server::Config::new(listen, &store);
+            cfg.notify = notify::server_channels(&notify_specs)?;
             cfg.secure_cookie = secure_cookie || tls_cert.is_some();
             cfg.tls = tls_cert.zip(tls_key);
             cfg.rate = golive_server::limit::Rate {

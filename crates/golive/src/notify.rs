@@ -54,6 +54,23 @@ pub fn channels(rb: &Runbook, given: &[String]) -> Result<Vec<Channel>, String> 
     Channel::parse_all(&specs, &env)
 }
 
+/// The channels of `golive serve`: `given`, else `GOLIVE_NOTIFY` (a
+/// server serves many documents: their own `notify` lines are not read).
+pub fn server_channels(given: &[String]) -> Result<Vec<Channel>, String> {
+    let mut specs: Vec<String> = given.to_vec();
+    if specs.is_empty()
+        && let Some(v) = env(NOTIFY_ENV)
+    {
+        specs.extend(
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        );
+    }
+    Channel::parse_all(&specs, &env)
+}
+
 fn report(rb: &Runbook, row: &golive_store::Deployment, events: &[golive_store::Event]) -> String {
     golive_report::render_html(rb, row, events, jiff::Timestamp::now())
 }

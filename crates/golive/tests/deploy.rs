@@ -11,6 +11,8 @@ use std::process::{Command, Output};
 
 struct Env {
     dir: PathBuf,
+    /// The channels every command sends the communication plan on.
+    notify: Option<String>,
 }
 
 impl Env {
@@ -19,7 +21,7 @@ impl Env {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
         std::fs::write(dir.join("package-lock.json"), "{}\n").expect("lock");
-        Env { dir }
+        Env { dir, notify: None }
     }
 
     fn store(&self) -> String {
@@ -27,25 +29,33 @@ impl Env {
     }
 
     fn golive(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_golive"))
-            .args(args)
+        let mut c = Command::new(env!("CARGO_BIN_EXE_golive"));
+        c.args(args)
             .current_dir(root())
             .env("GOLIVE_STORE", self.store())
-            .output()
-            .expect("golive runs")
+            .env_remove("GOLIVE_NOTIFY");
+        if let Some(n) = &self.notify {
+            c.env("GOLIVE_NOTIFY", n);
+        }
+        c.output().expect("golive runs")
     }
 
     /// A deployment of the reference checklist, started by a run of one check.
     fn start(&self) {
         let repo = format!("REPO_DIR={}", self.dir.display());
-        let out = self.golive(&[
+        let mut args = vec![
             "run",
             "examples/aiwg-production.md",
             "--only",
             "1.1.7",
             "--var",
             &repo,
-        ]);
+        ];
+        // the messages name the version the deployment was started for
+        if self.notify.is_some() {
+            args.extend(["--var", "VERSION=1.1.0"]);
+        }
+        let out = self.golive(&args);
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -640,12 +650,11 @@ fn smoke(
 ) -> std::process::Output {
     // one at a time: results are recorded as they finish, and golden files
     // want them in one order
-    let out = run_seed(
-        s,
-        &env.store(),
-        version,
-        &["--only", "smoke-testing-checklist", "--concurrency", "1"],
-    );
+    let mut extra = vec!["--only", "smoke-testing-checklist", "--concurrency", "1"];
+    if let Some(n) = &env.notify {
+        extra.extend(["--notify", n.as_str()]);
+    }
+    let out = run_seed(s, &env.store(), version, &extra);
     no_secret(&out);
     sign_all(env, roster, &manual_items(env, "Smoke Testing Checklist"));
     out
@@ -689,11 +698,16 @@ fn sign_all(env: &Env, roster: &str, ids: &[String]) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_scripted_deployment_ends_success() {
     let s = stand_in("v1.1.0").await;
-    tokio::task::block_in_place(|| success(&s));
+    tokio::task::block_in_place(|| success(&s, None));
 }
 
-fn success(s: &common::standin::StandIn) {
-    let env = Env::new("success");
+fn success(s: &common::standin::StandIn, notify: Option<String>) -> Env {
+    let mut env = Env::new(if notify.is_some() {
+        "success-comms"
+    } else {
+        "success"
+    });
+    env.notify = notify;
     env.start();
     let roster = reach_go(&env);
     all_procedure_steps_done(&env, &roster);
@@ -742,7 +756,9 @@ fn success(s: &common::standin::StandIn) {
     assert!(String::from_utf8_lossy(&out.stdout).contains("(target < 60m00s), production HEALTHY"));
     let status = String::from_utf8_lossy(&env.golive(&["status"]).stdout).into_owned();
     assert!(status.contains("State: SUCCEEDED"), "{status}");
-    check_reports(&env, "deploy-success");
+    if env.notify.is_none() {
+        check_reports(&env, "deploy-success");
+    }
     let report =
         String::from_utf8_lossy(&env.golive(&["report", "--format", "md"]).stdout).into_owned();
     for expected in [
@@ -768,6 +784,7 @@ fn success(s: &common::standin::StandIn) {
         "{status}"
     );
     assert_eq!(env.golive(&["audit", "verify"]).status.code(), Some(0));
+    env
 }
 
 /// Smoke at 18/20: the gate fails and raises the rollback with automatic
@@ -776,11 +793,16 @@ fn success(s: &common::standin::StandIn) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_scripted_deployment_fails_smoke_at_18_of_20_and_rolls_back() {
     let s = stand_in("v1.1.0").await;
-    tokio::task::block_in_place(|| rolls_back(&s));
+    tokio::task::block_in_place(|| rolls_back(&s, None));
 }
 
-fn rolls_back(s: &common::standin::StandIn) {
-    let env = Env::new("rollback");
+fn rolls_back(s: &common::standin::StandIn, notify: Option<String>) -> Env {
+    let mut env = Env::new(if notify.is_some() {
+        "rollback-comms"
+    } else {
+        "rollback"
+    });
+    env.notify = notify;
     env.start();
     let roster = reach_go(&env);
     all_procedure_steps_done(&env, &roster);
@@ -881,7 +903,9 @@ fn rolls_back(s: &common::standin::StandIn) {
         .cloned()
         .expect("ended");
     assert_eq!(ended["data"]["outcome"], "ROLLED BACK");
-    check_reports(&env, "deploy-rollback");
+    if env.notify.is_none() {
+        check_reports(&env, "deploy-rollback");
+    }
     let message =
         String::from_utf8_lossy(&env.golive(&["status", "--message"]).stdout).into_owned();
     assert!(
@@ -898,6 +922,141 @@ fn rolls_back(s: &common::standin::StandIn) {
     );
     assert_eq!(ended["data"]["within_target"], true);
     assert_eq!(env.golive(&["audit", "verify"]).status.code(), Some(0));
+    env
+}
+
+/// The messages a webhook receiver took: each payload's key, subject and
+/// body (golive's generic webhook format).
+fn sent(seen: &std::sync::Mutex<Vec<golive_testkit::Hooked>>) -> Vec<(String, String, String)> {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            let v: Value = serde_json::from_str(&h.body).expect("json");
+            let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
+            (s("key"), s("subject"), s("body"))
+        })
+        .collect()
+}
+
+/// The reference's communication plan, sent as the scripted deployment
+/// goes: T+0 at GO, one update per phase end (its six), one per gate, the
+/// success notice with 20/20 and the duration, the internal report; the
+/// filled document names golive as the sender.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_reference_sends_its_communication_plan_as_it_goes() {
+    let s = stand_in("v1.1.0").await;
+    let (hooks, seen) = golive_testkit::scripted_receiver(&[]).await;
+    let hook = format!("webhook=http://{}/hook", hooks.addr);
+    let env = tokio::task::block_in_place(|| success(&s, Some(hook)));
+    let messages = sent(&seen);
+    let keys: Vec<&str> = messages.iter().map(|(k, _, _)| k.as_str()).collect();
+    assert_eq!(keys[0], "status:go", "{keys:?}");
+    let phases: Vec<&str> = keys
+        .iter()
+        .copied()
+        .filter(|k| k.starts_with("status:phase:"))
+        .collect();
+    assert_eq!(phases.len(), 6, "one update per phase end: {keys:?}");
+    assert_eq!(
+        keys.iter()
+            .filter(|k| k.starts_with("status:gate:"))
+            .count(),
+        2
+    );
+    assert_eq!(keys[keys.len() - 2..], ["success", "report"]);
+    let (_, first, body) = &messages[0];
+    assert!(
+        first.starts_with("DEPLOYMENT STATUS UPDATE - 20"),
+        "{first}"
+    );
+    assert!(body.contains("Progress: 0/20 steps complete"), "{body}");
+    let (_, _, last_phase) = &messages[keys.iter().position(|k| *k == phases[5]).unwrap()];
+    assert!(
+        last_phase.contains("Progress: 20/20 steps complete"),
+        "{last_phase}"
+    );
+    let (_, subject, body) = &messages[keys.len() - 2];
+    assert_eq!(subject, "Production Deployment Complete: v1.1.0");
+    assert!(
+        body.contains("- Smoke test results: 20/20 passed"),
+        "{body}"
+    );
+    let dur = regex::Regex::new(r"- Deployment duration: \d+\.\d minutes").unwrap();
+    assert!(dur.is_match(body), "{body}");
+    let md =
+        String::from_utf8_lossy(&env.golive(&["report", "--format", "md"]).stdout).into_owned();
+    let sent_by =
+        regex::Regex::new(r"- \[x\] \*\*Sent by:\*\* golive \*\*Time:\*\* \d\d:\d\d UTC").unwrap();
+    assert_eq!(
+        sent_by.find_iter(&md).count(),
+        1,
+        "the success notice (nothing was scheduled)"
+    );
+    assert!(md.contains("- [x] T+0: Deployment started"), "{md}");
+    assert!(
+        md.contains("- [x] **Recipients:** Engineering team, DevOps"),
+        "{md}"
+    );
+}
+
+/// The rollback the smoke run starts is announced by that same run, with
+/// its reason, before any other command acts.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_reference_announces_its_rollback_with_the_reason() {
+    let s = stand_in("v1.1.0").await;
+    let (hooks, seen) = golive_testkit::scripted_receiver(&[]).await;
+    let hook = format!("webhook=http://{}/hook", hooks.addr);
+    let env = tokio::task::block_in_place(|| rolls_back(&s, Some(hook)));
+    let messages = sent(&seen);
+    let (_, subject, _) = messages
+        .iter()
+        .find(|(k, _, _)| k == "rollback-initiated")
+        .expect("announced");
+    assert_eq!(
+        subject,
+        "ROLLBACK INITIATED - health checks failing: 4.1.2 Test 2: Health Check Passing - ETA 5 minutes"
+    );
+    let json = env.golive(&["report", "--format", "json"]);
+    let v: Value = serde_json::from_slice(&json.stdout).expect("json");
+    let events = v["events"].as_array().unwrap();
+    let at = |pred: &dyn Fn(&Value) -> bool| events.iter().position(|e| pred(e)).unwrap();
+    let started = at(&|e| e["kind"] == "rollback.started");
+    let sent_at = at(&|e| e["kind"] == "notice.sent" && e["data"]["key"] == "rollback-initiated");
+    // the next command (the smoke gate) comes after it
+    let next = started
+        + events[started..]
+            .iter()
+            .position(|e| e["kind"] == "gate")
+            .unwrap();
+    assert!(
+        started < sent_at && sent_at < next,
+        "{started} {sent_at} {next}"
+    );
+    let secs = |e: &Value| {
+        e["at"]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+    };
+    let delay = secs(&events[sent_at]).duration_since(secs(&events[started]));
+    eprintln!(
+        "ROLLBACK INITIATED delivered {:.3} s after the rollback started",
+        delay.as_secs_f64()
+    );
+    let keys: Vec<&str> = messages.iter().map(|(k, _, _)| k.as_str()).collect();
+    assert_eq!(
+        keys[keys.len() - 2..],
+        ["rollback-complete", "report"],
+        "{keys:?}"
+    );
+    let md =
+        String::from_utf8_lossy(&env.golive(&["report", "--format", "md"]).stdout).into_owned();
+    assert!(
+        md.contains("- [x] Rollback announced\n- [x] Stakeholders notified"),
+        "{md}"
+    );
 }
 
 /// The four report formats of a deployment against their golden files.
