@@ -589,7 +589,7 @@ pub fn due_keys(
     {
         let slot = (secs.max(0.0) as u64) / interval;
         if slot >= 1 {
-            out.push((k.seq + 1, format!("status:t+{}", slot * interval / 60)));
+            out.push((k.seq + 1, slot_key(slot * interval)));
         }
     }
     // each procedure phase that ended: its last step's completion
@@ -638,6 +638,16 @@ pub fn due_keys(
     out.into_iter().map(|(_, k)| k).collect()
 }
 
+/// The key of the periodic update `secs` after GO: `status:t+15` (minutes),
+/// or `status:t+30s` for an interval of seconds.
+fn slot_key(secs: u64) -> String {
+    if secs % 60 == 0 {
+        format!("status:t+{}", secs / 60)
+    } else {
+        format!("status:t+{secs}s")
+    }
+}
+
 /// The messages due at `now` and not queued yet.
 pub fn due(
     rb: &Runbook,
@@ -669,7 +679,7 @@ pub fn preview(
         "status:go".into(),
     ];
     let interval = plan.interval.unwrap_or(DEFAULT_INTERVAL);
-    keys.push(format!("status:t+{}", interval / 60));
+    keys.push(slot_key(interval));
     keys.extend(
         [
             "rollback-initiated",

@@ -83,6 +83,9 @@ pub struct Watch<'a> {
     pub only: &'a [String],
     pub vars: &'a golive_probe::Vars,
     pub defaults: toml::Table,
+    /// Send the communication plan's messages after each evaluation (what
+    /// became due, and the retries whose time came).
+    pub notify: Option<&'a crate::notify::Sender<'a>>,
 }
 
 /// How a watch ended, when it did not fail.
@@ -544,6 +547,31 @@ impl Watcher<'_> {
                 events: &events,
                 windows: &self.windows,
             },
-        )
+        )?;
+        self.send().await
+    }
+
+    /// The communication plan's messages due after an evaluation, sent.
+    async fn send(&self) -> Result<(), String> {
+        let Some(sender) = self.a.notify else {
+            return Ok(());
+        };
+        let row = self
+            .store
+            .deployment(Some(&self.deployment))
+            .await
+            .map_err(|e| e.to_string())?;
+        let d = crate::Deployment::with_runbook(self.store.clone(), row, self.rb.clone())
+            .map_err(|e| e.to_string())?;
+        let sent = async {
+            crate::notify::queue(&d, sender, jiff::Timestamp::now(), self.l).await?;
+            crate::notify::deliver(&d, sender, self.l).await
+        };
+        // a message not delivered is recorded and tried again; it does not
+        // end the watch
+        if let Err(e) = sent.await {
+            self.l.note(&format!("messages not sent: {e}"));
+        }
+        Ok(())
     }
 }

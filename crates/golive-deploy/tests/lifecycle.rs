@@ -841,6 +841,7 @@ async fn watch(
             only,
             vars,
             defaults: toml::Table::new(),
+            notify: None,
         },
         heard,
     )

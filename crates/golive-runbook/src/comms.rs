@@ -145,7 +145,9 @@ fn every(s: &str) -> Option<u64> {
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     let n: u64 = digits.parse().ok().filter(|&n| n > 0)?;
     let unit = rest[digits.len()..].trim_start();
-    if unit.starts_with("min") {
+    if unit.starts_with("sec") {
+        Some(n)
+    } else if unit.starts_with("min") {
         Some(n * 60)
     } else if unit.starts_with("hour") {
         Some(n * 3600)

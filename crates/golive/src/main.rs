@@ -593,6 +593,12 @@ enum Command {
         /// GOLIVE_PAGERDUTY_ROUTING_KEY); repeatable.
         #[arg(long = "webhook", value_name = "KIND=URL")]
         webhooks: Vec<String>,
+        /// Send the communication plan's messages (what becomes due, the
+        /// retries) after each evaluation: `slack=URL`, `teams=URL`,
+        /// `webhook=URL`, `email=smtp://…`; repeatable. Default:
+        /// GOLIVE_NOTIFY and the document's.
+        #[arg(long = "notify", value_name = "KIND=TARGET")]
+        notify: Vec<String>,
         /// Where the daily health-check reports go (default: `hypercare/`
         /// beside the store).
         #[arg(long)]
@@ -1292,6 +1298,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             count,
             remind,
             webhooks,
+            notify: notify_specs,
             report_dir,
             only,
             vars,
@@ -1323,6 +1330,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 &store,
                 &target,
                 report_dir,
+                &notify_specs,
                 golive_deploy::watch::Watch {
                     interval,
                     count,
@@ -1331,6 +1339,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     only: &only,
                     vars: &bound,
                     defaults: vars.defaults(),
+                    notify: None,
                 },
             ))
         }

@@ -15,7 +15,7 @@ pub const NOTIFY_ENV: &str = "GOLIVE_NOTIFY";
 
 /// How long a command waits for failed deliveries' retries before it
 /// leaves them to the next command, `golive notify --send` or a server.
-const SETTLE: Duration = Duration::from_secs(10);
+const SETTLE: Duration = Duration::from_secs(4);
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok()

@@ -86,7 +86,8 @@ pub async fn watch(
     location: &str,
     target: &str,
     report_dir: PathBuf,
-    a: golive_deploy::watch::Watch<'_>,
+    notify_specs: &[String],
+    mut a: golive_deploy::watch::Watch<'_>,
 ) -> Result<ExitCode, String> {
     let store = golive_deploy::watch::store_for(location, target).await?;
     let cli = crate::deploy::Cli;
@@ -107,6 +108,11 @@ pub async fn watch(
         report_dir,
     };
     let vars = a.vars;
+    let channels = crate::notify::channels(&rb, notify_specs)?;
+    let sender = crate::notify::sender(&channels);
+    if !channels.is_empty() {
+        a.notify = Some(&sender);
+    }
     match golive_deploy::watch::watch(store, deployment, rb.clone(), a, &follow).await? {
         Watched::Problems(plan) => {
             let redact = golive_deploy::vars::Redactor::new(vars);

@@ -703,6 +703,37 @@ async fn a_golive_killed_before_delivery_sends_once_after_restart() {
     std::mem::forget(again); // the folder is env's
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watch_delivers_what_the_commands_could_not() {
+    // the receiver is down for the decision and the first retries
+    let (hooks, seen) = scripted_receiver(&[("/hook/T0KEN", &[503, 503, 503])]).await;
+    let env = Env::new("watch", format!("webhook=http://{}/hook/T0KEN", hooks.addr));
+    let (status, watched) = tokio::task::block_in_place(|| {
+        env.to_go(None);
+        let (status, _) = env.ok(&["status"]);
+        let watched = env.ok(&["watch", "comms.md", "--count", "6", "--interval", "1s"]);
+        (status, watched)
+    });
+    assert!(
+        status.contains("status:go on webhook: retrying (attempt 3 failed: webhook at 127.0.0.1"),
+        "{status}"
+    );
+    assert!(
+        watched
+            .1
+            .contains("golive: sent status:go to webhook at 127.0.0.1"),
+        "{}",
+        watched.1
+    );
+    let statuses: Vec<u16> = seen.lock().unwrap().iter().map(|h| h.status).collect();
+    assert_eq!(statuses, [503, 503, 503, 200]);
+    let (status, _) = env.ok(&["status"]);
+    assert!(
+        status.contains("Messages: 1 queued; 1 of 1 deliveries sent"),
+        "{status}"
+    );
+}
+
 #[test]
 fn preview_prints_every_message_with_its_recipients_and_sends_nothing() {
     let env = Env::new(
@@ -778,8 +809,13 @@ fn a_recipient_with_no_address_is_a_lint_finding_when_email_is_configured() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = include_str!("fixtures/comms.md")
+        .lines()
+        .position(|l| l == "- [ ] **To:** Stakeholders, Deployment Lead")
+        .unwrap()
+        + 1;
     assert!(
-        text.contains("warning[unaddressed-recipient]: Stakeholders has no email address, and the plan sends by email via 127.0.0.1:9\n  --> comms.md:93:1"),
+        text.contains(&format!("warning[unaddressed-recipient]: Stakeholders has no email address, and the plan sends by email via 127.0.0.1:9\n  --> comms.md:{line}:1")),
         "{text}"
     );
     // without a channel that needs addresses, no finding
