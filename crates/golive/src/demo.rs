@@ -25,6 +25,8 @@ pub struct Demo {
     pub out: Option<PathBuf>,
     /// Another runbook than the built-in `examples/demo.md`.
     pub runbook: Option<PathBuf>,
+    /// The channels the communication plan is sent on (`--notify`).
+    pub notify: Vec<String>,
 }
 
 /// What a demo signature says.
@@ -37,6 +39,8 @@ struct Ctx {
     vars: Vec<String>,
     api_token: String,
     started: Instant,
+    /// The channels, as every command of the demo is given them.
+    notify: Vec<String>,
 }
 
 impl Ctx {
@@ -66,6 +70,7 @@ impl Ctx {
         cmd.args(args)
             .env("GOLIVE_STORE", &self.store)
             .env("GOLIVE_DEMO_TOKEN", &self.api_token)
+            .env("GOLIVE_NOTIFY", self.notify.join(","))
             .stdin(std::process::Stdio::null());
         if with_vars {
             cmd.args(&self.vars);
@@ -296,7 +301,10 @@ pub async fn demo(d: Demo) -> Result<ExitCode, String> {
         ],
         api_token: svc.api_token.clone(),
         started,
+        notify: d.notify.clone(),
     };
+    // the channels are checked before anything is recorded
+    let channels = crate::notify::channels(&rb, &d.notify)?;
     println!(
         "golive demo: {} on the sample service at https://{domain}/ ({prev}){}",
         ctx.runbook,
@@ -443,6 +451,19 @@ pub async fn demo(d: Demo) -> Result<ExitCode, String> {
     println!("Reports:");
     for p in &paths {
         println!("  {}", p.display());
+    }
+    match st.lines().find(|l| l.starts_with("Messages: ")) {
+        Some(m) => println!(
+            "{m} on {}",
+            channels
+                .iter()
+                .map(|c| c.shown())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => println!(
+            "Messages: none sent (golive demo --notify slack=URL|teams=URL|webhook=URL|email=smtp://HOST:PORT sends the communication plan)"
+        ),
     }
     println!("{}", war_room.0);
     println!("Store: {}", ctx.store);

@@ -627,6 +627,12 @@ enum Command {
         /// Another runbook than the built-in demo one.
         #[arg(long)]
         runbook: Option<PathBuf>,
+        /// Send the communication plan's messages (status updates, the
+        /// completion or rollback notice, the report) on these channels:
+        /// `slack=URL`, `teams=URL`, `webhook=URL`, `email=smtp://…`;
+        /// repeatable.
+        #[arg(long = "notify", value_name = "KIND=TARGET")]
+        notify: Vec<String>,
     },
     /// One call of a running sample service's admin API:
     /// `golive sample-admin DIR ACTION [ARG]` (version V, maintenance
@@ -1348,6 +1354,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             keep,
             out,
             runbook,
+            notify,
         } => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -1363,6 +1370,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 keep,
                 out,
                 runbook,
+                notify,
             }))
         }
         Command::SampleAdmin { dir, action, arg } => {

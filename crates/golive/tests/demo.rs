@@ -6,13 +6,19 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn demo(tag: &str, fault: Option<&str>) -> (i32, String, PathBuf) {
+fn demo(tag: &str, fault: Option<&str>, notify: Option<&str>) -> (i32, String, PathBuf) {
     let out = std::env::temp_dir().join(format!("golive-demo-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_golive"));
-    cmd.arg("demo").arg("--out").arg(&out);
+    cmd.arg("demo")
+        .arg("--out")
+        .arg(&out)
+        .env_remove("GOLIVE_NOTIFY");
     if let Some(f) = fault {
         cmd.args(["--fault", f]);
+    }
+    if let Some(n) = notify {
+        cmd.args(["--notify", n]);
     }
     let o = cmd.output().expect("golive demo runs");
     let text = format!(
@@ -70,9 +76,47 @@ fn reports_and_record(out: &Path, state: &str) {
     );
 }
 
-#[test]
-fn the_demo_deploys_to_success() {
-    let (code, text, out) = demo("success", None);
+/// The messages a receiver took: (key, subject).
+fn messages(seen: &std::sync::Mutex<Vec<golive_testkit::Hooked>>) -> Vec<(String, String)> {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            let v: serde_json::Value = serde_json::from_str(&h.body).expect("json");
+            (
+                v["key"].as_str().unwrap_or("").to_string(),
+                v["subject"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_deploys_to_success() {
+    let (hooks, seen) = golive_testkit::scripted_receiver(&[]).await;
+    let notify = format!("webhook=http://{}/hook", hooks.addr);
+    let (code, text, out) = tokio::task::block_in_place(|| demo("success", None, Some(&notify)));
+    // the communication plan, sent as it went
+    let sent = messages(&seen);
+    let keys: Vec<&str> = sent.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys[0], "status:go", "{keys:?}");
+    assert_eq!(
+        keys.iter()
+            .filter(|k| k.starts_with("status:phase:"))
+            .count(),
+        3,
+        "{keys:?}"
+    );
+    assert_eq!(keys[keys.len() - 2..], ["success", "report"], "{keys:?}");
+    assert_eq!(sent[keys.len() - 2].1, "Demo Deployment Complete: v1.1.0");
+    assert!(
+        text.contains(&format!(
+            "Messages: {0} queued; {0} of {0} deliveries sent on webhook at {1}",
+            sent.len(),
+            hooks.addr
+        )),
+        "{text}"
+    );
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("Outcome: SUCCEEDED"), "{text}");
     assert!(text.contains("Gate smoke: 20/20 passed"), "{text}");
@@ -89,8 +133,8 @@ fn the_demo_deploys_to_success() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
-fn rolls_back(fault: &str) {
-    let (code, text, out) = demo(fault, Some(fault));
+fn rolls_back(fault: &str, notify: Option<&str>) -> String {
+    let (code, text, out) = demo(fault, Some(fault), notify);
     assert_eq!(code, 3, "ROLLED BACK exits 3: {text}");
     assert!(text.contains("Outcome: ROLLED BACK"), "{text}");
     assert!(text.contains("Rolled back in "), "{text}");
@@ -103,21 +147,41 @@ fn rolls_back(fault: &str) {
     );
     reports_and_record(&out, "ROLLED BACK");
     let _ = std::fs::remove_dir_all(&out);
+    text
 }
 
-#[test]
-fn an_error_rate_rolls_back() {
-    rolls_back("error-rate");
+#[tokio::test(flavor = "multi_thread")]
+async fn an_error_rate_rolls_back_and_says_so() {
+    let (hooks, seen) = golive_testkit::scripted_receiver(&[]).await;
+    let notify = format!("webhook=http://{}/hook", hooks.addr);
+    tokio::task::block_in_place(|| rolls_back("error-rate", Some(&notify)));
+    let sent = messages(&seen);
+    let (_, subject) = sent
+        .iter()
+        .find(|(k, _)| k == "rollback-initiated")
+        .unwrap_or_else(|| panic!("no rollback notice: {sent:?}"));
+    assert!(subject.starts_with("ROLLBACK INITIATED - "), "{subject}");
+    assert!(subject.ends_with(" - ETA 5 minutes"), "{subject}");
+    let keys: Vec<&str> = sent.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys[keys.len() - 2..],
+        ["rollback-complete", "report"],
+        "{keys:?}"
+    );
 }
 
 #[test]
 fn latency_rolls_back() {
-    rolls_back("latency");
+    let text = rolls_back("latency", None);
+    assert!(
+        text.contains("Messages: none sent (golive demo --notify"),
+        "{text}"
+    );
 }
 
 #[test]
 fn a_service_down_rolls_back() {
-    rolls_back("down");
+    rolls_back("down", None);
 }
 
 /// `golive demo --out OUT`: its exit code and what it printed.
