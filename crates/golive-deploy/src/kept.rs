@@ -248,6 +248,32 @@ impl Kept {
         }
     }
 
+    /// The items a sent message fulfilled (item ids and sub-checks,
+    /// `ADDRESS/N`), each with its first delivery: what the reports show as
+    /// `Sent by: golive`.
+    pub fn sent_items(&self) -> BTreeMap<String, Event> {
+        let mut out = BTreeMap::new();
+        for n in self.notices.values() {
+            let (Some(q), Some(first)) = (
+                &n.queued,
+                n.deliveries
+                    .values()
+                    .filter_map(|d| d.sent.as_ref())
+                    .min_by_key(|e| e.seq),
+            ) else {
+                continue;
+            };
+            let listed = q.data["items"].as_array().into_iter().flatten();
+            let ticks = q.data["ticks"].as_array().into_iter().flatten();
+            for v in listed.chain(ticks) {
+                if let Some(id) = v.as_str() {
+                    out.entry(id.to_string()).or_insert_with(|| first.clone());
+                }
+            }
+        }
+        out
+    }
+
     /// How many events the record holds (they are numbered from 1).
     pub fn events(&self) -> u64 {
         self.seq.max(0) as u64

@@ -129,7 +129,7 @@ pub fn states(rb: &Runbook, k: &Kept) -> BTreeMap<String, ItemState> {
         }
     }
     // the plan's items a message golive sent fulfilled
-    for item in crate::notify::sent_items(k).into_keys() {
+    for item in k.sent_items().into_keys() {
         if rb.items.iter().any(|i| i.id == item) {
             out.entry(item).or_default().signed_by.push("golive".into());
         }

@@ -641,7 +641,7 @@ pub fn due_keys(
 /// The key of the periodic update `secs` after GO: `status:t+15` (minutes),
 /// or `status:t+30s` for an interval of seconds.
 fn slot_key(secs: u64) -> String {
-    if secs % 60 == 0 {
+    if secs.is_multiple_of(60) {
         format!("status:t+{}", secs / 60)
     } else {
         format!("status:t+{secs}s")
@@ -1073,35 +1073,7 @@ pub fn unaddressed(
         let Some(loc) = &n.to_loc else { continue };
         for name in &n.to {
             if roster.addresses(name).is_none() {
-                out.push((name.clone(), loc.clone()));
-            }
-        }
-    }
-    out
-}
-
-/// The items a sent message fulfilled, with when: what the reports show as
-/// `Sent by: golive`.
-pub fn sent_items(k: &Kept) -> BTreeMap<String, Event> {
-    let mut out = BTreeMap::new();
-    for n in k.notices.values() {
-        let (Some(q), Some(first)) = (
-            &n.queued,
-            n.deliveries
-                .values()
-                .filter_map(|d| d.sent.as_ref())
-                .min_by_key(|e| e.seq),
-        ) else {
-            continue;
-        };
-        for v in q.data["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .chain(q.data["ticks"].as_array().into_iter().flatten())
-        {
-            if let Some(id) = v.as_str() {
-                out.entry(id.to_string()).or_insert_with(|| first.clone());
+                out.push((name.clone(), *loc));
             }
         }
     }

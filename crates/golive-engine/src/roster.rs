@@ -363,6 +363,20 @@ impl Person {
     }
 }
 
+/// `someone@example.test`, roughly: one `@` with text on both sides and a
+/// dot after it, no spaces.
+fn is_address(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.contains('@')
+                && !s.contains(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,18 +421,29 @@ mod tests {
         assert!(p.holds("Release Manager"));
         assert!(Roster::entry("X", None).ends_with("roles = [\"ROLE\"]"));
     }
-}
 
-/// `someone@example.test`, roughly: one `@` with text on both sides and a
-/// dot after it, no spaces.
-fn is_address(s: &str) -> bool {
-    match s.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.contains('@')
-                && !s.contains(char::is_whitespace)
-        }
-        None => false,
+    #[test]
+    fn names_resolve_to_addresses_through_groups_people_and_roles() {
+        let r = Roster::from_toml(
+            "[[person]]\nname = \"Dana\"\nroles = [\"Deployment Lead\"]\ncontact = \"dana@example.test\"\n\n[[person]]\nname = \"Ola\"\nroles = [\"DevOps Engineer\"]\ncontact = \"+1 555 0100\"\n\n[groups]\n\"All stakeholders\" = [\"Executive team\", \"Deployment Lead\", \"ops@example.test\"]\n\"Executive team\" = [\"cto@example.test\", \"All stakeholders\"]\n",
+            "roster.toml",
+        )
+        .expect("roster");
+        // a cycle (the Executive team names All stakeholders) ends
+        let mut all = r.addresses("all stakeholders").expect("addresses");
+        all.sort();
+        assert_eq!(
+            all,
+            ["cto@example.test", "dana@example.test", "ops@example.test"]
+        );
+        assert_eq!(r.addresses("Dana").expect("person"), ["dana@example.test"]);
+        // a contact that is no address, a name nobody knows: none
+        assert_eq!(r.addresses("DevOps Engineer"), None);
+        assert_eq!(r.addresses("Customer success"), None);
+        let bad = Roster::from_toml(
+            "[[person]]\nname = \"A\"\nroles = [\"R\"]\n[groups]\nx = \"a@b.test\"\n",
+            "r.toml",
+        );
+        assert!(bad.unwrap_err().contains("[groups] \"x\" is a list"));
     }
 }

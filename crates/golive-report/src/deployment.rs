@@ -165,7 +165,7 @@ pub fn render_markdown(
 /// their `Sent by` (or `Completed by`) and `Time` blanks filled with
 /// `golive` and the time of the first delivery.
 fn sent_notices(rb: &Runbook, k: &Kept, out: &mut Outcomes, fills: &mut BTreeMap<String, String>) {
-    for (id, sent) in golive_deploy::notify::sent_items(k) {
+    for (id, sent) in k.sent_items() {
         let time = sent
             .at
             .parse::<jiff::Timestamp>()

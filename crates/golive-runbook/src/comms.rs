@@ -134,7 +134,7 @@ fn status_template(rb: &Runbook) -> Option<(String, Loc)> {
         })
         .collect::<Vec<_>>()
         .join("\n");
-    Some((body, fence.loc.clone()))
+    Some((body, fence.loc))
 }
 
 /// `every 15 minutes` in `s`, as seconds.
@@ -272,7 +272,7 @@ fn notice(rb: &Runbook, group: &str, title: &str, items: &[usize]) -> Option<Not
         let value = it.text.clone().unwrap_or_default();
         if t == "to" || t == "recipients" {
             n.to = names(&value);
-            n.to_loc = Some(it.loc.clone());
+            n.to_loc = Some(it.loc);
         } else if t == "subject" {
             n.subject = Some(value.trim().trim_matches('"').to_string());
         } else if t == "content" {
@@ -288,7 +288,7 @@ fn notice(rb: &Runbook, group: &str, title: &str, items: &[usize]) -> Option<Not
                         .trim()
                         .to_string(),
                 ];
-                n.to_loc = Some(it.loc.clone());
+                n.to_loc = Some(it.loc);
             }
         } else {
             // a line a person answers (expected volume, escalation path)

@@ -70,7 +70,7 @@ pub async fn sign(a: Sign<'_>) -> Result<ExitCode, String> {
             let d = open(a.store, a.deployment).await?;
             let all = d.sign_each(&a.sign, a.more, &Cli).await?;
             say(golive_report::said::signed(&d.rb, d.id(), &all));
-            crate::notify::after(&d).await;
+            crate::notify::after(&d, &Cli).await;
             Ok(ExitCode::SUCCESS)
         }
         .await,
@@ -102,7 +102,7 @@ pub async fn sign_off(a: SignOff<'_>) -> Result<ExitCode, String> {
                     format!("waiting for {}", s.waiting.join(", "))
                 }
             );
-            crate::notify::after(&d).await;
+            crate::notify::after(&d, &Cli).await;
             Ok(ExitCode::SUCCESS)
         }
         .await,
@@ -130,7 +130,7 @@ pub async fn skip(a: Skip<'_>) -> Result<ExitCode, String> {
                 a.skip.reason.trim(),
                 d.id()
             );
-            crate::notify::after(&d).await;
+            crate::notify::after(&d, &Cli).await;
             Ok(ExitCode::SUCCESS)
         }
         .await,
@@ -159,7 +159,7 @@ pub async fn choose(a: Choose<'_>) -> Result<ExitCode, String> {
                 d.id(),
                 c.set_aside
             );
-            crate::notify::after(&d).await;
+            crate::notify::after(&d, &Cli).await;
             Ok(ExitCode::SUCCESS)
         }
         .await,
@@ -210,7 +210,7 @@ pub async fn decide(a: Decide<'_>) -> Result<ExitCode, String> {
             let d = open(a.store, a.deployment).await?;
             let o = d.decide(&a.decide, &Cli).await?;
             say(golive_report::said::decided(d.id(), &o));
-            crate::notify::after(&d).await;
+            crate::notify::after(&d, &Cli).await;
             Ok(ExitCode::SUCCESS)
         }
         .await,
@@ -264,7 +264,7 @@ pub async fn done(a: Done<'_>) -> Result<ExitCode, String> {
         match d.done(&a.done, &Cli).await? {
             Ok(s) => {
                 say(golive_report::said::step_done(&s));
-                crate::notify::after(&d).await;
+                crate::notify::after(&d, &Cli).await;
                 Ok(ExitCode::SUCCESS)
             }
             Err(golive_deploy::NotDone::DoneMeanwhile(step)) => {
@@ -292,7 +292,7 @@ pub async fn gate(
             let d = open(location, id).await?;
             let g = d.gate(which, name, roster, &Cli).await?;
             say(golive_report::said::gate(&g));
-            crate::notify::after(&d).await;
+            crate::notify::after(&d, &Cli).await;
             Ok(if g.raised == Raised::Nothing {
                 ExitCode::SUCCESS
             } else {
@@ -319,12 +319,12 @@ pub async fn rollback(
             if continue_ {
                 let c = d.continue_instead(name, role, reason, roster, &Cli).await?;
                 say(golive_report::said::continued(&c, name, role));
-                crate::notify::after(&d).await;
+                crate::notify::after(&d, &Cli).await;
                 return Ok(ExitCode::SUCCESS);
             }
             let r = d.rollback(name, role, reason, roster, &Cli).await?;
             say(golive_report::said::rolled_back(&r));
-            crate::notify::after(&d).await;
+            crate::notify::after(&d, &Cli).await;
             Ok(ExitCode::SUCCESS)
         }
         .await,
@@ -343,7 +343,7 @@ pub async fn finish(
             let d = open(location, id).await?;
             let f = d.finish(name, roster, jiff::Timestamp::now(), &Cli).await?;
             say(golive_report::said::finished(d.id(), &f));
-            crate::notify::after(&d).await;
+            crate::notify::after(&d, &Cli).await;
             Ok(ExitCode::SUCCESS)
         }
         .await,
@@ -521,4 +521,104 @@ impl Listener for RunProgress {
     fn line(&self, text: &str) {
         eprintln!("{text}");
     }
+}
+
+/// `golive notify [DEPLOYMENT] --preview | --send`.
+pub async fn notify(
+    store: &str,
+    deployment: Option<&str>,
+    preview: bool,
+    given: &[String],
+) -> Result<ExitCode, String> {
+    exit(
+        async {
+            let d = open(store, deployment).await?;
+            let channels = crate::notify::channels(&d.rb, given).map_err(golive_deploy::Error::Failed)?;
+            let (k, _) = golive_deploy::Kept::read(&d.store, d.id()).await?;
+            if preview {
+                let roster = d.roster(None).ok();
+                for m in golive_deploy::notify::preview(&d.rb, &d.row, &k, jiff::Timestamp::now()) {
+                    let on: Vec<String> = channels
+                        .iter()
+                        .filter(|c| m.goes_to(c))
+                        .map(|c| c.shown())
+                        .collect();
+                    println!("== {} ({})", m.key, if k.notices.contains_key(&m.key) { "queued" } else { "not queued" });
+                    println!("Subject: {}", m.subject);
+                    if !m.to.is_empty() {
+                        let to: Vec<String> = m
+                            .to
+                            .iter()
+                            .map(|n| match roster.as_ref().and_then(|r| r.addresses(n)) {
+                                Some(a) => format!("{n} <{}>", a.join(", ")),
+                                None => format!("{n} (no address)"),
+                            })
+                            .collect();
+                        println!("To: {}", to.join("; "));
+                    }
+                    println!(
+                        "Channels: {}",
+                        if on.is_empty() { "none configured".to_string() } else { on.join(", ") }
+                    );
+                    if m.attach_report {
+                        println!("Attached: the HTML report");
+                    }
+                    println!();
+                    print!("{}", m.body);
+                    if !m.body.ends_with('\n') {
+                        println!();
+                    }
+                    println!();
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            if channels.is_empty() {
+                return Err(golive_deploy::Error::Failed(format!(
+                    "notify --send: no channel: give --notify KIND=TARGET, set {}, or write notify = [...] in the document's top golive block",
+                    crate::notify::NOTIFY_ENV
+                )));
+            }
+            let done = golive_deploy::notify::settle(&d, &crate::notify::sender(&channels), crate::notify::SETTLE, &Cli).await?;
+            let (k, _) = golive_deploy::Kept::read(&d.store, d.id()).await?;
+            let open: Vec<String> = golive_deploy::notify::deliveries(&k)
+                .into_iter()
+                .filter(|(_, ch, state, _)| state != "sent" && channels.iter().any(|c| &c.name == ch))
+                .map(|(key, ch, state, detail)| format!("{key} on {ch}: {state} {detail}"))
+                .collect();
+            println!(
+                "deployment {}: {} sent now, {} not delivered",
+                d.id(),
+                done.sent.len(),
+                open.len()
+            );
+            for o in &open {
+                println!("  {o}");
+            }
+            Ok(if open.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        .await,
+    )
+}
+
+/// After `golive run`: the scheduled start recorded when one was given,
+/// then what became due sent on `channels`.
+pub async fn after_run(
+    store: &str,
+    id: &str,
+    at: Option<jiff::Timestamp>,
+    channels: &[golive_deploy::channel::Channel],
+) -> Result<(), String> {
+    if at.is_none() && channels.is_empty() {
+        return Ok(());
+    }
+    let d = open(store, Some(id)).await.map_err(|e| e.to_string())?;
+    if let Some(at) = at {
+        match d.schedule(at, &Cli).await {
+            Ok(()) => {}
+            Err(golive_deploy::Error::Refused(r)) => eprintln!("golive: --at: {}", r.message),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    crate::notify::settle(&d, channels, &Cli).await;
+    Ok(())
 }

@@ -911,7 +911,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 },
                 progress,
             ))?;
-            rt.block_on(notify::after_run(
+            rt.block_on(deploy::after_run(
                 &store,
                 &outcome.deployment,
                 at,
@@ -984,7 +984,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             if !preview && !send {
                 return Err("notify: say --preview (print, send nothing) or --send".into());
             }
-            runtime()?.block_on(notify::command(
+            runtime()?.block_on(deploy::notify(
                 &store,
                 deployment.as_deref(),
                 preview,

@@ -1020,7 +1020,7 @@ async fn the_reference_announces_its_rollback_with_the_reason() {
     let json = env.golive(&["report", "--format", "json"]);
     let v: Value = serde_json::from_slice(&json.stdout).expect("json");
     let events = v["events"].as_array().unwrap();
-    let at = |pred: &dyn Fn(&Value) -> bool| events.iter().position(|e| pred(e)).unwrap();
+    let at = |pred: &dyn Fn(&Value) -> bool| events.iter().position(pred).unwrap();
     let started = at(&|e| e["kind"] == "rollback.started");
     let sent_at = at(&|e| e["kind"] == "notice.sent" && e["data"]["key"] == "rollback-initiated");
     // the next command (the smoke gate) comes after it
