@@ -78,7 +78,7 @@ for i in $(seq "$n"); do
 done
 # the rollback's start as recorded, and the arrival of its announcement
 for i in $(seq "$n"); do
-  GOLIVE_STORE="sqlite://$work/with-$i.db" "$g" report --format json >"$work/report-$i.json"
+  (cd "$work" && GOLIVE_STORE="sqlite://$work/with-$i.db" "$g" report --format json >"$work/report-$i.json")
 done
 python3 - "$work" "$n" <<'EOF' >"$work/delays"
 import json, sys, datetime

@@ -575,6 +575,9 @@ async fn a_receiver_that_fails_twice_gets_the_message_once() {
         "{stderr}"
     );
     assert!(stderr.contains("answered 500"), "{stderr}");
+    // the command waits a few seconds for the retries; what it could not
+    // wait for, the next golive sends (on a slow machine)
+    tokio::task::block_in_place(|| env.ok(&["notify", "--send"]));
     let seen = seen.lock().unwrap().clone();
     let statuses: Vec<u16> = seen.iter().map(|h| h.status).collect();
     assert_eq!(statuses, [500, 500, 200]);
@@ -603,9 +606,8 @@ async fn a_receiver_that_fails_twice_gets_the_message_once() {
     );
     assert!(failed["data"]["retry_at"].is_string());
     // sent once: a later command sends nothing again
-    let before = seen.len();
-    tokio::task::block_in_place(|| env.ok(&["notify", "--send"]));
-    assert_eq!(before, 3);
+    let (out, _) = tokio::task::block_in_place(|| env.ok(&["notify", "--send"]));
+    assert!(out.contains("0 sent now, 0 not delivered"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -715,7 +717,11 @@ async fn a_watch_delivers_what_the_commands_could_not() {
         (status, watched)
     });
     assert!(
-        status.contains("status:go on webhook: retrying (attempt 3 failed: webhook at 127.0.0.1"),
+        status.contains("status:go on webhook: retrying (attempt "),
+        "{status}"
+    );
+    assert!(
+        status.contains(" failed: webhook at 127.0.0.1:"),
         "{status}"
     );
     assert!(
