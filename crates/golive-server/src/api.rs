@@ -64,6 +64,10 @@ pub struct NewDeployment {
     /// Values of the runbook's placeholders.
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
+    /// The scheduled start (RFC 3339): the communication plan's
+    /// announcement and support alert go now, as with `golive run --at`.
+    #[serde(default)]
+    pub at: Option<String>,
 }
 
 /// `POST …/signoffs`: sign an item (or several) done, N/A or failed.
@@ -423,10 +427,27 @@ pub async fn create_deployment(
             r.runbook
         )));
     }
+    let at =
+        r.at.as_deref()
+            .map(|t| {
+                t.parse::<jiff::Timestamp>().map_err(|e| {
+                    ApiError::Unprocessable(format!(
+                        "at: `{t}` is not a time ({e}); write RFC 3339 such as 2026-12-02T14:00:00Z"
+                    ))
+                })
+            })
+            .transpose()?;
     let vars = serde_json::to_value(&r.vars).unwrap_or(json!({}));
     let id = golive_deploy::start_stored(&app.store, &r.runbook, vars, a.name()).await?;
+    if let Some(at) = at {
+        let d = open(&app, &id).await?;
+        d.schedule(at, &Quiet).await?;
+    }
     let row = app.store.deployment(Some(&id)).await?;
     app.metrics.events_appended.fetch_add(1, Ordering::Relaxed);
+    if let Some(n) = &app.notifier {
+        n.poke(&id);
+    }
     let mut out = list_json(vec![row], vec!["PRE-DEPLOYMENT".into()]);
     Ok((StatusCode::CREATED, Json(out.remove(0))))
 }

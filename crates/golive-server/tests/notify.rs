@@ -13,7 +13,7 @@ use std::time::Duration;
 fn runbook() -> String {
     MINI.replace(
         "## Final Sign-off",
-        "## Communication Plan\n\n### During Deployment (Every 2 Seconds)\n\n**Updates Required:**\n- [ ] T+0: Deployment started\n\n### After Deployment\n\n**Success Notification:**\n- [ ] **To:** Deployment Lead\n- [ ] **Subject:** \"Mini deployed\"\n- [ ] **Sent by:** ________ **Time:** ____\n\n## Final Sign-off",
+        "## Communication Plan\n\n### Before Deployment (T-24 Hours)\n\n**Stakeholder Notification:**\n- [ ] **To:** Deployment Lead\n- [ ] **Subject:** \"Mini scheduled: [DATE] [TIME]\"\n- [ ] **Sent by:** ________ **Time:** ____\n\n### During Deployment (Every 2 Seconds)\n\n**Updates Required:**\n- [ ] T+0: Deployment started\n\n### After Deployment\n\n**Success Notification:**\n- [ ] **To:** Deployment Lead\n- [ ] **Subject:** \"Mini deployed\"\n- [ ] **Sent by:** ________ **Time:** ____\n\n## Final Sign-off",
     )
 }
 
@@ -62,6 +62,50 @@ async fn the_server_sends_after_each_write_and_every_interval() {
         .person(&unique("Rene Release"), &["Release Manager"])
         .await;
     let id = rig.deployment_of(&t_lead, &runbook()).await;
+    // a start that is no time is refused, naming the field
+    let r = rig
+        .json(
+            "POST",
+            "/api/v1/runbooks",
+            Some(&t_lead),
+            &json!({ "path": "mini.md", "text": runbook() }),
+        )
+        .await;
+    let sha = r.json()["sha256"].as_str().unwrap().to_string();
+    let r = rig
+        .json(
+            "POST",
+            "/api/v1/deployments",
+            Some(&t_lead),
+            &json!({ "runbook": sha, "at": "tomorrow" }),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.body.contains("at: `tomorrow` is not a time"),
+        "{}",
+        r.body
+    );
+    // scheduled: the announcement goes at once, filled with the start
+    let scheduled = rig
+        .json(
+            "POST",
+            "/api/v1/deployments",
+            Some(&t_lead),
+            &json!({ "runbook": sha, "at": "2026-12-02T14:00:00Z" }),
+        )
+        .await;
+    assert_eq!(scheduled.status, 201, "{}", scheduled.body);
+    wait_for(&seen, &|k| k == "announcement").await;
+    let subject = seen.lock().unwrap().iter().find_map(|h| {
+        let v: Value = serde_json::from_str(&h.body).unwrap();
+        (v["key"] == "announcement").then(|| v["subject"].as_str().unwrap().to_string())
+    });
+    assert_eq!(
+        subject.as_deref(),
+        Some("Mini scheduled: 2026-12-02 14:00 UTC")
+    );
+    seen.lock().unwrap().clear();
     for item in ["1.1.1", "1.1.2"] {
         let r = rig
             .json(
