@@ -92,6 +92,9 @@ pub struct Actor {
     pub person: Person,
     /// The session, when the request came from a logged-in browser.
     pub session: Option<TokenRow>,
+    /// The CSRF token of a person a trusted proxy named (`--identity-header`):
+    /// their writes must carry it, as a session's must.
+    pub proxy_csrf: Option<String>,
 }
 
 impl Actor {
@@ -103,10 +106,11 @@ impl Actor {
     /// with an API token needs none (a browser never sends that one by
     /// itself).
     pub fn check_csrf(&self, given: Option<&str>) -> Result<(), ApiError> {
-        let Some(s) = &self.session else {
-            return Ok(());
+        let want = match (&self.session, &self.proxy_csrf) {
+            (Some(s), _) => s.csrf.as_deref().unwrap_or_default(),
+            (None, Some(p)) => p.as_str(),
+            (None, None) => return Ok(()),
         };
-        let want = s.csrf.as_deref().unwrap_or_default();
         let ok = given
             .is_some_and(|g| !want.is_empty() && bool::from(g.as_bytes().ct_eq(want.as_bytes())));
         if ok {
@@ -142,6 +146,7 @@ impl Actor {
         self.session
             .as_ref()
             .and_then(|s| s.csrf.as_deref())
+            .or(self.proxy_csrf.as_deref())
             .unwrap_or_default()
     }
 }
@@ -210,6 +215,13 @@ impl FromRequestParts<Arc<App>> for Actor {
             .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
         // a client that guessed wrong too often is not even looked up
         app.auth_failures.check(client).map_err(ApiError::TooMany)?;
+        // an API token first; else the identity a trusted proxy vouches for
+        if !parts.headers.contains_key(header::AUTHORIZATION)
+            && let Some(name) = &app.cfg.identity_header
+            && let Some(value) = parts.headers.get(name)
+        {
+            return proxied(app, client, name, value).await;
+        }
         let Some((token, session)) = presented(parts) else {
             return Err(ApiError::Unauthorized(
                 "no token: send `Authorization: Bearer TOKEN` (`golive users add` prints one) or log in at /login".into(),
@@ -220,6 +232,7 @@ impl FromRequestParts<Arc<App>> for Actor {
             Some((person, row)) => Ok(Actor {
                 person,
                 session: session.then_some(row),
+                proxy_csrf: None,
             }),
             None => {
                 if let Err(wait) = app.auth_failures.take(client) {
@@ -231,6 +244,149 @@ impl FromRequestParts<Arc<App>> for Actor {
                     "the token is not valid: unknown, revoked or expired".into()
                 }))
             }
+        }
+    }
+}
+
+/// The person a proxy's identity header names, when the request comes from
+/// a trusted proxy; refused, and logged, from anyone else.
+async fn proxied(
+    app: &App,
+    client: std::net::IpAddr,
+    name: &header::HeaderName,
+    value: &header::HeaderValue,
+) -> Result<Actor, ApiError> {
+    if !app.cfg.trusted_proxies.iter().any(|c| c.contains(client)) {
+        // counted as a failed login: a client that keeps trying is slowed
+        if let Err(wait) = app.auth_failures.take(client) {
+            return Err(ApiError::TooMany(wait));
+        }
+        tracing::warn!(
+            peer = %client,
+            header = %name,
+            "identity header from an address that is not a trusted proxy: refused"
+        );
+        return Err(ApiError::Forbidden(format!(
+            "the {name} header is taken only from the trusted proxies (--trusted-proxy), and {client} is not one: nothing was done"
+        )));
+    }
+    let who = value.to_str().unwrap_or("").trim();
+    if who.is_empty() {
+        return Err(ApiError::Unauthorized(format!(
+            "the trusted proxy sent an empty {name} header"
+        )));
+    }
+    let people = app.store.people().await?;
+    let p = people
+        .iter()
+        .find(|p| {
+            p.email
+                .as_deref()
+                .is_some_and(|e| e.eq_ignore_ascii_case(who))
+        })
+        .or_else(|| people.iter().find(|p| p.name.eq_ignore_ascii_case(who)));
+    let Some(p) = p else {
+        tracing::info!(peer = %client, header = %name, "identity from the proxy names nobody on the server");
+        return Err(ApiError::Forbidden(format!(
+            "{who}, as the proxy names them, is not one of the server's people: `golive users add NAME --role ROLE --email {who}`"
+        )));
+    };
+    Ok(Actor {
+        proxy_csrf: Some(proxy_csrf(&app.proxy_secret, &p.name)),
+        person: Person {
+            name: p.name.clone(),
+            roles: p.roles.clone(),
+            contact: p.email.clone(),
+        },
+        session: None,
+    })
+}
+
+/// The CSRF token of a person the proxy names: HMAC-SHA256 of their name
+/// under the server's secret (a page from this server carries it; another
+/// site cannot read it).
+pub fn proxy_csrf(secret: &[u8], person: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut key = [0u8; 64];
+    if secret.len() > 64 {
+        key[..32].copy_from_slice(&Sha256::digest(secret));
+    } else {
+        key[..secret.len()].copy_from_slice(secret);
+    }
+    let pad = |b: u8| key.iter().map(|k| k ^ b).collect::<Vec<u8>>();
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(person.as_bytes())
+        .finalize();
+    let outer = Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize();
+    hex::encode(outer)
+}
+
+/// `--identity-header NAME` as a header name.
+pub fn identity_header(name: &str) -> Result<header::HeaderName, String> {
+    name.trim().parse::<header::HeaderName>().map_err(|_| {
+        format!("--identity-header `{name}`: not a header name (write X-Forwarded-Email)")
+    })
+}
+
+/// An address range: `10.0.0.0/8`, `127.0.0.1` (one address), `::1/128`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub net: std::net::IpAddr,
+    pub bits: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Result<Cidr, String> {
+        let (addr, bits) = match s.split_once('/') {
+            Some((a, b)) => (a, Some(b)),
+            None => (s, None),
+        };
+        let net: std::net::IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("--trusted-proxy `{s}`: `{addr}` is not an IP address (write 10.0.0.0/8 or 127.0.0.1)"))?;
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let bits = match bits {
+            None => max,
+            Some(b) => b
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|&b| b <= max)
+                .ok_or_else(|| format!("--trusted-proxy `{s}`: the prefix length is 0 to {max}"))?,
+        };
+        Ok(Cidr { net, bits })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::*;
+        // an IPv4 client seen over IPv6 (`::ffff:10.0.0.1`) is that IPv4 one
+        let ip = match ip {
+            V6(v6) => v6.to_ipv4_mapped().map_or(ip, V4),
+            v4 => v4,
+        };
+        match (self.net, ip) {
+            (V4(n), V4(a)) => {
+                let mask = if self.bits == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.bits)
+                };
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (V6(n), V6(a)) => {
+                let mask = if self.bits == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.bits)
+                };
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
         }
     }
 }

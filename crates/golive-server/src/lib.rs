@@ -77,6 +77,12 @@ pub struct Config {
     /// How often the server looks at every open deployment for messages
     /// due by time and retries.
     pub notify_tick: Duration,
+    /// The addresses of the proxies that authenticate people
+    /// (`--trusted-proxy`): only from them is `identity_header` believed.
+    pub trusted_proxies: Vec<auth::Cidr>,
+    /// The header a trusted proxy names the person in
+    /// (`--identity-header X-Forwarded-Email`): their email, or their name.
+    pub identity_header: Option<axum::http::HeaderName>,
 }
 
 impl Config {
@@ -100,6 +106,8 @@ impl Config {
             poll: Duration::from_secs(1),
             notify: Vec::new(),
             notify_tick: Duration::from_secs(5),
+            trusted_proxies: Vec::new(),
+            identity_header: None,
         }
     }
 }
@@ -115,6 +123,9 @@ pub struct App {
     pub cfg: Config,
     /// The communication plan's sender, when channels are configured.
     pub notifier: Option<Arc<notify::Notifier>>,
+    /// The secret the CSRF tokens of people named by a trusted proxy are
+    /// made with (new at each start).
+    pub proxy_secret: Vec<u8>,
     /// Runbooks parsed once, by the SHA-256 of their text.
     runbooks: std::sync::Mutex<std::collections::HashMap<String, Arc<golive_runbook::Runbook>>>,
     /// Set when the server shuts down: streams end cleanly.
@@ -347,6 +358,7 @@ impl Server {
             requests: limit::Limiter::new(cfg.rate),
             auth_failures: limit::Limiter::new(cfg.auth_failures),
             pages: page::Pages::new()?,
+            proxy_secret: hex::decode(random_hex(32)).unwrap_or_default(),
             notifier: (!cfg.notify.is_empty())
                 .then(|| Arc::new(notify::Notifier::new(cfg.notify.clone(), cfg.notify_tick))),
             cfg,

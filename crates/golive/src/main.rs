@@ -195,6 +195,20 @@ enum Command {
         /// GOLIVE_NOTIFY.
         #[arg(long = "notify", value_name = "KIND=TARGET")]
         notify: Vec<String>,
+        /// A proxy that authenticates people (oauth2-proxy and the like):
+        /// its address or range (`10.0.0.0/8`); repeatable. Only from these
+        /// is --identity-header believed.
+        #[arg(
+            long = "trusted-proxy",
+            value_name = "CIDR",
+            requires = "identity_header"
+        )]
+        trusted_proxies: Vec<String>,
+        /// The header the trusted proxy names the person in (their email or
+        /// their name on the server): `X-Forwarded-Email`. From any other
+        /// address the header is refused and logged.
+        #[arg(long, value_name = "HEADER", requires = "trusted_proxies")]
+        identity_header: Option<String>,
     },
     /// The communication plan of a deployment: `--preview` prints every
     /// message it sends, with its recipients and channels, sending
@@ -962,9 +976,19 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             secure_cookie,
             log_json,
             notify: notify_specs,
+            trusted_proxies,
+            identity_header,
         } => {
             let mut cfg = golive_server::Config::new(listen, &store);
             cfg.notify = notify::server_channels(&notify_specs)?;
+            cfg.trusted_proxies = trusted_proxies
+                .iter()
+                .map(|c| golive_server::auth::Cidr::parse(c))
+                .collect::<Result<_, _>>()?;
+            cfg.identity_header = identity_header
+                .as_deref()
+                .map(golive_server::auth::identity_header)
+                .transpose()?;
             cfg.secure_cookie = secure_cookie || tls_cert.is_some();
             cfg.tls = tls_cert.zip(tls_key);
             cfg.rate = golive_server::limit::Rate {
