@@ -583,7 +583,12 @@ pub fn due_keys(
     let Some(go) = k.go() else {
         return out.into_iter().map(|(_, k)| k).collect();
     };
-    out.push((go.seq, "status:go".into()));
+    // what became due more than an interval ago is not sent late: a server
+    // started over an old store does not announce old news
+    let late = |at: &str, key: &str| !fresh(at) && !k.notices.contains_key(key);
+    if !late(&go.at, "status:go") {
+        out.push((go.seq, "status:go".into()));
+    }
     if k.ended.is_none()
         && let Some(secs) = seconds_between(&go.at, &now_text)
     {
@@ -619,19 +624,24 @@ pub fn due_keys(
             out.push((g.seq, key));
         }
     }
-    if let Some(r) = &k.rollback_started {
+    if let Some(r) = &k.rollback_started
+        && !late(&r.at, "rollback-initiated")
+    {
         out.push((r.seq, "rollback-initiated".into()));
     }
     if let Some(e) = &k.ended {
-        match e.data["outcome"].as_str() {
-            Some("SUCCESS") if asks(NoticeKind::Success) => out.push((e.seq, "success".into())),
-            Some("ROLLED BACK") if asks(NoticeKind::RollbackComplete) => {
-                out.push((e.seq, "rollback-complete".into()))
+        let mut end = |key: &str| {
+            if !late(&e.at, key) {
+                out.push((e.seq, key.to_string()));
             }
+        };
+        match e.data["outcome"].as_str() {
+            Some("SUCCESS") if asks(NoticeKind::Success) => end("success"),
+            Some("ROLLED BACK") if asks(NoticeKind::RollbackComplete) => end("rollback-complete"),
             _ => {}
         }
         if asks(NoticeKind::Report) {
-            out.push((e.seq, "report".into()));
+            end("report");
         }
     }
     out.sort_by_key(|(seq, _)| *seq);

@@ -58,6 +58,12 @@ impl golive_deploy::Listener for Log {
     }
 }
 
+fn ended_long_ago(at: &str) -> bool {
+    at.parse::<jiff::Timestamp>().is_ok_and(|t| {
+        jiff::Timestamp::now().duration_since(t) > jiff::SignedDuration::from_hours(1)
+    })
+}
+
 /// The worker: runs until the server closes.
 pub async fn work(app: Arc<App>, n: Arc<Notifier>) {
     let mut closing = app.closing.clone();
@@ -79,7 +85,21 @@ pub async fn work(app: Arc<App>, n: Arc<Notifier>) {
             std::mem::take(&mut *n.written.lock().unwrap_or_else(|e| e.into_inner()));
         if all {
             match app.store.deployments().await {
-                Ok(rows) => ids.extend(rows.into_iter().map(|r| r.id)),
+                Ok(rows) => {
+                    for r in rows {
+                        // a deployment that ended over an hour ago, every
+                        // delivery through, has nothing more to send
+                        if let Ok((k, _)) = golive_deploy::Kept::read(&app.store, &r.id).await
+                            && k.ended.as_ref().is_some_and(|e| ended_long_ago(&e.at))
+                            && notify::deliveries(&k)
+                                .iter()
+                                .all(|(_, _, state, _)| state == "sent" || state == "given up")
+                        {
+                            continue;
+                        }
+                        ids.insert(r.id);
+                    }
+                }
                 Err(e) => tracing::warn!(error = %e, "notify: cannot list the deployments"),
             }
         }

@@ -60,19 +60,20 @@ fn go_then_every_interval_the_latest_slot_only() {
         due_keys(&rb, &k, at("2026-12-01T14:05:00Z"), None),
         ["status:go"]
     );
+    // (T+0 was due at GO: more than an interval later it is old news)
     assert_eq!(
         due_keys(&rb, &k, at("2026-12-01T14:16:00Z"), None),
-        ["status:go", "status:t+15"]
+        ["status:t+15"]
     );
     // 47 minutes in: T+45, not T+15 and T+30 late
     assert_eq!(
         due_keys(&rb, &k, at("2026-12-01T14:47:00Z"), None),
-        ["status:go", "status:t+45"]
+        ["status:t+45"]
     );
     // the interval given overrides the document's
     assert_eq!(
         due_keys(&rb, &k, at("2026-12-01T14:02:30Z"), Some(60)),
-        ["status:go", "status:t+2"]
+        ["status:t+2"]
     );
 }
 
@@ -179,7 +180,7 @@ fn the_rollback_announcement_says_why_and_its_eta() {
     assert_eq!(m.ticks.len(), 2, "{:?}", m.ticks);
     assert_eq!(
         due_keys(&rb, &k, at("2026-12-01T14:20:00Z"), None),
-        ["status:go", "rollback-initiated", "status:t+15"]
+        ["rollback-initiated", "status:t+15"]
     );
 }
 
@@ -251,4 +252,38 @@ fn without_a_plan_plain_defaults_say_the_same() {
         "{}",
         s.body
     );
+}
+
+#[test]
+fn old_news_is_not_sent_late() {
+    let rb = reference();
+    let k = kept(&[
+        (
+            "decision",
+            "2026-12-01T14:00:00Z",
+            json!({ "verdict": "GO" }),
+        ),
+        (
+            "rollback.started",
+            "2026-12-01T14:05:00Z",
+            json!({ "reason": "errors" }),
+        ),
+        (
+            "deployment.ended",
+            "2026-12-01T14:09:00Z",
+            json!({ "outcome": "ROLLED BACK" }),
+        ),
+    ]);
+    // right after: everything
+    assert_eq!(
+        due_keys(&rb, &k, at("2026-12-01T14:10:00Z"), None),
+        [
+            "status:go",
+            "rollback-initiated",
+            "rollback-complete",
+            "report"
+        ]
+    );
+    // a day later (a server started over the store): nothing
+    assert!(due_keys(&rb, &k, at("2026-12-02T14:10:00Z"), None).is_empty());
 }
