@@ -116,16 +116,7 @@ impl Roster {
     /// contact = "release@example.test"
     /// ```
     pub fn from_toml(text: &str, source: &str) -> Result<Roster, String> {
-        let table: toml::Table = toml::from_str(text).map_err(|e: toml::de::Error| {
-            // where in the file, as line:column
-            let at = e.span().map(|sp| {
-                let before = &text[..sp.start.min(text.len())];
-                let line = before.matches('\n').count() + 1;
-                let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-                format!(":{line}:{col}")
-            });
-            format!("{source}{}: {}", at.unwrap_or_default(), e.message())
-        })?;
+        let table = parse_table(text, source)?;
         let mut out = Roster {
             people: BTreeMap::new(),
             source: source.to_string(),
@@ -136,22 +127,7 @@ impl Roster {
                 Some(toml::Value::Table(t)) => TeamRoles::from_table(t, source)?,
                 Some(_) => return Err(format!("{source}: [roles] is a table")),
             },
-            groups: match table.get("groups") {
-                None => BTreeMap::new(),
-                Some(toml::Value::Table(t)) => t
-                    .iter()
-                    .map(|(k, v)| {
-                        let members = v
-                            .as_array()
-                            .map(|a| a.iter().filter_map(|m| m.as_str().map(str::to_string)).collect())
-                            .ok_or_else(|| {
-                                format!("{source}: [groups] \"{k}\" is a list: \"{k}\" = [\"ops@example.test\", \"Deployment Lead\"]")
-                            })?;
-                        Ok((k.clone(), members))
-                    })
-                    .collect::<Result<_, String>>()?,
-                Some(_) => return Err(format!("{source}: [groups] is a table of lists")),
-            },
+            groups: groups_of(&table, source)?,
         };
         let list = match table.get("person") {
             Some(toml::Value::Array(a)) => a.clone(),
@@ -185,6 +161,16 @@ impl Roster {
             out.add(name, &roles, contact);
         }
         Ok(out)
+    }
+
+    /// Only the `[groups]` of a roster file (`golive serve --groups`: the
+    /// people are the server's); line and column on a file that is not TOML.
+    pub fn groups_from_toml(
+        text: &str,
+        source: &str,
+    ) -> Result<BTreeMap<String, Vec<String>>, String> {
+        let table = parse_table(text, source)?;
+        groups_of(&table, source)
     }
 
     /// The people named in the document's Contact Information section:
@@ -361,6 +347,41 @@ impl Person {
             .iter()
             .any(|r| r.eq_ignore_ascii_case(role.trim()))
     }
+}
+
+/// A roster file's `[groups]`: name → members.
+fn groups_of(table: &toml::Table, source: &str) -> Result<BTreeMap<String, Vec<String>>, String> {
+    let t = match table.get("groups") {
+        None => return Ok(BTreeMap::new()),
+        Some(toml::Value::Table(t)) => t,
+        Some(_) => return Err(format!("{source}: [groups] is a table of lists")),
+    };
+    t.iter()
+        .map(|(k, v)| {
+            let members = v
+                .as_array()
+                .map(|a| a.iter().filter_map(|m| m.as_str().map(str::to_string)).collect())
+                .ok_or_else(|| {
+                    format!(
+                        "{source}: [groups] \"{k}\" is a list: \"{k}\" = [\"ops@example.test\", \"Deployment Lead\"]"
+                    )
+                })?;
+            Ok((k.clone(), members))
+        })
+        .collect()
+}
+
+/// A roster file as TOML, or what is wrong with it at `file:line:column`.
+fn parse_table(text: &str, source: &str) -> Result<toml::Table, String> {
+    toml::from_str(text).map_err(|e: toml::de::Error| {
+        let at = e.span().map(|sp| {
+            let before = &text[..sp.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!(":{line}:{col}")
+        });
+        format!("{source}{}: {}", at.unwrap_or_default(), e.message())
+    })
 }
 
 /// `someone@example.test`, roughly: one `@` with text on both sides and a

@@ -193,7 +193,10 @@ pub async fn open(app: &App, id: &str) -> Result<Deployment, ApiError> {
         }
     };
     let mut d = Deployment::with_runbook(app.store.clone(), row, (*rb).clone())?;
-    d.people = Some(crate::auth::roster(&app.store).await?);
+    let mut people = crate::auth::roster(&app.store).await?;
+    // who the communication plan's names stand for (`--groups`)
+    people.groups.clone_from(&app.cfg.groups);
+    d.people = Some(people);
     Ok(d)
 }
 

@@ -83,6 +83,9 @@ pub struct Config {
     /// The header a trusted proxy names the person in
     /// (`--identity-header X-Forwarded-Email`): their email, or their name.
     pub identity_header: Option<axum::http::HeaderName>,
+    /// Who the names a communication plan sends to stand for (`--groups
+    /// FILE`, a roster file's `[groups]`): addresses, people or roles.
+    pub groups: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl Config {
@@ -108,6 +111,7 @@ impl Config {
             notify_tick: Duration::from_secs(5),
             trusted_proxies: Vec::new(),
             identity_header: None,
+            groups: std::collections::BTreeMap::new(),
         }
     }
 }

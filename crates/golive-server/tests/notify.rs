@@ -13,7 +13,7 @@ use std::time::Duration;
 fn runbook() -> String {
     MINI.replace(
         "## Final Sign-off",
-        "## Communication Plan\n\n### Before Deployment (T-24 Hours)\n\n**Stakeholder Notification:**\n- [ ] **To:** Deployment Lead\n- [ ] **Subject:** \"Mini scheduled: [DATE] [TIME]\"\n- [ ] **Sent by:** ________ **Time:** ____\n\n### During Deployment (Every 2 Seconds)\n\n**Updates Required:**\n- [ ] T+0: Deployment started\n\n### After Deployment\n\n**Success Notification:**\n- [ ] **To:** Deployment Lead\n- [ ] **Subject:** \"Mini deployed\"\n- [ ] **Sent by:** ________ **Time:** ____\n\n## Final Sign-off",
+        "## Communication Plan\n\n### Before Deployment (T-24 Hours)\n\n**Stakeholder Notification:**\n- [ ] **To:** Deployment Lead\n- [ ] **Subject:** \"Mini scheduled: [DATE] [TIME]\"\n- [ ] **Sent by:** ________ **Time:** ____\n\n### During Deployment (Every 2 Seconds)\n\n**Updates Required:**\n- [ ] T+0: Deployment started\n\n### After Deployment\n\n**Success Notification:**\n- [ ] **To:** Stakeholders\n- [ ] **Subject:** \"Mini deployed\"\n- [ ] **Sent by:** ________ **Time:** ____\n\n## Final Sign-off",
     )
 }
 
@@ -46,10 +46,25 @@ async fn wait_for(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_sends_after_each_write_and_every_interval() {
     let (hooks, seen) = golive_testkit::scripted_receiver(&[]).await;
+    let pki = golive_testkit::Pki::new();
+    let smtp = golive_testkit::SmtpServer::start(&pki, "bot", "pa55");
     let mut cfg = golive_server::Config::new("127.0.0.1:0".parse().unwrap(), &sqlite("notify"));
     cfg.notify = golive_deploy::channel::Channel::parse_all(
-        &[format!("webhook=http://{}/hook/T0KEN", hooks.addr)],
-        &|_| None,
+        &[
+            format!("webhook=http://{}/hook/T0KEN", hooks.addr),
+            format!(
+                "email=smtp://bot@127.0.0.1:{}?from=golive@example.test&ca={}",
+                smtp.port,
+                pki.ca_file.display()
+            ),
+        ],
+        &|k| (k == "GOLIVE_SMTP_PASSWORD").then(|| "pa55".to_string()),
+    )
+    .unwrap();
+    // who "Stakeholders" are, as `golive serve --groups FILE` reads them
+    cfg.groups = golive_engine::roster::Roster::groups_from_toml(
+        "[groups]\n\"Stakeholders\" = [\"exec@example.test\", \"cto@example.test\"]\n",
+        "groups.toml",
     )
     .unwrap();
     cfg.notify_tick = Duration::from_millis(200);
@@ -139,6 +154,22 @@ async fn the_server_sends_after_each_write_and_every_interval() {
     unique_keys.sort();
     unique_keys.dedup();
     assert_eq!(unique_keys.len(), all.len(), "each once: {all:?}");
+    // the milestone (T+0) went by email too, to the group the document names
+    let mut mails = smtp.messages();
+    for _ in 0..100 {
+        if !mails.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        mails = smtp.messages();
+    }
+    let (envelope, raw) = mails.first().expect("an email");
+    assert_eq!(
+        envelope["to"],
+        json!(["exec@example.test", "cto@example.test"]),
+        "{raw}"
+    );
+    assert_eq!(envelope["tls"], true);
     // the deployment shows each delivery
     let r = rig
         .get(&format!("/api/v1/deployments/{id}/events"), Some(&t_lead))

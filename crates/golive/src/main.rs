@@ -209,6 +209,11 @@ enum Command {
         /// address the header is refused and logged.
         #[arg(long, value_name = "HEADER", requires = "trusted_proxies")]
         identity_header: Option<String>,
+        /// A roster file whose `[groups]` say who the names the
+        /// communication plans send to stand for (`"Executive team" =
+        /// ["cto@example.test"]`); the people stay the server's.
+        #[arg(long, value_name = "FILE")]
+        groups: Option<PathBuf>,
     },
     /// The communication plan of a deployment: `--preview` prints every
     /// message it sends, with its recipients and channels, sending
@@ -978,6 +983,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             notify: notify_specs,
             trusted_proxies,
             identity_header,
+            groups,
         } => {
             let mut cfg = golive_server::Config::new(listen, &store);
             cfg.notify = notify::server_channels(&notify_specs)?;
@@ -989,6 +995,14 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 .as_deref()
                 .map(golive_server::auth::identity_header)
                 .transpose()?;
+            if let Some(f) = groups {
+                let text = std::fs::read_to_string(&f)
+                    .map_err(|e| format!("--groups {}: {e}", f.display()))?;
+                cfg.groups = golive_engine::roster::Roster::groups_from_toml(
+                    &text,
+                    &f.display().to_string(),
+                )?;
+            }
             cfg.secure_cookie = secure_cookie || tls_cert.is_some();
             cfg.tls = tls_cert.zip(tls_key);
             cfg.rate = golive_server::limit::Rate {
