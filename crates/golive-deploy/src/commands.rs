@@ -226,6 +226,9 @@ pub struct Sign<'a> {
     pub comment: Option<&'a str>,
     pub evidence: &'a [PathBuf],
     pub roster: Option<&'a Path>,
+    /// Sign each sign-off with the person's SSH key ([`crate::sshsig`]):
+    /// the signature must verify with one of their keys on the roster.
+    pub signer: Option<crate::sshsig::Signer<'a>>,
 }
 
 /// A sign-off recorded.
@@ -291,12 +294,85 @@ impl Deployment {
         let mut events = Vec::new();
         let mut out = Vec::new();
         for item in items {
-            let (event, signed) = self.sign_one(a, item, &person.name, &k, &evidence)?;
+            let (mut event, signed) = self.sign_one(a, item, &person.name, &k, &evidence)?;
+            if let Some(sign) = a.signer {
+                self.sign_with(sign, &mut event, &person, &k, item)?;
+            }
             events.push(event);
             out.push(signed);
         }
         self.append(&events).await?;
         Ok(out)
+    }
+
+    /// A sign-off signed with the person's key: its canonical payload
+    /// signed, the signature checked against their keys on the roster, both
+    /// kept in the event.
+    fn sign_with(
+        &self,
+        sign: crate::sshsig::Signer<'_>,
+        event: &mut NewEvent,
+        person: &Person,
+        k: &Kept,
+        item: usize,
+    ) -> Result<()> {
+        let it = &self.rb.items[item];
+        let result = event.data["result"].as_str().unwrap_or("done").to_string();
+        self.sign_event(
+            sign,
+            event,
+            person,
+            k,
+            (&it.id, &result),
+            k.checks_of(&it.id),
+            (
+                format!("{} {}", it.address, it.title),
+                Some(At::item(&self.rb, item)),
+            ),
+        )
+    }
+
+    /// `event` signed by `person`: what it approves is `what` (the item, or
+    /// `decision`, and the result or verdict) over `checks` at the head of
+    /// `k`.
+    #[allow(clippy::too_many_arguments)]
+    fn sign_event(
+        &self,
+        sign: crate::sshsig::Signer<'_>,
+        event: &mut NewEvent,
+        person: &Person,
+        k: &Kept,
+        what: (&str, &str),
+        checks: &[golive_store::Event],
+        (label, at): (String, Option<At>),
+    ) -> Result<()> {
+        let head = if k.seq == 0 {
+            format!("0:{}", self.row.genesis)
+        } else {
+            format!("{}:{}", k.seq, k.hash)
+        };
+        let payload = crate::sshsig::payload(
+            &self.row.id,
+            what.0,
+            what.1,
+            &person.name,
+            event.data["role"].as_str().unwrap_or(""),
+            &jiff::Timestamp::now().to_string(),
+            &event.data["evidence"],
+            checks,
+            &head,
+        );
+        let sig = sign(payload.as_bytes()).map_err(Error::Failed)?;
+        let key =
+            crate::sshsig::verify(payload.as_bytes(), &sig, &person.ssh_keys).map_err(|why| {
+                let message = format!("{label}: {why}");
+                match &at {
+                    Some(at) => Error::refused_at(K::BadSignature, message, at.clone()),
+                    None => Error::refused(K::BadSignature, message),
+                }
+            })?;
+        event.data["ssh"] = json!({ "payload": payload, "signature": sig.trim(), "key": key });
+        Ok(())
     }
 
     /// The sign-off of one item, checked against the document and the
@@ -781,6 +857,9 @@ pub struct Decide<'a> {
     pub role: &'a str,
     pub reason: Option<&'a str>,
     pub roster: Option<&'a Path>,
+    /// Sign the signature with the person's SSH key ([`crate::sshsig`]):
+    /// what it approves is the verdict over every check result recorded.
+    pub signer: Option<crate::sshsig::Signer<'a>>,
 }
 
 /// A signature of the decision recorded.
@@ -915,13 +994,28 @@ impl Deployment {
                 ));
             }
         }
-        let mut new = vec![
-            NewEvent::new(
-                "decision.signature",
-                json!({ "verdict": verdict, "role": a.role, "reason": a.reason }),
-            )
-            .actor(&person.name),
-        ];
+        let mut signature = NewEvent::new(
+            "decision.signature",
+            json!({ "verdict": verdict, "role": a.role, "reason": a.reason }),
+        )
+        .actor(&person.name);
+        if let Some(sign) = a.signer {
+            let checks: Vec<golive_store::Event> = k
+                .checks
+                .values()
+                .flat_map(|c| c.events.iter().cloned())
+                .collect();
+            self.sign_event(
+                sign,
+                &mut signature,
+                &person,
+                &k,
+                ("decision", verdict),
+                &checks,
+                (format!("the {verdict} decision"), None),
+            )?;
+        }
+        let mut new = vec![signature];
         let signed_roles: BTreeSet<String> = sigs
             .iter()
             .filter_map(|e| e.data["role"].as_str().map(str::to_lowercase))

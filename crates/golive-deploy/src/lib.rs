@@ -24,7 +24,7 @@
 //! let sign = Sign {
 //!     item: "1.1.1", name: "Dana Lead", role: "Release Manager",
 //!     result: golive_deploy::lifecycle::SignResult::Done,
-//!     comment: None, evidence: &[], roster: None,
+//!     comment: None, evidence: &[], roster: None, signer: None,
 //! };
 //! let said = match d.sign(&sign, &Quiet).await {
 //!     Ok(s) => format!("{} signed", d.rb.items[s.item].address),
@@ -49,6 +49,7 @@ pub mod lifecycle;
 pub mod notify;
 pub mod procedure;
 pub mod record;
+pub mod sshsig;
 pub mod store;
 pub mod time;
 pub mod vars;
@@ -183,6 +184,9 @@ pub enum RefusalKind {
     /// The deployment moved on since the state version the write was
     /// asked at (another person acted first).
     MovedOn,
+    /// A signed sign-off whose signature does not verify with a key of the
+    /// person on the roster (or who has none there).
+    BadSignature,
 }
 
 /// A rule of the runbook says no; nothing was recorded.

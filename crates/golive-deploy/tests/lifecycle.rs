@@ -102,6 +102,7 @@ fn sign<'a>(item: &'a str, name: &'a str, role: &'a str) -> Sign<'a> {
         comment: None,
         evidence: &[],
         roster: None,
+        signer: None,
     }
 }
 
@@ -112,6 +113,7 @@ fn decide<'a>(go: bool, name: &'a str, role: &'a str, reason: Option<&'a str>) -
         role,
         reason,
         roster: None,
+        signer: None,
     }
 }
 

@@ -11,6 +11,9 @@ pub struct Person {
     pub name: String,
     pub roles: Vec<String>,
     pub contact: Option<String>,
+    /// The public keys their signed sign-offs are checked against
+    /// (`ssh_keys = ["ssh-ed25519 AAAA… dana@laptop"]`).
+    pub ssh_keys: Vec<String>,
 }
 
 /// Everyone who may sign, by name.
@@ -158,7 +161,26 @@ impl Roster {
                 .get("contact")
                 .and_then(|v| v.as_str())
                 .map(str::to_string);
+            let ssh_keys = match p.get("ssh_keys") {
+                None => Vec::new(),
+                Some(toml::Value::Array(a)) => a
+                    .iter()
+                    .map(|k| {
+                        k.as_str().map(|k| k.trim().to_string()).ok_or_else(|| {
+                            format!("{source}: {name}'s ssh_keys are public keys as ssh-keygen writes them: ssh_keys = [\"ssh-ed25519 AAAA… {name}\"]")
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+                Some(_) => {
+                    return Err(format!(
+                        "{source}: {name}'s ssh_keys is a list: ssh_keys = [\"ssh-ed25519 AAAA…\"]"
+                    ));
+                }
+            };
             out.add(name, &roles, contact);
+            if let Some(person) = out.people.get_mut(name) {
+                person.ssh_keys.extend(ssh_keys);
+            }
         }
         Ok(out)
     }
@@ -229,6 +251,7 @@ impl Roster {
                 name: name.to_string(),
                 roles: Vec::new(),
                 contact: None,
+                ssh_keys: Vec::new(),
             });
         for r in roles {
             if !p.roles.iter().any(|x| x.eq_ignore_ascii_case(r)) {

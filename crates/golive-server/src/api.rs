@@ -281,6 +281,7 @@ pub async fn do_sign(
         comment: r.comment.as_deref(),
         evidence: &[],
         roster: None,
+        signer: None,
     };
     let all = d.sign_each(&sign, &more, &Quiet).await?;
     let said = golive_report::said::signed(&d.rb, d.id(), &all);
@@ -314,6 +315,7 @@ pub async fn do_decide(
                 role: &role,
                 reason: r.reason.as_deref(),
                 roster: None,
+                signer: None,
             },
             &Quiet,
         )

@@ -80,6 +80,7 @@ pub async fn roster(store: &Store) -> Result<Roster, StoreError> {
                 name: p.name,
                 roles: p.roles,
                 contact: p.email,
+                ssh_keys: Vec::new(),
             },
         );
     }
@@ -184,6 +185,7 @@ pub async fn lookup(
             name: p.name,
             roles: p.roles,
             contact: p.email,
+            ssh_keys: Vec::new(),
         },
         row,
     )))
@@ -297,6 +299,7 @@ async fn proxied(
             name: p.name.clone(),
             roles: p.roles.clone(),
             contact: p.email.clone(),
+            ssh_keys: Vec::new(),
         },
         session: None,
     })

@@ -146,7 +146,9 @@ impl From<golive_store::StoreError> for ApiError {
 /// now (409).
 fn refusal(kind: K, message: String) -> ApiError {
     match kind {
-        K::NotOnRoster | K::RoleNotHeld | K::WrongRole => ApiError::Forbidden(message),
+        K::NotOnRoster | K::RoleNotHeld | K::WrongRole | K::BadSignature => {
+            ApiError::Forbidden(message)
+        }
         K::Unknown => ApiError::NotFound(message),
         K::SubCheck
         | K::NotSignable

@@ -419,11 +419,104 @@ pub async fn verify(
             fields.join(", ")
         ),
     }
-    Ok(if v.kept.holds() {
+    let signed = signatures_hold(&store, d).await?;
+    Ok(if v.kept.holds() && signed {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The signed sign-offs of `d`, each checked against the roster's keys and
+/// said; whether all hold.
+async fn signatures_hold(
+    store: &golive_store::Store,
+    d: &golive_store::Deployment,
+) -> Result<bool, String> {
+    let events = store.events(&d.id).await.map_err(|e| e.to_string())?;
+    if !events.iter().any(|e| e.data.get("ssh").is_some()) {
+        return Ok(true);
+    }
+    let rb = crate::load(Path::new(&d.runbook_path))?;
+    let roster = golive_deploy::roster_for(&rb, None).map_err(|e| e.to_string())?;
+    let judged = golive_deploy::sshsig::judge(d, &events, &roster);
+    let bad: Vec<&golive_deploy::sshsig::Judged> =
+        judged.iter().filter(|j| j.verdict.is_err()).collect();
+    for j in &bad {
+        println!(
+            "{}: SIGNATURE DOES NOT HOLD at event {} ({} by {}): {}",
+            d.id,
+            j.seq,
+            j.item,
+            j.person,
+            j.verdict.as_ref().err().map(String::as_str).unwrap_or("")
+        );
+    }
+    if bad.is_empty() {
+        println!(
+            "{}: {} signed sign-off(s), each verified with its signer's key on the roster ({})",
+            d.id,
+            judged.len(),
+            roster.source
+        );
+    }
+    Ok(bad.is_empty())
+}
+
+/// `golive audit signatures [DEPLOYMENT] --out DIR`.
+pub async fn signatures(location: &str, id: Option<&str>, out: &Path) -> Result<ExitCode, String> {
+    let d = open(location, id).await.map_err(|e| e.to_string())?;
+    let events = d.store.events(d.id()).await.map_err(|e| e.to_string())?;
+    let roster = d.roster(None).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let write = |name: &str, text: &str| {
+        let p = out.join(name);
+        std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))
+    };
+    let mut allowed = String::new();
+    for p in roster.people.values().filter(|p| !p.ssh_keys.is_empty()) {
+        for k in &p.ssh_keys {
+            // the key type and data, without the comment
+            let key: Vec<&str> = k.split_whitespace().take(2).collect();
+            allowed.push_str(&format!(
+                "{} namespaces=\"{}\" {}\n",
+                golive_deploy::sshsig::principal(&p.name),
+                golive_deploy::sshsig::NAMESPACE,
+                key.join(" ")
+            ));
+        }
+    }
+    write("allowed_signers", &allowed)?;
+    let mut commands = String::from("# Each signed sign-off, checked without golive:\n");
+    let mut n = 0;
+    for e in events.iter().filter(|e| e.data.get("ssh").is_some()) {
+        let item = e.item.as_deref().unwrap_or("decision").replace('/', "_");
+        let base = format!("{}-{item}", e.seq);
+        write(
+            &format!("{base}.payload"),
+            e.data["ssh"]["payload"].as_str().unwrap_or(""),
+        )?;
+        write(
+            &format!("{base}.payload.sig"),
+            &format!(
+                "{}\n",
+                e.data["ssh"]["signature"].as_str().unwrap_or("").trim()
+            ),
+        )?;
+        let who = golive_deploy::sshsig::principal(e.actor.as_deref().unwrap_or(""));
+        commands.push_str(&format!(
+            "ssh-keygen -Y verify -f allowed_signers -I {who} -n {} -s {base}.payload.sig < {base}.payload\n",
+            golive_deploy::sshsig::NAMESPACE
+        ));
+        n += 1;
+    }
+    write("VERIFY.txt", &commands)?;
+    println!(
+        "{}: {n} signed sign-off(s) written to {} with allowed_signers; VERIFY.txt has the ssh-keygen commands",
+        d.id(),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `golive audit rebuild [ID]`.
@@ -621,4 +714,44 @@ pub async fn after_run(
     }
     crate::notify::settle(&d, channels, &Cli).await;
     Ok(())
+}
+
+/// Sign `payload` with `ssh-keygen -Y sign -n golive -f KEY` (a private
+/// key file, or a public one whose key the agent holds): the armored
+/// signature, or ssh-keygen's own words.
+pub fn ssh_keygen_sign(key: &Path, payload: &[u8]) -> Result<String, String> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-Y",
+            "sign",
+            "-n",
+            golive_deploy::sshsig::NAMESPACE,
+            "-f",
+        ])
+        .arg(key)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            format!("--ssh-key: cannot run ssh-keygen (OpenSSH 8.2 or newer signs): {e}")
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(payload)
+            .map_err(|e| format!("--ssh-key: ssh-keygen: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("--ssh-key: ssh-keygen: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "--ssh-key {}: ssh-keygen -Y sign: {}",
+            key.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

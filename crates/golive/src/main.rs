@@ -100,6 +100,17 @@ enum AuditAction {
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
     },
+    /// Write each signed sign-off of a deployment to DIR: its payload
+    /// (`N-ITEM.payload`), its signature (`.sig`) and an `allowed_signers`
+    /// file of the roster's keys, so `ssh-keygen -Y verify` checks each
+    /// one without golive (DIR/VERIFY.txt has the commands).
+    Signatures {
+        deployment: Option<String>,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
+        store: String,
+    },
     /// Write a deployment's kept state again from its chain (when `audit
     /// verify` finds it missing, damaged, behind or different), and say
     /// what was done. The chain is verified first.
@@ -350,6 +361,11 @@ enum Command {
         /// else the document's Contact Information.
         #[arg(long)]
         roster: Option<PathBuf>,
+        /// Sign each sign-off with this SSH key (`ssh-keygen -Y sign -n
+        /// golive`; a private key file, or a public one whose key the agent
+        /// holds): it must be one of the person's `ssh_keys` on the roster.
+        #[arg(long, value_name = "FILE", conflicts_with = "server")]
+        ssh_key: Option<PathBuf>,
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
         #[command(flatten)]
@@ -427,6 +443,10 @@ enum Command {
         reason: Option<String>,
         #[arg(long)]
         roster: Option<PathBuf>,
+        /// Sign the decision with this SSH key (`ssh-keygen -Y sign -n
+        /// golive`): it must be one of the person's `ssh_keys` on the roster.
+        #[arg(long, value_name = "FILE", conflicts_with = "server")]
+        ssh_key: Option<PathBuf>,
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
         #[command(flatten)]
@@ -969,6 +989,14 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 },
         } => runtime()?.block_on(deploy::verify(&store, deployment.as_deref(), head.as_ref())),
         Command::Audit {
+            action:
+                AuditAction::Signatures {
+                    deployment,
+                    out,
+                    store,
+                },
+        } => runtime()?.block_on(deploy::signatures(&store, deployment.as_deref(), &out)),
+        Command::Audit {
             action: AuditAction::Rebuild { deployment, store },
         } => runtime()?.block_on(deploy::rebuild(&store, deployment.as_deref())),
         Command::Serve {
@@ -1131,9 +1159,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             comment,
             evidence,
             roster,
+            ssh_key,
             store,
             remote: _,
         } => {
+            let signer =
+                ssh_key.map(|key| move |payload: &[u8]| deploy::ssh_keygen_sign(&key, payload));
             // `golive sign DEPLOYMENT ITEM` as before: a first name that is a
             // deployment id
             let (deployment, items) = match (deployment.as_deref(), names.as_slice()) {
@@ -1161,6 +1192,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     comment: comment.as_deref(),
                     evidence: &evidence,
                     roster: roster.as_deref(),
+                    signer: signer
+                        .as_ref()
+                        .map(|f| f as golive_deploy::sshsig::Signer<'_>),
                 },
             }))
         }
@@ -1170,9 +1204,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             role,
             reason,
             roster,
+            ssh_key,
             store,
             remote: _,
         } => {
+            let signer =
+                ssh_key.map(|key| move |payload: &[u8]| deploy::ssh_keygen_sign(&key, payload));
             let (deployment, verdict) =
                 deployment_and(&names, "decide takes [DEPLOYMENT] go|no-go")?;
             let go = match verdict.to_lowercase().as_str() {
@@ -1189,6 +1226,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     role: role.as_deref().unwrap_or_default(),
                     reason: reason.as_deref(),
                     roster: roster.as_deref(),
+                    signer: signer
+                        .as_ref()
+                        .map(|f| f as golive_deploy::sshsig::Signer<'_>),
                 },
             }))
         }
