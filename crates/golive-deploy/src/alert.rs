@@ -91,14 +91,9 @@ impl Hook {
 
     /// POST the alert; its delivery, or why it failed (never with the URL).
     pub async fn send(&self, a: &Alert) -> Result<Delivery, String> {
-        let post = golive_probe::post_json(self.url(), self.payload(a).to_string(), None);
-        let (status, took) = tokio::time::timeout(std::time::Duration::from_secs(10), post)
-            .await
-            .map_err(|_| format!("{}: no answer within 10s", self.shown()))?
-            .map_err(|e| format!("{}: {e}", self.shown()))?;
-        if !(200..300).contains(&status) {
-            return Err(format!("{} answered {status}", self.shown()));
-        }
+        let (status, took) =
+            crate::channel::post(self.url(), &self.shown(), self.payload(a).to_string(), &[])
+                .await?;
         Ok(Delivery {
             status,
             ms: (took.as_secs_f64() * 1e6).round() / 1e3,

@@ -156,9 +156,9 @@ impl Channel {
     /// The channel, fit to show and record: its kind and host only.
     pub fn shown(&self) -> String {
         match &self.kind {
-            Kind::Slack { url } => format!("slack webhook at {}", host_of(url)),
-            Kind::Teams { url } => format!("teams webhook at {}", host_of(url)),
-            Kind::Webhook { url } => format!("webhook at {}", host_of(url)),
+            Kind::Slack { url } => golive_probe::webhook_shown("slack", url),
+            Kind::Teams { url } => golive_probe::webhook_shown("teams", url),
+            Kind::Webhook { url } => format!("webhook at {}", golive_probe::webhook_host(url)),
             Kind::Email(s) => format!("email via {}:{}", s.host, s.port),
         }
     }
@@ -179,22 +179,9 @@ impl Channel {
         match &self.kind {
             Kind::Slack { url } | Kind::Teams { url } | Kind::Webhook { url } => {
                 let body = self.payload(m).unwrap_or_default().to_string();
-                let headers = [
-                    ("content-type", "application/json".to_string()),
-                    ("idempotency-key", m.idempotency_key.clone()),
-                ];
-                let post = golive_probe::request("POST", url, &headers, Some(body), None);
-                let (status, _) = tokio::time::timeout(Duration::from_secs(10), post)
-                    .await
-                    .map_err(|_| format!("{}: no answer within 10s", self.shown()))?
-                    .map_err(|e| {
-                        format!("{}: {}", self.shown(), redact_url(&e.to_string(), url))
-                    })?;
-                if (200..300).contains(&status) {
-                    Ok(format!("{status}"))
-                } else {
-                    Err(format!("{} answered {status}", self.shown()))
-                }
+                let key = [("idempotency-key", m.idempotency_key.clone())];
+                let (status, _) = post(url, &self.shown(), body, &key).await?;
+                Ok(status.to_string())
             }
             Kind::Email(s) => s.send(m).await.map_err(|e| {
                 let mut e = e;
@@ -207,17 +194,27 @@ impl Channel {
     }
 }
 
-fn host_of(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, h)| h)
-        .to_string()
-}
-
-fn redact_url(text: &str, url: &str) -> String {
-    text.replace(url, &host_of(url))
+/// POST `body` to a webhook, at most 10 s: its status and how long the
+/// answer took, or why it failed, naming the receiver as `shown` (never
+/// its URL). What the watch's alerts and the plan's messages both send by.
+pub async fn post(
+    url: &str,
+    shown: &str,
+    body: String,
+    headers: &[(&str, String)],
+) -> Result<(u16, Duration), String> {
+    let post = golive_probe::post_json_with(url, body, headers, None);
+    let (status, took) = tokio::time::timeout(Duration::from_secs(10), post)
+        .await
+        .map_err(|_| format!("{shown}: no answer within 10s"))?
+        .map_err(|e| {
+            let host = golive_probe::webhook_host(url);
+            format!("{shown}: {}", e.to_string().replace(url, host))
+        })?;
+    if !(200..300).contains(&status) {
+        return Err(format!("{shown} answered {status}"));
+    }
+    Ok((status, took))
 }
 
 impl Smtp {

@@ -131,15 +131,33 @@ pub async fn post_json(
     body: String,
     ca_file: Option<&str>,
 ) -> Result<(u16, Duration), ProbeError> {
+    post_json_with(url, body, &[], ca_file).await
+}
+
+/// [`post_json`] with more headers (an `Idempotency-Key`).
+pub async fn post_json_with(
+    url: &str,
+    body: String,
+    more: &[(&str, String)],
+    ca_file: Option<&str>,
+) -> Result<(u16, Duration), ProbeError> {
     let url = parse_url(url).map_err(ProbeError::Protocol)?;
     let tls = client_config(ca_file, false, &[b"h2", b"http/1.1"]).map_err(ProbeError::Protocol)?;
+    let mut headers = vec![(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    )];
+    for (k, v) in more {
+        let name = http::header::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|e| ProbeError::Protocol(format!("header {k}: {e}")))?;
+        let value = HeaderValue::from_str(v)
+            .map_err(|e| ProbeError::Protocol(format!("header {k}: {e}")))?;
+        headers.push((name, value));
+    }
     let h = Http {
         method: Method::POST,
         url: url.clone(),
-        headers: vec![(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
+        headers,
         body: Some(Bytes::from(body)),
         follow: false,
         max_redirects: 0,

@@ -32,10 +32,12 @@ mod tcp;
 mod tls;
 mod webhook;
 
-pub use http::{post_json, request};
+pub use http::{post_json, post_json_with, request};
 pub use shell::{BoundScript, ENV_PREFIX, bind_shell, env_name};
 pub use spec::{Spec, SpecError, Vars, parse_duration};
-pub use webhook::{Alert, pagerduty_payload, shown as webhook_shown, slack_payload};
+pub use webhook::{
+    Alert, host as webhook_host, pagerduty_payload, shown as webhook_shown, slack_payload,
+};
 
 use serde_json::Value;
 use std::future::Future;

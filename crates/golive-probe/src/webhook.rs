@@ -110,12 +110,14 @@ pub fn pagerduty_payload(a: &Alert, routing_key: &str) -> Value {
 /// A webhook fit to show: `KIND webhook at HOST`. Webhook URLs carry
 /// tokens (in the path, the query or the user part): only the host is shown.
 pub fn shown(kind: &str, url: &str) -> String {
+    format!("{kind} webhook at {}", host(url))
+}
+
+/// A URL's host (and port): all of it that may be shown.
+pub fn host(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let host = rest.split(['/', '?']).next().unwrap_or("");
-    format!(
-        "{kind} webhook at {}",
-        host.rsplit_once('@').map_or(host, |(_, h)| h)
-    )
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    host.rsplit_once('@').map_or(host, |(_, h)| h)
 }
 
 #[derive(Debug)]

@@ -38,36 +38,31 @@ fn document_specs(rb: &Runbook) -> Vec<String> {
 /// The channels a command sends on: `given` (`--notify`), else those of
 /// `GOLIVE_NOTIFY` (comma-separated), then the document's.
 pub fn channels(rb: &Runbook, given: &[String]) -> Result<Vec<Channel>, String> {
-    let mut specs: Vec<String> = given.to_vec();
-    if specs.is_empty()
-        && let Some(v) = env(NOTIFY_ENV)
-    {
-        specs.extend(
+    let mut specs = given_specs(given);
+    specs.extend(document_specs(rb));
+    Channel::parse_all(&specs, &env)
+}
+
+/// `given` (`--notify`), else those of `GOLIVE_NOTIFY` (comma-separated).
+fn given_specs(given: &[String]) -> Vec<String> {
+    if !given.is_empty() {
+        return given.to_vec();
+    }
+    env(NOTIFY_ENV)
+        .map(|v| {
             v.split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(str::to_string),
-        );
-    }
-    specs.extend(document_specs(rb));
-    Channel::parse_all(&specs, &env)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The channels of `golive serve`: `given`, else `GOLIVE_NOTIFY` (a
 /// server serves many documents: their own `notify` lines are not read).
 pub fn server_channels(given: &[String]) -> Result<Vec<Channel>, String> {
-    let mut specs: Vec<String> = given.to_vec();
-    if specs.is_empty()
-        && let Some(v) = env(NOTIFY_ENV)
-    {
-        specs.extend(
-            v.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string),
-        );
-    }
-    Channel::parse_all(&specs, &env)
+    Channel::parse_all(&given_specs(given), &env)
 }
 
 fn report(rb: &Runbook, row: &golive_store::Deployment, events: &[golive_store::Event]) -> String {
