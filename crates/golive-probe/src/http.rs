@@ -180,22 +180,36 @@ pub async fn request(
     body: Option<String>,
     ca_file: Option<&str>,
 ) -> Result<(u16, Vec<u8>), ProbeError> {
-    let url = parse_url(url).map_err(ProbeError::Protocol)?;
-    let tls = client_config(ca_file, false, &[b"http/1.1"]).map_err(ProbeError::Protocol)?;
-    let mut hs = Vec::new();
+    let mut req = http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
-        let name = http::header::HeaderName::from_bytes(k.as_bytes())
-            .map_err(|e| ProbeError::Protocol(format!("header {k}: {e}")))?;
-        let value = HeaderValue::from_str(v)
-            .map_err(|e| ProbeError::Protocol(format!("header {k}: {e}")))?;
-        hs.push((name, value));
+        req = req.header(*k, v.as_str());
     }
+    let req = req
+        .body(body.map(String::into_bytes).unwrap_or_default())
+        .map_err(|e| ProbeError::Protocol(format!("{url}: {e}")))?;
+    let answer = exchange(req, ca_file).await?;
+    Ok((answer.status().as_u16(), answer.into_body()))
+}
+
+/// One HTTP request as given, its answer whole (status, headers, body of at
+/// most 16 MiB): what a client of another service (an identity provider)
+/// sends by. The bundled web roots verify https, or `ca_file` when given.
+pub async fn exchange(
+    req: http::Request<Vec<u8>>,
+    ca_file: Option<&str>,
+) -> Result<http::Response<Vec<u8>>, ProbeError> {
+    let (parts, body) = req.into_parts();
+    let url = parse_url(&parts.uri.to_string()).map_err(ProbeError::Protocol)?;
+    let tls = client_config(ca_file, false, &[b"http/1.1"]).map_err(ProbeError::Protocol)?;
     let h = Http {
-        method: Method::from_bytes(method.as_bytes())
-            .map_err(|e| ProbeError::Protocol(e.to_string()))?,
+        method: parts.method,
         url: url.clone(),
-        headers: hs,
-        body: body.map(Bytes::from),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        body: (!body.is_empty()).then(|| Bytes::from(body)),
         follow: false,
         max_redirects: 0,
         max_body: 16 << 20,
@@ -203,7 +217,11 @@ pub async fn request(
         nameserver: None,
     };
     let f = h.fetch(&url).await?;
-    Ok((f.status, f.body))
+    let mut answer = http::Response::new(f.body);
+    *answer.status_mut() = http::StatusCode::from_u16(f.status)
+        .map_err(|e| ProbeError::Protocol(format!("status {}: {e}", f.status)))?;
+    *answer.headers_mut() = f.headers;
+    Ok(answer)
 }
 
 fn parse_url(text: &str) -> Result<Uri, String> {

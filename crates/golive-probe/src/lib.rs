@@ -32,7 +32,7 @@ mod tcp;
 mod tls;
 mod webhook;
 
-pub use http::{post_json, post_json_with, request};
+pub use http::{exchange, post_json, post_json_with, request};
 pub use shell::{BoundScript, ENV_PREFIX, bind_shell, env_name};
 pub use spec::{Spec, SpecError, Vars, parse_duration};
 pub use webhook::{

@@ -80,7 +80,7 @@ pub async fn roster(store: &Store) -> Result<Roster, StoreError> {
                 name: p.name,
                 roles: p.roles,
                 contact: p.email,
-                ssh_keys: Vec::new(),
+                ssh_keys: p.ssh_keys,
             },
         );
     }
@@ -185,7 +185,7 @@ pub async fn lookup(
             name: p.name,
             roles: p.roles,
             contact: p.email,
-            ssh_keys: Vec::new(),
+            ssh_keys: p.ssh_keys,
         },
         row,
     )))
@@ -229,6 +229,12 @@ impl FromRequestParts<Arc<App>> for Actor {
                 "no token: send `Authorization: Bearer TOKEN` (`golive users add` prints one) or log in at /login".into(),
             ));
         };
+        if !session
+            && let Some(oidc) = &app.oidc
+            && token.split('.').count() == 3
+        {
+            return id_token(app, oidc, client, token).await;
+        }
         let kinds: &[&str] = if session { &["session"] } else { &["api"] };
         match lookup(app, token, kinds).await? {
             Some((person, row)) => Ok(Actor {
@@ -248,6 +254,49 @@ impl FromRequestParts<Arc<App>> for Actor {
             }
         }
     }
+}
+
+/// The person an ID token from the identity provider names, presented as
+/// a bearer token: checked as a login's is, for one of the server's people.
+async fn id_token(
+    app: &App,
+    oidc: &crate::oidc::Oidc,
+    client: std::net::IpAddr,
+    token: &str,
+) -> Result<Actor, ApiError> {
+    let refused = |e: crate::oidc::Refused| match e {
+        crate::oidc::Refused::Provider(m) => ApiError::BadGateway(m),
+        crate::oidc::Refused::Bad(m) => ApiError::Unauthorized(m),
+        crate::oidc::Refused::Nobody(m) => ApiError::Forbidden(m),
+    };
+    let identity = match oidc.bearer(token).await {
+        Ok(i) => i,
+        Err(e) => {
+            if matches!(e, crate::oidc::Refused::Bad(_))
+                && let Err(wait) = app.auth_failures.take(client)
+            {
+                return Err(ApiError::TooMany(wait));
+            }
+            return Err(refused(e));
+        }
+    };
+    let people = app.store.people().await?;
+    let (found, _, roles) = oidc.person_for(&identity, &people).map_err(refused)?;
+    let Some(p) = found else {
+        return Err(ApiError::Forbidden(
+            "the ID token names nobody on the server yet: log in on the page once, or `golive users add NAME --role ROLE --email EMAIL`".into(),
+        ));
+    };
+    Ok(Actor {
+        person: Person {
+            name: p.name.clone(),
+            roles: roles.unwrap_or_else(|| p.roles.clone()),
+            contact: p.email.clone(),
+            ssh_keys: p.ssh_keys.clone(),
+        },
+        session: None,
+        proxy_csrf: None,
+    })
 }
 
 /// The person a proxy's identity header names, when the request comes from
@@ -279,15 +328,7 @@ async fn proxied(
         )));
     }
     let people = app.store.people().await?;
-    let p = people
-        .iter()
-        .find(|p| {
-            p.email
-                .as_deref()
-                .is_some_and(|e| e.eq_ignore_ascii_case(who))
-        })
-        .or_else(|| people.iter().find(|p| p.name.eq_ignore_ascii_case(who)));
-    let Some(p) = p else {
+    let Some(p) = crate::matching(&people, who) else {
         tracing::info!(peer = %client, header = %name, "identity from the proxy names nobody on the server");
         return Err(ApiError::Forbidden(format!(
             "{who}, as the proxy names them, is not one of the server's people: `golive users add NAME --role ROLE --email {who}`"
@@ -299,7 +340,7 @@ async fn proxied(
             name: p.name.clone(),
             roles: p.roles.clone(),
             contact: p.email.clone(),
-            ssh_keys: Vec::new(),
+            ssh_keys: p.ssh_keys.clone(),
         },
         session: None,
     })

@@ -27,6 +27,9 @@ pub enum ApiError {
     TooMany(u64),
     /// Something failed inside; logged with a tracking id (500).
     Internal(String),
+    /// A service golive depends on (the identity provider) does not answer
+    /// as it should (502).
+    BadGateway(String),
 }
 
 impl ApiError {
@@ -40,6 +43,7 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -54,6 +58,7 @@ impl ApiError {
             ApiError::TooLarge(_) => "too_large",
             ApiError::TooMany(_) => "too_many_requests",
             ApiError::Internal(_) => "internal",
+            ApiError::BadGateway(_) => "bad_gateway",
         }
     }
 
@@ -65,7 +70,8 @@ impl ApiError {
             | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
             | ApiError::Conflict(m)
-            | ApiError::Unprocessable(m) => (m.clone(), None),
+            | ApiError::Unprocessable(m)
+            | ApiError::BadGateway(m) => (m.clone(), None),
             ApiError::TooLarge(n) => (
                 format!("the request body is over the limit of {n} bytes"),
                 None,

@@ -33,6 +33,7 @@ mod health;
 pub mod limit;
 pub mod metrics;
 pub mod notify;
+pub mod oidc;
 pub mod page;
 
 use axum::extract::{FromRequest, Request, State};
@@ -86,6 +87,8 @@ pub struct Config {
     /// Who the names a communication plan sends to stand for (`--groups
     /// FILE`, a roster file's `[groups]`): addresses, people or roles.
     pub groups: std::collections::BTreeMap<String, Vec<String>>,
+    /// Single sign-on through an OpenID Connect provider (`--oidc-issuer`).
+    pub oidc: Option<oidc::OidcConfig>,
 }
 
 impl Config {
@@ -112,6 +115,7 @@ impl Config {
             trusted_proxies: Vec::new(),
             identity_header: None,
             groups: std::collections::BTreeMap::new(),
+            oidc: None,
         }
     }
 }
@@ -130,11 +134,30 @@ pub struct App {
     /// The secret the CSRF tokens of people named by a trusted proxy are
     /// made with (new at each start).
     pub proxy_secret: Vec<u8>,
+    /// The identity provider, when single sign-on is configured.
+    pub oidc: Option<oidc::Oidc>,
     /// Runbooks parsed once, by the SHA-256 of their text.
     runbooks: std::sync::Mutex<std::collections::HashMap<String, Arc<golive_runbook::Runbook>>>,
     /// Set when the server shuts down: streams end cleanly.
     pub closing: tokio::sync::watch::Receiver<bool>,
     closing_tx: tokio::sync::watch::Sender<bool>,
+}
+
+/// The person `who` (an email, or a name) stands for among `people`: the
+/// one whose email it is, else the one of that name (case aside). How a
+/// trusted proxy's header and an identity provider's claim find a person.
+pub fn matching<'a>(
+    people: &'a [golive_store::PersonRow],
+    who: &str,
+) -> Option<&'a golive_store::PersonRow> {
+    people
+        .iter()
+        .find(|p| {
+            p.email
+                .as_deref()
+                .is_some_and(|e| e.eq_ignore_ascii_case(who))
+        })
+        .or_else(|| people.iter().find(|p| p.name.eq_ignore_ascii_case(who)))
 }
 
 /// `n` random bytes, as hex.
@@ -363,6 +386,7 @@ impl Server {
             auth_failures: limit::Limiter::new(cfg.auth_failures),
             pages: page::Pages::new()?,
             proxy_secret: hex::decode(random_hex(32)).unwrap_or_default(),
+            oidc: cfg.oidc.clone().map(oidc::Oidc::new),
             notifier: (!cfg.notify.is_empty())
                 .then(|| Arc::new(notify::Notifier::new(cfg.notify.clone(), cfg.notify_tick))),
             cfg,

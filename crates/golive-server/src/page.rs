@@ -63,6 +63,9 @@ pub fn routes() -> axum::Router<Arc<App>> {
         .route("/", get(list))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
+        .route("/login/oidc", get(sso_begin))
+        .route("/login/oidc/callback", get(sso_callback))
+        .route("/login/oidc/backchannel", post(sso_backchannel))
         .route("/assets/{*path}", get(asset))
         .route("/d/{id}", get(deployment))
         .route("/d/{id}/live", get(live))
@@ -136,9 +139,252 @@ struct LoginForm {
 }
 
 async fn login_form(State(app): State<Arc<App>>) -> Response {
-    match app.pages.render("login.html", &json!({})) {
-        Ok(b) => Html(b).into_response(),
-        Err(e) => error_page(&app, e),
+    login_page(&app, StatusCode::OK, None)
+}
+
+/// The login page (a token form, and the identity provider's button when
+/// single sign-on is configured), with what went wrong.
+fn login_page(app: &App, status: StatusCode, error: Option<&str>) -> Response {
+    let sso = app.oidc.as_ref().map(|o| o.cfg.issuer.clone());
+    match app
+        .pages
+        .render("login.html", &json!({ "error": error, "sso": sso }))
+    {
+        Ok(b) => (status, Html(b)).into_response(),
+        Err(e) => error_page(app, e),
+    }
+}
+
+/// The session cookie for `token`.
+fn session_cookie(app: &App, token: &str) -> String {
+    format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        app.cfg.session_hours * 3600,
+        if app.cfg.secure_cookie {
+            "; Secure"
+        } else {
+            ""
+        }
+    )
+}
+
+/// `GET /login/oidc`: off to the identity provider, this browser bound to
+/// the login by a cookie.
+async fn sso_begin(State(app): State<Arc<App>>) -> Response {
+    let Some(oidc) = &app.oidc else {
+        return error_page(
+            &app,
+            ApiError::NotFound(
+                "single sign-on is not configured (golive serve --oidc-issuer)".into(),
+            ),
+        );
+    };
+    match oidc.begin().await {
+        Ok((url, browser)) => {
+            let mut r = Redirect::to(&url).into_response();
+            let cookie = format!(
+                "{}={browser}; Path=/login/oidc; HttpOnly; SameSite=Lax; Max-Age=600{}",
+                crate::oidc::LOGIN_COOKIE,
+                if app.cfg.secure_cookie {
+                    "; Secure"
+                } else {
+                    ""
+                }
+            );
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                r.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            r
+        }
+        Err(e) => {
+            tracing::warn!(issuer = %oidc.cfg.issuer, why = %e.message(), "single sign-on could not begin");
+            login_page(
+                &app,
+                StatusCode::BAD_GATEWAY,
+                Some(&format!(
+                    "{} Log in with your golive token below meanwhile.",
+                    e.message()
+                )),
+            )
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// `GET /login/oidc/callback`: the provider sends the browser back; once
+/// every check holds, a session for the person it names.
+async fn sso_callback(
+    State(app): State<Arc<App>>,
+    peer: Option<axum::Extension<crate::Peer>>,
+    axum::extract::Query(cb): axum::extract::Query<Callback>,
+    req_headers: HeaderMap,
+) -> Response {
+    let Some(oidc) = &app.oidc else {
+        return error_page(
+            &app,
+            ApiError::NotFound(
+                "single sign-on is not configured (golive serve --oidc-issuer)".into(),
+            ),
+        );
+    };
+    let client = peer
+        .map(|p| p.0.0.ip())
+        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+    if let Err(wait) = app.auth_failures.check(client) {
+        return error_page(&app, ApiError::TooMany(wait));
+    }
+    let refuse = |status: StatusCode, why: &str| {
+        tracing::warn!(peer = %client, why = %why, "single sign-on refused");
+        login_page(&app, status, Some(why))
+    };
+    if let Some(e) = &cb.error {
+        let why = format!(
+            "The identity provider did not sign you in: {e}{}.",
+            cb.error_description
+                .as_deref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default()
+        );
+        return refuse(StatusCode::UNAUTHORIZED, &why);
+    }
+    let (Some(code), Some(state)) = (&cb.code, &cb.state) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "The identity provider's answer carries no code and state: start again.",
+        );
+    };
+    let browser = cookie_in(&req_headers, crate::oidc::LOGIN_COOKIE);
+    let identity = match oidc.finish(state, code, browser.as_deref()).await {
+        Ok(i) => i,
+        Err(e) => {
+            let status = match &e {
+                crate::oidc::Refused::Provider(_) => StatusCode::BAD_GATEWAY,
+                crate::oidc::Refused::Bad(_) => StatusCode::BAD_REQUEST,
+                crate::oidc::Refused::Nobody(_) => StatusCode::FORBIDDEN,
+            };
+            if status == StatusCode::BAD_REQUEST {
+                let _ = app.auth_failures.take(client);
+            }
+            return refuse(status, e.message());
+        }
+    };
+    let people = match app.store.people().await {
+        Ok(p) => p,
+        Err(e) => return error_page(&app, e.into()),
+    };
+    let (found, name, roles) = match oidc.person_for(&identity, &people) {
+        Ok(f) => f,
+        Err(e) => return refuse(StatusCode::FORBIDDEN, e.message()),
+    };
+    let email = identity
+        .claims
+        .get("email")
+        .and_then(Value::as_str)
+        .filter(|_| {
+            identity
+                .claims
+                .get("email_verified")
+                .and_then(Value::as_bool)
+                == Some(true)
+        })
+        .map(String::from)
+        .or_else(|| found.and_then(|p| p.email.clone()));
+    // the provider's groups are the roles, when they are mapped
+    if let Some(roles) = &roles {
+        let changed = found.is_none_or(|p| &p.roles != roles || p.email != email);
+        if changed && let Err(e) = app.store.put_person(&name, email.as_deref(), roles).await {
+            return error_page(&app, e.into());
+        }
+        if found.is_none() {
+            tracing::info!(person = %name, roles = ?roles, "person added by single sign-on");
+        }
+    }
+    let (token, row) = auth::issue(&name, "session", Some(app.cfg.session_hours));
+    if let Err(e) = app.store.add_token(&row).await {
+        return error_page(&app, e.into());
+    }
+    let sid = identity.sid.as_deref().map(|s| oidc.hashed("sid", s));
+    if let Err(e) = app
+        .store
+        .link_provider_session(
+            &row.hash,
+            sid.as_deref(),
+            &oidc.hashed("sub", &identity.subject),
+        )
+        .await
+    {
+        return error_page(&app, e.into());
+    }
+    tracing::info!(person = %name, "logged in by single sign-on");
+    // a page, not a redirect: the session cookie is SameSite=Strict, and a
+    // redirect still counts as the provider's navigation
+    let body = "<!doctype html><meta charset=utf-8><meta http-equiv=refresh content=\"0; url=/\"><title>golive</title><p>Signed in. <a href=\"/\">Continue</a></p>";
+    let mut r = (StatusCode::OK, Html(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&session_cookie(&app, &token)) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    let clear = format!(
+        "{}=; Path=/login/oidc; HttpOnly; Max-Age=0",
+        crate::oidc::LOGIN_COOKIE
+    );
+    if let Ok(v) = HeaderValue::from_str(&clear) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+fn cookie_in(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+#[derive(Deserialize)]
+struct LogoutToken {
+    logout_token: String,
+}
+
+/// `POST /login/oidc/backchannel`: the provider says one of its sessions
+/// ended; the golive sessions opened through it end too.
+async fn sso_backchannel(State(app): State<Arc<App>>, Form(f): Form<LogoutToken>) -> Response {
+    let Some(oidc) = &app.oidc else {
+        return (StatusCode::NOT_FOUND, "single sign-on is not configured\n").into_response();
+    };
+    let (sid, sub) = match oidc.logout_token(&f.logout_token).await {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::warn!(why = %e.message(), "back-channel logout refused");
+            let body = json!({ "error": "invalid_request", "error_description": e.message() });
+            return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+        }
+    };
+    let sid = sid.map(|s| oidc.hashed("sid", &s));
+    let sub = sub.map(|s| oidc.hashed("sub", &s));
+    match app
+        .store
+        .revoke_provider_sessions(sid.as_deref(), sub.as_deref())
+        .await
+    {
+        Ok(n) => {
+            tracing::info!(
+                sessions = n,
+                "sessions ended by the identity provider's logout"
+            );
+            ([(header::CACHE_CONTROL, "no-store")], StatusCode::OK).into_response()
+        }
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
@@ -163,28 +409,17 @@ async fn login(
         if let Err(wait) = app.auth_failures.take(client) {
             return error_page(&app, ApiError::TooMany(wait));
         }
-        let body = app
-            .pages
-            .render(
-                "login.html",
-                &json!({ "error": "That token is not valid: unknown, revoked or expired." }),
-            )
-            .unwrap_or_default();
-        return (StatusCode::UNAUTHORIZED, Html(body)).into_response();
+        return login_page(
+            &app,
+            StatusCode::UNAUTHORIZED,
+            Some("That token is not valid: unknown, revoked or expired."),
+        );
     };
     let (token, row) = auth::issue(&person.name, "session", Some(app.cfg.session_hours));
     if let Err(e) = app.store.add_token(&row).await {
         return error_page(&app, e.into());
     }
-    let cookie = format!(
-        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
-        app.cfg.session_hours * 3600,
-        if app.cfg.secure_cookie {
-            "; Secure"
-        } else {
-            ""
-        }
-    );
+    let cookie = session_cookie(&app, &token);
     let mut r = Redirect::to("/").into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         r.headers_mut().insert(header::SET_COOKIE, v);
@@ -209,12 +444,24 @@ async fn logout(
     if let Err(e) = a.check_csrf(f.csrf.as_deref()) {
         return error_page(&app, e);
     }
-    if let Some(s) = &a.session
-        && let Err(e) = app.store.revoke_hash(&s.hash).await
-    {
-        return error_page(&app, e.into());
+    let mut through_provider = false;
+    if let Some(s) = &a.session {
+        if let Err(e) = app.store.revoke_hash(&s.hash).await {
+            return error_page(&app, e.into());
+        }
+        through_provider = app.oidc.is_some()
+            && app
+                .store
+                .is_provider_session(&s.hash)
+                .await
+                .unwrap_or(false);
     }
-    let mut r = Redirect::to("/login").into_response();
+    // a session the provider opened ends at the provider too
+    let to = match (&app.oidc, through_provider) {
+        (Some(o), true) => o.end_session_url().await,
+        _ => None,
+    };
+    let mut r = Redirect::to(to.as_deref().unwrap_or("/login")).into_response();
     r.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_static("golive_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),

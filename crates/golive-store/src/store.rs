@@ -140,6 +140,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_events.sql")),
     (2, include_str!("../migrations/0002_kept_state.sql")),
     (3, include_str!("../migrations/0003_server.sql")),
+    (4, include_str!("../migrations/0004_identity.sql")),
 ];
 
 /// How a deployment's state follows its events: the store calls it in the

@@ -1204,3 +1204,91 @@ impl Drop for SmtpServer {
         let _ = self.child.wait();
     }
 }
+
+/// An OpenID Connect provider on 127.0.0.1: the certified `oidc-provider`
+/// package (npm, pinned in `scripts/oidc/package-lock.json`) on Node.js,
+/// with the accounts, clients and clock `settings` give (see
+/// `scripts/oidc/provider.mjs`). Its packages are installed with `npm ci`
+/// the first time. Stopped when dropped, or by [`OidcProvider::stop`].
+pub struct OidcProvider {
+    pub issuer: String,
+    pub log: PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl OidcProvider {
+    pub fn start(settings: &serde_json::Value) -> OidcProvider {
+        use std::io::BufRead;
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/oidc");
+        let node = std::path::Path::new(dir).join("node_modules/oidc-provider/package.json");
+        if !node.exists() {
+            let out = std::process::Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund", "--prefix", dir])
+                .stdin(std::process::Stdio::null())
+                .output()
+                .expect("npm: install Debian's nodejs and npm (.ci/run does)");
+            assert!(
+                out.status.success() && node.exists(),
+                "npm ci --prefix {dir} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let log = std::env::temp_dir().join(format!(
+            "golive-oidc-{}-{}.log",
+            std::process::id(),
+            COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let mut child = std::process::Command::new("node")
+            .arg(std::path::Path::new(dir).join("provider.mjs"))
+            .arg(settings.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("provider log"))
+            .spawn()
+            .expect("node: install Debian's nodejs (.ci/run does)");
+        let out = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(out)
+            .read_line(&mut line)
+            .expect("ready line");
+        let issuer = line
+            .strip_prefix("ready ")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|| {
+                panic!(
+                    "the OpenID Connect provider did not start: {line}\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            });
+        OidcProvider {
+            issuer,
+            log,
+            child: Some(child),
+        }
+    }
+
+    /// The provider's address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.issuer
+            .trim_start_matches("http://")
+            .parse()
+            .expect("issuer address")
+    }
+
+    /// Stop the provider (it is down from now on).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            drop(c.stdin.take());
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Drop for OidcProvider {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -225,6 +225,12 @@ enum Command {
         /// ["cto@example.test"]`); the people stay the server's.
         #[arg(long, value_name = "FILE")]
         groups: Option<PathBuf>,
+        /// How long a browser's login lasts, in hours (single sign-on's
+        /// sessions also end when the provider's session does).
+        #[arg(long, default_value_t = 12, value_name = "HOURS")]
+        session_hours: i64,
+        #[command(flatten)]
+        oidc: serve::OidcArgs,
     },
     /// The communication plan of a deployment: `--preview` prints every
     /// message it sends, with its recipients and channels, sending
@@ -1012,8 +1018,17 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             trusted_proxies,
             identity_header,
             groups,
+            session_hours,
+            oidc,
         } => {
             let mut cfg = golive_server::Config::new(listen, &store);
+            if session_hours < 1 {
+                return Err(format!(
+                    "--session-hours {session_hours}: a login lasts at least 1 hour"
+                ));
+            }
+            cfg.session_hours = session_hours;
+            cfg.oidc = oidc.config()?;
             cfg.notify = notify::server_channels(&notify_specs)?;
             cfg.trusted_proxies = trusted_proxies
                 .iter()

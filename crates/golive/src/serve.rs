@@ -4,6 +4,109 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+/// Single sign-on through an OpenID Connect provider (`golive serve
+/// --oidc-issuer …`).
+#[derive(clap::Args, Debug, Default)]
+pub struct OidcArgs {
+    /// The identity provider's issuer URL (its discovery document is at
+    /// ISSUER/.well-known/openid-configuration): log in on the page with
+    /// it. Tokens keep working when it is down.
+    #[arg(
+        long,
+        env = "GOLIVE_OIDC_ISSUER",
+        value_name = "URL",
+        requires_all = ["oidc_client_id", "public_url"]
+    )]
+    pub oidc_issuer: Option<String>,
+    /// golive's client id at the provider. Its secret comes from
+    /// GOLIVE_OIDC_CLIENT_SECRET or --oidc-client-secret-file.
+    #[arg(
+        long,
+        env = "GOLIVE_OIDC_CLIENT_ID",
+        value_name = "ID",
+        requires = "oidc_issuer"
+    )]
+    pub oidc_client_id: Option<String>,
+    /// A file holding the client secret (instead of GOLIVE_OIDC_CLIENT_SECRET).
+    #[arg(long, value_name = "FILE", requires = "oidc_issuer")]
+    pub oidc_client_secret_file: Option<std::path::PathBuf>,
+    /// The address people reach golive at (`https://golive.example.com`):
+    /// the provider sends them back to PUBLIC_URL/login/oidc/callback.
+    #[arg(long, env = "GOLIVE_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// The claim people are matched by: `email` (it must be verified)
+    /// matches the people's emails; another claim (`preferred_username`)
+    /// matches their names.
+    #[arg(
+        long,
+        default_value = "email",
+        value_name = "CLAIM",
+        requires = "oidc_issuer"
+    )]
+    pub oidc_claim: String,
+    /// The claim listing a person's groups: their roles are then those
+    /// --oidc-role maps their groups to, at every login.
+    #[arg(long, value_name = "CLAIM", requires = "oidc_issuer")]
+    pub oidc_groups_claim: Option<String>,
+    /// A group and the document role it grants (`sre=Release Manager`);
+    /// repeatable.
+    #[arg(
+        long = "oidc-role",
+        value_name = "GROUP=ROLE",
+        requires = "oidc_groups_claim"
+    )]
+    pub oidc_roles: Vec<String>,
+    /// A scope to ask for beside `openid email profile` (`groups`);
+    /// repeatable.
+    #[arg(long = "oidc-scope", value_name = "SCOPE", requires = "oidc_issuer")]
+    pub oidc_scopes: Vec<String>,
+    /// A CA certificate (PEM) to trust for the provider, beside the web's.
+    #[arg(long, value_name = "PEM", requires = "oidc_issuer")]
+    pub oidc_ca: Option<String>,
+}
+
+impl OidcArgs {
+    /// The server's single sign-on, when configured: the secret read from
+    /// its file or GOLIVE_OIDC_CLIENT_SECRET, and never shown.
+    pub fn config(self) -> Result<Option<golive_server::oidc::OidcConfig>, String> {
+        let Some(issuer) = self.oidc_issuer else {
+            return Ok(None);
+        };
+        let secret = match &self.oidc_client_secret_file {
+            Some(f) => std::fs::read_to_string(f)
+                .map_err(|e| format!("--oidc-client-secret-file {}: {e}", f.display()))?
+                .trim()
+                .to_string(),
+            None => std::env::var("GOLIVE_OIDC_CLIENT_SECRET").unwrap_or_default(),
+        };
+        if secret.is_empty() {
+            return Err("--oidc-issuer: the client secret is missing: set GOLIVE_OIDC_CLIENT_SECRET or give --oidc-client-secret-file FILE".into());
+        }
+        let public_url = self.public_url.unwrap_or_default();
+        if !(public_url.starts_with("https://") || public_url.starts_with("http://")) {
+            return Err(format!(
+                "--public-url `{public_url}`: write the address people reach golive at, https://HOST[:PORT]"
+            ));
+        }
+        let roles = self
+            .oidc_roles
+            .iter()
+            .map(|r| golive_server::oidc::OidcConfig::parse_role(r))
+            .collect::<Result<_, _>>()?;
+        Ok(Some(golive_server::oidc::OidcConfig {
+            issuer: issuer.trim_end_matches('/').to_string(),
+            client_id: self.oidc_client_id.unwrap_or_default(),
+            client_secret: secret,
+            public_url,
+            claim: self.oidc_claim,
+            groups_claim: self.oidc_groups_claim,
+            roles,
+            scopes: self.oidc_scopes,
+            ca_file: self.oidc_ca,
+        }))
+    }
+}
+
 /// Log lines on stderr: JSON objects with `--log-json`, else plain.
 fn init_log(json: bool) {
     let b = tracing_subscriber::fmt()
@@ -37,15 +140,27 @@ pub async fn serve(cfg: golive_server::Config, log_json: bool) -> Result<ExitCod
     init_log(log_json);
     let scheme = if cfg.tls.is_some() { "https" } else { "http" };
     let store = cfg.store.clone();
-    let server = golive_server::Server::bind(cfg).await?;
-    let addr = server.local_addr();
     let people = golive_deploy::open_store(&store)
         .await
         .map_err(|e| e.to_string())?
         .people()
         .await
         .map_err(|e| e.to_string())?;
+    let sso = cfg.oidc.as_ref().map(|o| {
+        format!(
+            "golive: single sign-on through {}: its client {} must allow the redirect URL {} (back-channel logout: {})",
+            o.issuer,
+            o.client_id,
+            o.redirect_url(),
+            o.backchannel_url()
+        )
+    });
+    let server = golive_server::Server::bind(cfg).await?;
+    let addr = server.local_addr();
     eprintln!("golive: serving {scheme}://{addr}/ over {store}");
+    if let Some(line) = sso {
+        eprintln!("{line}");
+    }
     if people.is_empty() {
         eprintln!(
             "golive: nobody can log in yet: `golive users add NAME --role ROLE --store {store}` prints a token"

@@ -24,6 +24,9 @@ pub struct PersonRow {
     pub email: Option<String>,
     pub roles: Vec<String>,
     pub created_at: String,
+    /// Their SSH public keys (OpenSSH format): what their signed sign-offs
+    /// through the API are checked against.
+    pub ssh_keys: Vec<String>,
 }
 
 /// A token as stored: never the token itself, only its SHA-256.
@@ -80,14 +83,17 @@ fn token_from(t: TokenTuple) -> TokenRow {
     }
 }
 
-fn person_from(
-    (name, email, roles, created_at): (String, Option<String>, String, String),
-) -> PersonRow {
+type PersonTuple = (String, Option<String>, String, String, Option<String>);
+
+fn person_from((name, email, roles, created_at, keys): PersonTuple) -> PersonRow {
     PersonRow {
         name,
         email,
         roles: serde_json::from_str(&roles).unwrap_or_default(),
         created_at,
+        ssh_keys: keys
+            .and_then(|k| serde_json::from_str(&k).ok())
+            .unwrap_or_default(),
     }
 }
 
@@ -206,23 +212,101 @@ impl Store {
 
     /// Every person, by name.
     pub async fn people(&self) -> Result<Vec<PersonRow>, StoreError> {
-        let rows: Vec<(String, Option<String>, String, String)> = on_both!(self, |pool| {
-            sqlx::query_as("SELECT name, email, roles, created_at FROM people ORDER BY name")
-                .fetch_all(pool)
-                .await?
+        let rows: Vec<PersonTuple> = on_both!(self, |pool| {
+            sqlx::query_as(
+                "SELECT name, email, roles, created_at, ssh_keys FROM people ORDER BY name",
+            )
+            .fetch_all(pool)
+            .await?
         });
         Ok(rows.into_iter().map(person_from).collect())
     }
 
     /// The person `name`, when there is one.
     pub async fn person(&self, name: &str) -> Result<Option<PersonRow>, StoreError> {
-        let row: Option<(String, Option<String>, String, String)> = on_both!(self, |pool| {
-            sqlx::query_as("SELECT name, email, roles, created_at FROM people WHERE name = $1")
-                .bind(name)
-                .fetch_optional(pool)
-                .await?
+        let row: Option<PersonTuple> = on_both!(self, |pool| {
+            sqlx::query_as(
+                "SELECT name, email, roles, created_at, ssh_keys FROM people WHERE name = $1",
+            )
+            .bind(name)
+            .fetch_optional(pool)
+            .await?
         });
         Ok(row.map(person_from))
+    }
+
+    /// Set the SSH public keys of the person `name` (none: their API
+    /// sign-offs cannot be signed): whether there is such a person.
+    pub async fn set_ssh_keys(&self, name: &str, keys: &[String]) -> Result<bool, StoreError> {
+        let keys = serde_json::to_string(keys).unwrap_or_else(|_| "[]".into());
+        let n = on_both!(self, |pool| {
+            sqlx::query("UPDATE people SET ssh_keys = $1 WHERE name = $2")
+                .bind(&keys)
+                .bind(name)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(n > 0)
+    }
+
+    /// Remember that the session `token_hash` was opened through an
+    /// identity provider's session `sid_hash` for its subject `sub_hash`
+    /// (each a SHA-256, never the value).
+    pub async fn link_provider_session(
+        &self,
+        token_hash: &str,
+        sid_hash: Option<&str>,
+        sub_hash: &str,
+    ) -> Result<(), StoreError> {
+        let at = now();
+        on_both!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO provider_sessions (token_hash, sid_hash, sub_hash, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (token_hash) DO NOTHING",
+            )
+            .bind(token_hash)
+            .bind(sid_hash)
+            .bind(sub_hash)
+            .bind(&at)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Whether the session `token_hash` was opened through an identity
+    /// provider.
+    pub async fn is_provider_session(&self, token_hash: &str) -> Result<bool, StoreError> {
+        let n: i64 = on_both!(self, |pool| {
+            sqlx::query_scalar("SELECT count(*) FROM provider_sessions WHERE token_hash = $1")
+                .bind(token_hash)
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(n > 0)
+    }
+
+    /// Revoke the sessions opened through the provider's session
+    /// `sid_hash`, or, without one, every session of the subject
+    /// `sub_hash`: how many were revoked now.
+    pub async fn revoke_provider_sessions(
+        &self,
+        sid_hash: Option<&str>,
+        sub_hash: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let at = now();
+        let n = on_both!(self, |pool| {
+            sqlx::query(
+                "UPDATE tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND hash IN (SELECT token_hash FROM provider_sessions WHERE ($2 IS NOT NULL AND sid_hash = $2) OR ($2 IS NULL AND sub_hash = $3))",
+            )
+            .bind(&at)
+            .bind(sid_hash)
+            .bind(sub_hash)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(n)
     }
 
     /// Keep a token (its hash, never the token).
