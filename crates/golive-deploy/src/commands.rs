@@ -30,6 +30,9 @@ pub struct Deployment {
     /// nothing, when the deployment moved on since. Checked once, under the
     /// write lock, at the command's first read of the state.
     pub seen: std::sync::Mutex<Option<i64>>,
+    /// The time the commands judge by (pending approvals' reminders and
+    /// expiry): now, unless a caller sets it (a test's clock).
+    pub clock: Option<jiff::Timestamp>,
 }
 
 impl Deployment {
@@ -56,6 +59,7 @@ impl Deployment {
             row,
             people: None,
             seen: std::sync::Mutex::new(None),
+            clock: None,
         })
     }
 
@@ -86,6 +90,7 @@ impl Deployment {
             row,
             people: None,
             seen: std::sync::Mutex::new(None),
+            clock: None,
         })
     }
 
@@ -119,6 +124,48 @@ impl Deployment {
     /// Its write lock: held from a command's read of the state to its append.
     pub async fn lock(&self) -> Result<WriteLock> {
         Ok(self.store.lock(&self.row.id).await?)
+    }
+
+    /// The time the commands judge by.
+    pub fn now(&self) -> jiff::Timestamp {
+        self.clock.unwrap_or_else(jiff::Timestamp::now)
+    }
+
+    /// The kept state with the pending approvals whose signatures expired
+    /// by now recorded as expired first (under the caller's write lock):
+    /// an expired signature never completes an approval.
+    async fn kept_expiring(&self, l: &dyn Listener, decision_roles: &[String]) -> Result<Kept> {
+        let k = self.kept(l).await?;
+        let expired = crate::approval::expired(&self.rb, &k, decision_roles, self.now());
+        if expired.is_empty() {
+            return Ok(k);
+        }
+        for e in &expired {
+            l.note(&format!(
+                "{}: the signatures of {} expired (pending longer than the document's expire_after): they must be given again",
+                e.data["label"].as_str().unwrap_or("?"),
+                e.data["signed"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default()
+            ));
+        }
+        self.append(&expired).await?;
+        Ok(Kept::read(&self.store, &self.row.id).await?.0)
+    }
+
+    /// `golive status` and the server's worker: record the pending
+    /// approvals that expired by now (the lifecycle's rule, not the
+    /// caller's): how many.
+    pub async fn expire_approvals(&self, l: &dyn Listener) -> Result<usize> {
+        let _lock = self.lock().await?;
+        let roster = self.roster(None).ok();
+        let roles = roster
+            .map(|r| lifecycle::roles(&self.rb, &r.team).decision)
+            .unwrap_or_else(|| lifecycle::decision_signers(&self.rb));
+        let before = self.kept(l).await?.seq;
+        let after = self.kept_expiring(l, &roles).await?.seq;
+        Ok((after - before).max(0) as usize)
     }
 
     async fn append(&self, events: &[NewEvent]) -> Result<()> {
@@ -280,7 +327,8 @@ impl Deployment {
         }
         let person = self.person(a.roster, a.name, Some(a.role))?;
         holds(&person, a.role)?;
-        let k = self.kept(l).await?;
+        let roles = lifecycle::roles(rb, &self.roster(a.roster)?.team).decision;
+        let k = self.kept_expiring(l, &roles).await?;
         let mut evidence = Vec::new();
         for f in a.evidence {
             let bytes = std::fs::read(f)
@@ -389,14 +437,14 @@ impl Deployment {
         let it = &rb.items[item];
         lifecycle::signable(rb, item)
             .map_err(|why| Error::refused_at(K::NotSignable, why, At::item(rb, item)))?;
-        if let Some(resp) = it.field("Responsible")
-            && !resp.value.trim().eq_ignore_ascii_case(a.role.trim())
+        if let (Some(resp), _) = crate::approval::responsible(rb, item)
+            && !resp.eq_ignore_ascii_case(a.role.trim())
         {
             return Err(Error::refused_at(
                 K::WrongRole,
                 format!(
                     "{} {} is for the {} to sign, not the {}",
-                    it.address, it.title, resp.value, a.role
+                    it.address, it.title, resp, a.role
                 ),
                 At::item(rb, item),
             ));
@@ -445,9 +493,12 @@ impl Deployment {
         }
         // a person signs an item once per result: a failed item signed
         // done once fixed, a done one failed once broken again
+        // (a stale one is to be given again)
+        let rules = crate::approval::rules(rb);
         if let Some(prev) = k
             .signoff_by(&it.id, person)
             .filter(|prev| lifecycle::signoff_result(prev) == a.result)
+            .filter(|prev| !crate::approval::stale(&rules, k, prev))
         {
             return Err(Error::refused_at(
                 K::SignedAlready,
@@ -461,6 +512,7 @@ impl Deployment {
                 "role": a.role, "comment": comment, "evidence": evidence,
                 "address": it.address, "title": it.title,
                 "result": a.result.name(), "override": overrides,
+                "approved": crate::approval::outcomes(k, &it.id),
             }),
         )
         .item(&it.id)
@@ -920,7 +972,16 @@ impl Deployment {
                 "a NO-GO needs its reason (--reason)",
             ));
         }
-        let k = self.kept(l).await?;
+        if let Some(why) =
+            crate::approval::self_approval(rb, &self.row.started_by, &person.name, a.go)
+        {
+            return Err(Error::Refused(crate::Refusal {
+                kind: K::SelfApproval,
+                message: why,
+                at: decision_at(),
+            }));
+        }
+        let k = self.kept_expiring(l, &required).await?;
         if let Some(done) = &k.decision {
             return Err(Error::refused(
                 K::Decided,

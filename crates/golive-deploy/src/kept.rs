@@ -200,6 +200,15 @@ impl Kept {
                 }
             }
             "stage.signoff" => self.stage_signoffs.push(e.clone()),
+            // a pending approval's signatures that expired no longer count
+            "approval.expired" => {
+                let gone: Vec<i64> = e.data["signatures"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(serde_json::Value::as_i64).collect())
+                    .unwrap_or_default();
+                self.signoffs.retain(|s| !gone.contains(&s.seq));
+                self.decision_signatures.retain(|s| !gone.contains(&s.seq));
+            }
             "deployment.ended" => self.ended = Some(e.clone()),
             "deployment.scheduled" => self.scheduled = Some(e.clone()),
             "notice.queued" => {

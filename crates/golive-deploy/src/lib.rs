@@ -41,6 +41,7 @@
 //! ```
 
 pub mod alert;
+pub mod approval;
 pub mod channel;
 pub mod commands;
 pub mod counts;
@@ -187,6 +188,9 @@ pub enum RefusalKind {
     /// A signed sign-off whose signature does not verify with a key of the
     /// person on the roster (or who has none there).
     BadSignature,
+    /// The person who started the deployment signs its GO, and the
+    /// document says they may not ([`approval`]).
+    SelfApproval,
 }
 
 /// A rule of the runbook says no; nothing was recorded.

@@ -16,6 +16,9 @@ pub struct ItemState {
     pub checks: Vec<String>,
     /// Who signed it done (a sign-off with `--failed` or `--na` is not one).
     pub signed_by: Vec<String>,
+    /// Who signed it done over check outcomes that have since changed for
+    /// the worse: stale sign-offs, to be given again ([`crate::approval`]).
+    pub stale_by: Vec<String>,
     /// Who signed it as failed (`golive sign --failed`), with what they saw.
     pub failed_by: Vec<(String, String)>,
     /// Why the item is not to be done: skipped with a reason, or an item of
@@ -96,6 +99,7 @@ pub fn set_aside(rb: &Runbook, k: &Kept) -> BTreeMap<usize, String> {
 }
 
 pub fn states(rb: &Runbook, k: &Kept) -> BTreeMap<String, ItemState> {
+    let rules = crate::approval::rules(rb);
     let mut out: BTreeMap<String, ItemState> = Default::default();
     for (i, why) in set_aside(rb, k) {
         out.entry(rb.items[i].id.clone()).or_default().set_aside = Some(why);
@@ -113,12 +117,19 @@ pub fn states(rb: &Runbook, k: &Kept) -> BTreeMap<String, ItemState> {
             // after done is broken again
             let st = out.entry(item.clone()).or_default();
             match signoff_result(e) {
+                SignResult::Done if crate::approval::stale(&rules, k, e) => {
+                    st.stale_by.push(actor.clone());
+                }
                 SignResult::Done => {
                     st.failed_by.clear();
-                    st.signed_by.push(actor.clone());
+                    st.stale_by.retain(|a| a != actor);
+                    if !st.signed_by.contains(actor) {
+                        st.signed_by.push(actor.clone());
+                    }
                 }
                 SignResult::Failed => {
                     st.signed_by.clear();
+                    st.stale_by.clear();
                     st.failed_by.push((
                         actor.clone(),
                         e.data["comment"].as_str().unwrap_or("").to_string(),
@@ -137,29 +148,7 @@ pub fn states(rb: &Runbook, k: &Kept) -> BTreeMap<String, ItemState> {
     out
 }
 
-/// What a person's sign-off says of the item: done (the default), not
-/// applicable, or failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignResult {
-    Done,
-    /// `--na`: the item does not apply to this deployment (why, in the
-    /// comment); set aside like a skipped item.
-    NotApplicable,
-    /// `--failed`: a person checked it and it failed (what, in the
-    /// comment); a result a gate counts, not a completion.
-    Failed,
-}
-
-impl SignResult {
-    /// As events and reports spell it.
-    pub fn name(self) -> &'static str {
-        match self {
-            SignResult::Done => "done",
-            SignResult::NotApplicable => "na",
-            SignResult::Failed => "failed",
-        }
-    }
-}
+pub use crate::approval::{SignResult, signoff_result};
 
 /// Each item's latest sign-off: its manual result.
 pub fn latest_signoffs(k: &Kept) -> BTreeMap<&str, &golive_store::Event> {
@@ -196,21 +185,14 @@ pub fn override_line(rb: &Runbook, i: usize, e: &golive_store::Event) -> String 
     )
 }
 
-/// The result a sign-off event records (older events have none: done).
-pub fn signoff_result(e: &golive_store::Event) -> SignResult {
-    match e.data["result"].as_str() {
-        Some("na") => SignResult::NotApplicable,
-        Some("failed") => SignResult::Failed,
-        _ => SignResult::Done,
-    }
-}
-
-/// An item is complete when a person signed it, when it was set aside
-/// ([`set_aside`]), or when its checks passed and the runbook lets a passing
-/// check sign (`auto_sign = true`).
+/// An item is complete when the people it needs signed it (one, or the
+/// N distinct people of "N of ROLE", [`crate::approval`]), when it was set
+/// aside ([`set_aside`]), or when its checks passed and the runbook lets a
+/// passing check sign (`auto_sign = true`).
 pub fn complete(rb: &Runbook, i: usize, st: Option<&ItemState>) -> bool {
     let Some(st) = st else { return false };
-    if !st.signed_by.is_empty() || st.set_aside.is_some() {
+    let (_, needs) = crate::approval::responsible(rb, i);
+    if st.signed_by.len() >= needs || st.set_aside.is_some() {
         return true;
     }
     let auto = rb.items[i].annotations.iter().any(|a| {
@@ -494,10 +476,7 @@ pub fn open_items(rb: &Runbook, k: &Kept) -> Vec<OpenItem> {
         .filter(|&i| !complete(rb, i, st.get(&rb.items[i].id)))
         .map(|i| OpenItem {
             item: i,
-            role: rb.items[i]
-                .field("Responsible")
-                .map(|f| f.value.trim().to_string())
-                .filter(|r| !r.is_empty()),
+            role: crate::approval::responsible(rb, i).0,
         })
         .collect()
 }
@@ -1135,12 +1114,9 @@ pub fn readiness(rb: &Runbook, roster: &golive_engine::roster::Roster) -> Readin
         &roles.automatic_rollback,
         "runs an automatic rollback".into(),
     );
-    for it in &rb.items {
-        if let Some(f) = it.field("Responsible") {
-            let role = f.value.trim();
-            if !role.is_empty() {
-                need(role, format!("signs {} {}", it.address, it.title));
-            }
+    for (i, it) in rb.items.iter().enumerate() {
+        if let (Some(role), _) = crate::approval::responsible(rb, i) {
+            need(&role, format!("signs {} {}", it.address, it.title));
         }
     }
     let mut blockers = Vec::new();
@@ -1231,10 +1207,8 @@ pub fn acting_role(person: &golive_engine::roster::Person, wanted: &[String]) ->
 /// The role an item names to sign it (its `**Responsible:**` field), as a
 /// list for [`acting_role`]: empty when anyone on the roster may.
 pub fn signing_roles(rb: &Runbook, item: usize) -> Vec<String> {
-    rb.items[item]
-        .field("Responsible")
-        .map(|f| f.value.trim().to_string())
-        .filter(|r| !r.is_empty())
+    crate::approval::responsible(rb, item)
+        .0
         .into_iter()
         .collect()
 }

@@ -373,6 +373,58 @@ fn update_items(rb: &Runbook, plan: &Plan, key: &str) -> Vec<String> {
 }
 
 /// The message of `key` filled from the record at `now`.
+/// A reminder to the roles a pending approval waits for
+/// ([`crate::approval`]), to each of them (by the roster's contacts).
+fn reminder(rb: &Runbook, row: &golive_store::Deployment, k: &Kept, key: &str) -> Message {
+    let roles = crate::lifecycle::decision_signers(rb);
+    let p = crate::approval::pending(rb, k, &roles)
+        .into_iter()
+        .find(|p| key == format!("reminder:{}:{}", p.what, p.since_seq));
+    let (label, waiting, signed, since) = match &p {
+        Some(p) => (
+            p.label.clone(),
+            p.waiting.clone(),
+            p.signed.join(", "),
+            p.since.clone(),
+        ),
+        None => (key.to_string(), Vec::new(), String::new(), String::new()),
+    };
+    let mut to: Vec<String> = Vec::new();
+    for w in &waiting {
+        if !to.contains(w) {
+            to.push(w.clone());
+        }
+    }
+    let hhmm = |t: &str| t.get(11..16).unwrap_or(t).to_string();
+    let mut body = format!(
+        "{label} is waiting for: {}\nSigned so far: {signed} (since {} UTC)\n",
+        waiting.join(", "),
+        hhmm(&since)
+    );
+    if let (Some(after), Ok(t)) = (
+        crate::approval::rules(rb).expire_after,
+        since.parse::<jiff::Timestamp>(),
+    ) && let Ok(end) = t.checked_add(jiff::SignedDuration::from_secs(after as i64))
+    {
+        body.push_str(&format!(
+            "The signatures given expire at {} UTC unless it is completed.\n",
+            hhmm(&end.to_string())
+        ));
+    }
+    body.push_str(&format!("Deployment: {}\n", row.id));
+    Message {
+        key: key.to_string(),
+        kind: "reminder".into(),
+        subject: format!("Reminder: {label} is waiting for the {}", to.join(", ")),
+        body,
+        to,
+        items: Vec::new(),
+        ticks: Vec::new(),
+        attach_report: false,
+        milestone: true,
+    }
+}
+
 pub fn message_for(
     rb: &Runbook,
     row: &golive_store::Deployment,
@@ -417,6 +469,9 @@ pub fn message_for(
     };
     if key.starts_with("status:") {
         return status(update_items(rb, &plan, key), key == "status:go");
+    }
+    if key.starts_with("reminder:") {
+        return reminder(rb, row, k, key);
     }
     if key == "rollback-initiated" {
         let (words, ticks) = match &plan.rollback_announcement {
@@ -578,6 +633,13 @@ pub fn due_keys(
             if asks(kind) {
                 out.push((s.seq, key.into()));
             }
+        }
+    }
+    // the approvals waiting longer than the document's remind_after
+    let roles = crate::lifecycle::decision_signers(rb);
+    for (key, p) in crate::approval::reminders(rb, k, &roles, now) {
+        if k.ended.is_none() {
+            out.push((p.since_seq, key));
         }
     }
     let Some(go) = k.go() else {

@@ -15,6 +15,11 @@ const ENGINE_KEYS: &[&str] = &[
     "vars",
     "notify",
     "suggested",
+    "self_approval",
+    "stale_signoffs",
+    "remind_after",
+    "expire_after",
+    "approvals",
 ];
 
 /// Findings about the `golive` check annotations of `rb`. `vars` are the

@@ -38,6 +38,12 @@ pub const ANNOTATION_KEYS: &[(&str, KeyType)] = &[
     ("auto_sign", KeyType::Bool),
     ("vars", KeyType::StringTable),
     ("notify", KeyType::Strings),
+    // approval rules (golive-deploy's approval module)
+    ("self_approval", KeyType::Bool),
+    ("stale_signoffs", KeyType::Bool),
+    ("remind_after", KeyType::String),
+    ("expire_after", KeyType::String),
+    ("approvals", KeyType::Integer),
     // probe options
     ("method", KeyType::String),
     ("headers", KeyType::StringTable),

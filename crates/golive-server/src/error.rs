@@ -152,7 +152,7 @@ impl From<golive_store::StoreError> for ApiError {
 /// now (409).
 fn refusal(kind: K, message: String) -> ApiError {
     match kind {
-        K::NotOnRoster | K::RoleNotHeld | K::WrongRole | K::BadSignature => {
+        K::NotOnRoster | K::RoleNotHeld | K::WrongRole | K::BadSignature | K::SelfApproval => {
             ApiError::Forbidden(message)
         }
         K::Unknown => ApiError::NotFound(message),

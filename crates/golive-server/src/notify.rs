@@ -112,6 +112,11 @@ pub async fn work(app: Arc<App>, n: Arc<Notifier>) {
                 }
             };
             let pass = async {
+                // pending approvals past the document's expire_after end
+                // here too, not only at the next write
+                if golive_deploy::approval::rules(&d.rb).expire_after.is_some() {
+                    d.expire_approvals(&Log).await?;
+                }
                 notify::queue(&d, &sender, jiff::Timestamp::now(), &Log).await?;
                 notify::deliver(&d, &sender, &Log).await
             };
