@@ -365,18 +365,154 @@ impl Deployment {
         item: usize,
     ) -> Result<()> {
         let it = &self.rb.items[item];
-        let result = event.data["result"].as_str().unwrap_or("done").to_string();
+        let (id, result) = crate::sshsig::what_of(&event.kind, Some(&it.id), &event.data);
         self.sign_event(
             sign,
             event,
             person,
             k,
-            (&it.id, &result),
+            (&id, &result),
             k.checks_of(&it.id),
             (
                 format!("{} {}", it.address, it.title),
                 Some(At::item(&self.rb, item)),
             ),
+        )
+    }
+
+    /// The canonical payload of `what` by `person` in `role` at `at`, over
+    /// `evidence` and `checks`, at the head of `k`.
+    #[allow(clippy::too_many_arguments)]
+    fn payload_at(
+        &self,
+        what: (&str, &str),
+        person: &str,
+        role: &str,
+        at: &str,
+        evidence: &Value,
+        checks: &[golive_store::Event],
+        k: &Kept,
+    ) -> String {
+        let head = if k.seq == 0 {
+            format!("0:{}", self.row.genesis)
+        } else {
+            format!("{}:{}", k.seq, k.hash)
+        };
+        crate::sshsig::payload(
+            &self.row.id,
+            what.0,
+            what.1,
+            person,
+            role,
+            at,
+            evidence,
+            checks,
+            &head,
+        )
+    }
+
+    /// The payload `person` signs, now, for `act` in `role`: an item's
+    /// address (with `result`: `done`, `na`, `failed`), `decision` (with
+    /// `go` or `no-go`), `rollback`, `continue` or `finish`. What a client
+    /// of the API signs with the person's key before it posts the act with
+    /// the signature.
+    pub async fn payload_for(
+        &self,
+        act: &str,
+        result: Option<&str>,
+        person: &str,
+        role: &str,
+        l: &dyn Listener,
+    ) -> Result<String> {
+        let k = self.kept(l).await?;
+        let all: Vec<golive_store::Event> = k
+            .checks
+            .values()
+            .flat_map(|c| c.events.iter().cloned())
+            .collect();
+        let act = act.trim();
+        let (kind, data, checks): (&str, Value, Vec<golive_store::Event>) =
+            match act.to_lowercase().as_str() {
+                "decision" => {
+                    let verdict = match result.unwrap_or("go").to_lowercase().as_str() {
+                        "go" => "GO",
+                        "no-go" | "nogo" => "NO-GO",
+                        other => {
+                            return Err(Error::refused(
+                                K::Unknown,
+                                format!("`{other}` is neither go nor no-go"),
+                            ));
+                        }
+                    };
+                    ("decision.signature", json!({ "verdict": verdict }), all)
+                }
+                "rollback" => ("rollback.signature", json!({}), all),
+                "continue" => ("rollback.continue", json!({}), all),
+                "finish" => {
+                    let outcome = if k.rollback_started.is_some() {
+                        "ROLLED BACK"
+                    } else {
+                        "SUCCESS"
+                    };
+                    ("deployment.ended", json!({ "outcome": outcome }), all)
+                }
+                _ => {
+                    let item = item_named(&self.rb, act, "; sign the item")?;
+                    let id = self.rb.items[item].id.clone();
+                    let checks = k.checks_of(&id).to_vec();
+                    let data = json!({ "result": result.unwrap_or("done"), "evidence": [] });
+                    let (what, res) = crate::sshsig::what_of("signoff", Some(&id), &data);
+                    let role = role.to_string();
+                    return Ok(self.payload_at(
+                        (&what, &res),
+                        person,
+                        &role,
+                        &self.now().to_string(),
+                        &data["evidence"],
+                        &checks,
+                        &k,
+                    ));
+                }
+            };
+        let (what, res) = crate::sshsig::what_of(kind, None, &data);
+        // the end names no role; every other act the one it is done in
+        let role = if kind == "deployment.ended" { "" } else { role };
+        Ok(self.payload_at(
+            (&what, &res),
+            person,
+            role,
+            &self.now().to_string(),
+            &Value::Null,
+            &checks,
+            &k,
+        ))
+    }
+
+    /// An act of the deployment's (the decision, a rollback, its end)
+    /// signed by `person`: what it approves is the event's own
+    /// ([`crate::sshsig::what_of`]) over every check result recorded.
+    fn sign_act(
+        &self,
+        sign: crate::sshsig::Signer<'_>,
+        event: &mut NewEvent,
+        person: &Person,
+        k: &Kept,
+        label: String,
+    ) -> Result<()> {
+        let checks: Vec<golive_store::Event> = k
+            .checks
+            .values()
+            .flat_map(|c| c.events.iter().cloned())
+            .collect();
+        let (what, result) = crate::sshsig::what_of(&event.kind, None, &event.data);
+        self.sign_event(
+            sign,
+            event,
+            person,
+            k,
+            (&what, &result),
+            &checks,
+            (label, None),
         )
     }
 
@@ -394,31 +530,33 @@ impl Deployment {
         checks: &[golive_store::Event],
         (label, at): (String, Option<At>),
     ) -> Result<()> {
-        let head = if k.seq == 0 {
-            format!("0:{}", self.row.genesis)
-        } else {
-            format!("{}:{}", k.seq, k.hash)
-        };
-        let payload = crate::sshsig::payload(
-            &self.row.id,
-            what.0,
-            what.1,
+        let payload = self.payload_at(
+            what,
             &person.name,
             event.data["role"].as_str().unwrap_or(""),
-            &jiff::Timestamp::now().to_string(),
+            &self.now().to_string(),
             &event.data["evidence"],
             checks,
-            &head,
+            k,
         );
-        let sig = sign(payload.as_bytes()).map_err(Error::Failed)?;
+        let refused = |why: String| {
+            let message = format!("{label}: {why}");
+            match &at {
+                Some(at) => Error::refused_at(K::BadSignature, message, at.clone()),
+                None => Error::refused(K::BadSignature, message),
+            }
+        };
+        let signed = sign(payload.as_bytes()).map_err(Error::Failed)?;
+        let payload = match signed.payload {
+            None => payload,
+            Some(theirs) => {
+                crate::sshsig::same_act(&payload, &theirs, self.now()).map_err(refused)?;
+                theirs
+            }
+        };
+        let sig = signed.signature;
         let key =
-            crate::sshsig::verify(payload.as_bytes(), &sig, &person.ssh_keys).map_err(|why| {
-                let message = format!("{label}: {why}");
-                match &at {
-                    Some(at) => Error::refused_at(K::BadSignature, message, at.clone()),
-                    None => Error::refused(K::BadSignature, message),
-                }
-            })?;
+            crate::sshsig::verify(payload.as_bytes(), &sig, &person.ssh_keys).map_err(refused)?;
         event.data["ssh"] = json!({ "payload": payload, "signature": sig.trim(), "key": key });
         Ok(())
     }
@@ -1061,19 +1199,12 @@ impl Deployment {
         )
         .actor(&person.name);
         if let Some(sign) = a.signer {
-            let checks: Vec<golive_store::Event> = k
-                .checks
-                .values()
-                .flat_map(|c| c.events.iter().cloned())
-                .collect();
-            self.sign_event(
+            self.sign_act(
                 sign,
                 &mut signature,
                 &person,
                 &k,
-                ("decision", verdict),
-                &checks,
-                (format!("the {verdict} decision"), None),
+                format!("the {verdict} decision"),
             )?;
         }
         let mut new = vec![signature];
@@ -1511,6 +1642,21 @@ impl Deployment {
         roster: Option<&Path>,
         l: &dyn Listener,
     ) -> Result<RolledBack> {
+        self.rollback_signed(name, role, reason, roster, None, l)
+            .await
+    }
+
+    /// [`Deployment::rollback`], its signature signed with the person's
+    /// SSH key ([`crate::sshsig`]) when `signer` is given.
+    pub async fn rollback_signed(
+        &self,
+        name: &str,
+        role: &str,
+        reason: &str,
+        roster: Option<&Path>,
+        signer: Option<crate::sshsig::Signer<'_>>,
+        l: &dyn Listener,
+    ) -> Result<RolledBack> {
         let _lock = self.lock().await?;
         let rb = &self.rb;
         let (person, team) = self.person_and_team(roster, name, Some(role))?;
@@ -1537,10 +1683,13 @@ impl Deployment {
             )
         };
         if automatic && role.eq_ignore_ascii_case(&auto) {
-            self.append(&[
-                start(vec![json!({ "name": person.name, "role": role })]).actor(&person.name)
-            ])
-            .await?;
+            let mut started =
+                start(vec![json!({ "name": person.name, "role": role })]).actor(&person.name);
+            started.data["role"] = json!(role);
+            if let Some(sign) = signer {
+                self.sign_act(sign, &mut started, &person, &k, "the rollback".into())?;
+            }
+            self.append(&[started]).await?;
             return Ok(RolledBack::Automatic {
                 name: person.name,
                 role: role.to_string(),
@@ -1568,13 +1717,15 @@ impl Deployment {
         }
         let sigs = &k.rollback_signatures;
         distinct_signers(sigs, &person.name, role, "a rollback")?;
-        let mut new = vec![
-            NewEvent::new(
-                "rollback.signature",
-                json!({ "role": role, "reason": reason }),
-            )
-            .actor(&person.name),
-        ];
+        let mut signature = NewEvent::new(
+            "rollback.signature",
+            json!({ "role": role, "reason": reason }),
+        )
+        .actor(&person.name);
+        if let Some(sign) = signer {
+            self.sign_act(sign, &mut signature, &person, &k, "the rollback".into())?;
+        }
+        let mut new = vec![signature];
         let roles: BTreeSet<String> = sigs
             .iter()
             .filter_map(|e| e.data["role"].as_str().map(str::to_lowercase))
@@ -1662,6 +1813,21 @@ impl Deployment {
         roster: Option<&Path>,
         l: &dyn Listener,
     ) -> Result<Continued> {
+        self.continue_signed(name, role, reason, roster, None, l)
+            .await
+    }
+
+    /// [`Deployment::continue_instead`], its signature signed with the
+    /// person's SSH key ([`crate::sshsig`]) when `signer` is given.
+    pub async fn continue_signed(
+        &self,
+        name: &str,
+        role: &str,
+        reason: &str,
+        roster: Option<&Path>,
+        signer: Option<crate::sshsig::Signer<'_>>,
+        l: &dyn Listener,
+    ) -> Result<Continued> {
         let _lock = self.lock().await?;
         let rb = &self.rb;
         let (person, team) = self.person_and_team(roster, name, Some(role))?;
@@ -1704,13 +1870,21 @@ impl Deployment {
             role,
             "a decision to continue",
         )?;
-        let mut new = vec![
-            NewEvent::new(
-                "rollback.continue",
-                json!({ "role": role, "reason": reason }),
-            )
-            .actor(&person.name),
-        ];
+        let mut signature = NewEvent::new(
+            "rollback.continue",
+            json!({ "role": role, "reason": reason }),
+        )
+        .actor(&person.name);
+        if let Some(sign) = signer {
+            self.sign_act(
+                sign,
+                &mut signature,
+                &person,
+                &k,
+                "the decision to continue".into(),
+            )?;
+        }
+        let mut new = vec![signature];
         let signed: BTreeSet<String> = k
             .rollback_continues
             .iter()
@@ -1768,6 +1942,19 @@ impl Deployment {
         now: jiff::Timestamp,
         l: &dyn Listener,
     ) -> Result<Finished> {
+        self.finish_signed(name, roster, now, None, l).await
+    }
+
+    /// [`Deployment::finish`], the end signed with the person's SSH key
+    /// ([`crate::sshsig`]) when `signer` is given.
+    pub async fn finish_signed(
+        &self,
+        name: &str,
+        roster: Option<&Path>,
+        now: jiff::Timestamp,
+        signer: Option<crate::sshsig::Signer<'_>>,
+        l: &dyn Listener,
+    ) -> Result<Finished> {
         let _lock = self.lock().await?;
         let rb = &self.rb;
         let person = self.person(roster, name, None)?;
@@ -1779,7 +1966,7 @@ impl Deployment {
             return Err(Error::refused(K::Ended, "the deployment has ended"));
         }
         if k.rollback_started.is_some() {
-            return self.finish_rolled_back(&k, &person.name, now).await;
+            return self.finish_rolled_back(&k, &person, now, signer).await;
         }
         if let Some(raised) = &k.rollback_raised {
             return Err(Error::refused(
@@ -1836,11 +2023,14 @@ impl Deployment {
         } else {
             "DEGRADED"
         };
-        let end = NewEvent::new(
+        let mut end = NewEvent::new(
             "deployment.ended",
             json!({ "outcome": "SUCCESS", "duration_seconds": took, "target_seconds": target, "within_target": took < target as f64, "health": health }),
         )
         .actor(&person.name);
+        if let Some(sign) = signer {
+            self.sign_act(sign, &mut end, &person, &k, "the end (SUCCESS)".into())?;
+        }
         self.append(&[end]).await?;
         Ok(Finished {
             outcome: "SUCCESS",
@@ -1856,8 +2046,9 @@ impl Deployment {
     async fn finish_rolled_back(
         &self,
         k: &Kept,
-        actor: &str,
+        person: &Person,
         now: jiff::Timestamp,
+        signer: Option<crate::sshsig::Signer<'_>>,
     ) -> Result<Finished> {
         let rb = &self.rb;
         let (steps, target) = lifecycle::rollback_steps(rb);
@@ -1883,7 +2074,11 @@ impl Deployment {
         let (end, _) = procedure::rolled_back(k, target, &now.to_string())
             .ok_or_else(|| Error::refused(K::WrongSequence, "no rollback has started"))?;
         let seconds = end.data["rollback_seconds"].as_f64().unwrap_or(0.0);
-        self.append(&[end.actor(actor)]).await?;
+        let mut end = end.actor(&person.name);
+        if let Some(sign) = signer {
+            self.sign_act(sign, &mut end, person, k, "the end (ROLLED BACK)".into())?;
+        }
+        self.append(&[end]).await?;
         Ok(Finished {
             outcome: "ROLLED BACK",
             seconds,

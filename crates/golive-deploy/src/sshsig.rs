@@ -21,8 +21,80 @@ use ssh_key::{HashAlg, PublicKey, SshSig};
 /// The SSHSIG namespace of golive's signatures.
 pub const NAMESPACE: &str = "golive";
 
-/// Signs a payload: the SSHSIG signature (armored), or why not.
-pub type Signer<'a> = &'a (dyn Fn(&[u8]) -> Result<String, String> + Sync);
+/// Signs a payload: the SSHSIG signature, or why not.
+pub type Signer<'a> = &'a (dyn Fn(&[u8]) -> Result<Signed, String> + Sync);
+
+/// A signature a [`Signer`] gives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signed {
+    /// Armored (`-----BEGIN SSH SIGNATURE-----`).
+    pub signature: String,
+    /// The payload it signs when it is not the one the signer was given: a
+    /// signature made beforehand by the person (through the API), over
+    /// the payload golive gave them then. It must name the same act at the
+    /// same head, made at most ten minutes from now.
+    pub payload: Option<String>,
+}
+
+impl Signed {
+    /// A signature over the payload the signer was given.
+    pub fn over_given(signature: String) -> Signed {
+        Signed {
+            signature,
+            payload: None,
+        }
+    }
+}
+
+/// How far from now a signature made beforehand may say it was made.
+const PRESIGNED_SECONDS: i64 = 600;
+
+/// Whether `theirs`, a payload signed beforehand, signs the act `ours`
+/// (made now) signs: every field alike but the time, which is at most ten
+/// minutes from `now`. What is wrong, else.
+pub fn same_act(ours: &str, theirs: &str, now: jiff::Timestamp) -> Result<(), String> {
+    let a: Value = serde_json::from_str(ours).map_err(|_| "golive's payload is not JSON")?;
+    let b: Value =
+        serde_json::from_str(theirs).map_err(|_| "the signed payload is not golive's JSON")?;
+    if canonical(&b) != theirs {
+        return Err("the signed payload is not in golive's canonical form: sign the payload GET …/payload gives, byte for byte".into());
+    }
+    if a["head"] != b["head"] {
+        return Err(format!(
+            "the payload was made at head {}, and the deployment is at {} now: get the payload again and sign it",
+            b["head"].as_str().unwrap_or("?"),
+            a["head"].as_str().unwrap_or("?")
+        ));
+    }
+    if let Some(k) = a
+        .as_object()
+        .into_iter()
+        .flat_map(|o| o.keys())
+        .find(|k| *k != "at" && a[k.as_str()] != b[k.as_str()])
+    {
+        return Err(format!(
+            "the signed payload's {k} is `{}`, and this act's is `{}`",
+            b[k.as_str()].as_str().unwrap_or("?"),
+            a[k.as_str()].as_str().unwrap_or("?")
+        ));
+    }
+    let at: jiff::Timestamp = b["at"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .ok_or("the signed payload's time (`at`) is not RFC 3339")?;
+    if now.duration_since(at).as_secs().abs() > PRESIGNED_SECONDS {
+        return Err(format!(
+            "the signature was made at {at}, more than ten minutes from now: get the payload again and sign it"
+        ));
+    }
+    Ok(())
+}
+
+/// A JSON value as golive's payloads are written: keys sorted, no white
+/// space (serde_json's map keeps keys sorted).
+fn canonical(v: &Value) -> String {
+    v.to_string()
+}
 
 /// What a signed sign-off signs, as canonical JSON (keys sorted, no white
 /// space): the same bytes for golive and for `ssh-keygen -Y verify`.
@@ -114,12 +186,34 @@ pub fn judge(
         let verdict = judge_one(deployment, events, e, roster);
         out.push(Judged {
             seq: e.seq,
-            item: e.item.clone().unwrap_or_else(|| "the decision".into()),
+            item: e.item.clone().unwrap_or_else(|| {
+                match e.kind.as_str() {
+                    "decision.signature" => "the decision",
+                    "deployment.ended" => "the end",
+                    _ => "the rollback",
+                }
+                .into()
+            }),
             person,
             verdict,
         });
     }
     out
+}
+
+/// What an event signs, as its payload names it: the item (`decision`,
+/// `rollback`, `finish` for the deployment's own acts) and the result, the
+/// verdict, `rollback`/`continue`, or the outcome. The one reading of it,
+/// for signing and for judging.
+pub fn what_of(e_kind: &str, item: Option<&str>, data: &Value) -> (String, String) {
+    let s = |k: &str, or: &str| data[k].as_str().unwrap_or(or).to_string();
+    match e_kind {
+        "decision.signature" => ("decision".into(), s("verdict", "")),
+        "rollback.signature" | "rollback.started" => ("rollback".into(), "rollback".into()),
+        "rollback.continue" => ("rollback".into(), "continue".into()),
+        "deployment.ended" => ("finish".into(), s("outcome", "")),
+        _ => (item.unwrap_or_default().to_string(), s("result", "done")),
+    }
 }
 
 fn judge_one(
@@ -133,18 +227,7 @@ fn judge_one(
     let p: Value = serde_json::from_str(text).map_err(|_| "the payload is not JSON")?;
     let said = |k: &str| p[k].as_str().unwrap_or("").to_string();
     // the event says what was signed
-    // a decision's signature approves the verdict; a sign-off its item
-    let (item, result) = if e.kind == "decision.signature" {
-        (
-            "decision".to_string(),
-            e.data["verdict"].as_str().unwrap_or("").to_string(),
-        )
-    } else {
-        (
-            e.item.clone().unwrap_or_default(),
-            e.data["result"].as_str().unwrap_or("done").to_string(),
-        )
-    };
+    let (item, result) = what_of(&e.kind, e.item.as_deref(), &e.data);
     let mismatch = [
         ("deployment", deployment.id.clone()),
         ("item", item),
@@ -181,6 +264,14 @@ fn judge_one(
         .map(|p| p.ssh_keys.clone())
         .unwrap_or_default();
     verify(text.as_bytes(), sig, &keys)
+}
+
+/// A public key as ssh-keygen writes it (`ssh-ed25519 AAAA… comment`):
+/// its SHA-256 fingerprint, or what is wrong with it.
+pub fn fingerprint(key: &str) -> Result<String, String> {
+    PublicKey::from_openssh(key.trim())
+        .map(|k| k.fingerprint(HashAlg::Sha256).to_string())
+        .map_err(|e| format!("not an SSH public key as ssh-keygen writes it ({e}): `ssh-ed25519 AAAA… comment`, the line of the .pub file"))
 }
 
 /// The `allowed_signers` principal of a person: their name, lower case,

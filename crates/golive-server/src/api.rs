@@ -86,6 +86,54 @@ pub struct SignRequest {
     pub comment: Option<String>,
     /// The state version the signer saw.
     pub version: Option<i64>,
+    /// The sign-off signed with the person's SSH key (one item only).
+    #[serde(default)]
+    pub ssh: Option<SshSignature>,
+}
+
+/// A signature the person made with their SSH key (`ssh-keygen -Y sign -n
+/// golive`) over the payload `GET …/payload` gave them, at most ten minutes
+/// before, at the deployment's head then. It must verify with one of their
+/// keys (`golive users add … --ssh-key`).
+#[derive(Deserialize, ToSchema, Clone)]
+pub struct SshSignature {
+    /// The payload, byte for byte as given.
+    pub payload: String,
+    /// The armored signature (`-----BEGIN SSH SIGNATURE-----` …).
+    pub signature: String,
+}
+
+/// The payload to sign for an act, and the namespace to sign it in.
+#[derive(Serialize, ToSchema)]
+pub struct Payload {
+    pub payload: String,
+    pub namespace: &'static str,
+}
+
+/// `GET …/payload`: which act is to be signed.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct PayloadQuery {
+    /// An item's address, `decision`, `rollback`, `continue` or `finish`.
+    pub act: String,
+    /// For an item `done` (default), `na` or `failed`; for the decision
+    /// `go` (default) or `no-go`.
+    pub result: Option<String>,
+    /// The role the act is done in (default: as the act's write picks it).
+    pub role: Option<String>,
+}
+
+/// A signer handing over the signature the request carries.
+fn presigned(
+    s: &Option<SshSignature>,
+) -> Option<impl Fn(&[u8]) -> Result<golive_deploy::sshsig::Signed, String> + Sync + '_> {
+    s.as_ref().map(|s| {
+        move |_: &[u8]| {
+            Ok(golive_deploy::sshsig::Signed {
+                signature: s.signature.clone(),
+                payload: Some(s.payload.clone()),
+            })
+        }
+    })
 }
 
 /// `POST …/decision`: one signature of the go/no-go decision.
@@ -97,6 +145,9 @@ pub struct DecideRequest {
     /// Why, for a NO-GO.
     pub reason: Option<String>,
     pub version: Option<i64>,
+    /// The signature signed with the person's SSH key.
+    #[serde(default)]
+    pub ssh: Option<SshSignature>,
 }
 
 /// `POST …/steps`: a procedure or rollback step done or skipped. The
@@ -127,12 +178,18 @@ pub struct RollbackRequest {
     #[serde(default, rename = "continue")]
     pub continue_: bool,
     pub version: Option<i64>,
+    /// The signature signed with the person's SSH key.
+    #[serde(default)]
+    pub ssh: Option<SshSignature>,
 }
 
 /// `POST …/finish`: end the deployment.
 #[derive(Deserialize, ToSchema)]
 pub struct FinishRequest {
     pub version: Option<i64>,
+    /// The end signed with the person's SSH key.
+    #[serde(default)]
+    pub ssh: Option<SshSignature>,
 }
 
 /// What a write did: the lines the CLI prints for it, the state version
@@ -273,6 +330,12 @@ pub async fn do_sign(
         }
     };
     let more: Vec<&str> = r.more.iter().map(String::as_str).collect();
+    if r.ssh.is_some() && !more.is_empty() {
+        return Err(ApiError::Unprocessable(
+            "ssh: a signature signs one item's sign-off; sign the others one by one".into(),
+        ));
+    }
+    let signer = presigned(&r.ssh);
     let sign = golive_deploy::Sign {
         item: &r.item,
         name: actor.name(),
@@ -281,7 +344,9 @@ pub async fn do_sign(
         comment: r.comment.as_deref(),
         evidence: &[],
         roster: None,
-        signer: None,
+        signer: signer
+            .as_ref()
+            .map(|f| f as golive_deploy::sshsig::Signer<'_>),
     };
     let all = d.sign_each(&sign, &more, &Quiet).await?;
     let said = golive_report::said::signed(&d.rb, d.id(), &all);
@@ -307,6 +372,7 @@ pub async fn do_decide(
     let role = r.role.clone().unwrap_or_else(|| {
         lifecycle::acting_role(&actor.person, &lifecycle::roles(&d.rb, &team).decision)
     });
+    let signer = presigned(&r.ssh);
     let o = d
         .decide(
             &golive_deploy::Decide {
@@ -315,7 +381,9 @@ pub async fn do_decide(
                 role: &role,
                 reason: r.reason.as_deref(),
                 roster: None,
-                signer: None,
+                signer: signer
+                    .as_ref()
+                    .map(|f| f as golive_deploy::sshsig::Signer<'_>),
             },
             &Quiet,
         )
@@ -364,14 +432,18 @@ pub async fn do_rollback(
         .role
         .clone()
         .unwrap_or_else(|| lifecycle::acting_role(&actor.person, &wanted));
+    let signer = presigned(&r.ssh);
+    let signer = signer
+        .as_ref()
+        .map(|f| f as golive_deploy::sshsig::Signer<'_>);
     let said = if r.continue_ {
         let c = d
-            .continue_instead(actor.name(), &role, &r.reason, None, &Quiet)
+            .continue_signed(actor.name(), &role, &r.reason, None, signer, &Quiet)
             .await?;
         golive_report::said::continued(&c, actor.name(), &role)
     } else {
         let rb = d
-            .rollback(actor.name(), &role, &r.reason, None, &Quiet)
+            .rollback_signed(actor.name(), &role, &r.reason, None, signer, &Quiet)
             .await?;
         golive_report::said::rolled_back(&rb)
     };
@@ -616,12 +688,58 @@ pub async fn finish(
     Body(r): Body<FinishRequest>,
 ) -> Result<Json<Outcome>, ApiError> {
     let d = for_write(&app, &a, &headers, &id, r.version).await?;
+    let signer = presigned(&r.ssh);
+    let signer = signer
+        .as_ref()
+        .map(|f| f as golive_deploy::sshsig::Signer<'_>);
     let f = d
-        .finish(a.name(), None, jiff::Timestamp::now(), &Quiet)
+        .finish_signed(a.name(), None, jiff::Timestamp::now(), signer, &Quiet)
         .await?;
     Ok(Json(
         written(&app, &d, golive_report::said::finished(d.id(), &f), 0).await?,
     ))
+}
+
+#[utoipa::path(get, path = "/api/v1/deployments/{id}/payload", tag = "lifecycle",
+    params(("id" = String, Path, description = "the deployment's id"), PayloadQuery),
+    responses((status = 200, body = Payload), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+/// The payload the person signs with their SSH key for an act, now: post
+/// the act within ten minutes with `"ssh": {"payload", "signature"}`.
+pub async fn payload(
+    State(app): State<Shared>,
+    a: Actor,
+    Path(id): Path<String>,
+    Query(q): Query<PayloadQuery>,
+) -> Result<Json<Payload>, ApiError> {
+    let d = open(&app, &id).await?;
+    let role = match &q.role {
+        Some(r) => r.clone(),
+        None => {
+            let team = d.roster(None)?.team;
+            let roles = lifecycle::roles(&d.rb, &team);
+            let wanted = match q.act.to_lowercase().as_str() {
+                "decision" => roles.decision,
+                "rollback" | "continue" => {
+                    let mut w = roles.manual_rollback;
+                    w.push(roles.automatic_rollback);
+                    w
+                }
+                "finish" => Vec::new(),
+                _ => match d.rb.resolve(&q.act) {
+                    Ok(golive_runbook::Target::Item(i)) => lifecycle::signing_roles(&d.rb, i),
+                    _ => Vec::new(),
+                },
+            };
+            lifecycle::acting_role(&a.person, &wanted)
+        }
+    };
+    let payload = d
+        .payload_for(&q.act, q.result.as_deref(), a.name(), &role, &Quiet)
+        .await?;
+    Ok(Json(Payload {
+        payload,
+        namespace: golive_deploy::sshsig::NAMESPACE,
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/deployments/{id}/events", tag = "events",

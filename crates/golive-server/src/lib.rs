@@ -230,6 +230,7 @@ pub fn router(app: Arc<App>) -> axum::Router {
         .routes(routes!(api::gate))
         .routes(routes!(api::rollback))
         .routes(routes!(api::finish))
+        .routes(routes!(api::payload))
         .routes(routes!(api::events))
         .routes(routes!(api::stream))
         .routes(routes!(api::report))

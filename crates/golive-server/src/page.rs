@@ -810,6 +810,7 @@ async fn sign(
             result: f.result.clone(),
             comment: f.comment.clone().filter(|c| !c.trim().is_empty()),
             version: f.version,
+            ssh: None,
         };
         api::do_sign(&app, &a, &d, &req).await
     }
@@ -844,6 +845,7 @@ async fn decide(
             role: f.role.clone().filter(|r| !r.is_empty()),
             reason: f.reason.clone().filter(|r| !r.trim().is_empty()),
             version: f.version,
+            ssh: None,
         };
         api::do_decide(&app, &a, &d, &req).await
     }
@@ -911,6 +913,7 @@ async fn rollback(
             reason: f.reason.clone(),
             continue_: f.action.as_deref() == Some("continue"),
             version: f.version,
+            ssh: None,
         };
         api::do_rollback(&app, &a, &d, &req).await
     }

@@ -304,6 +304,7 @@ pub async fn gate(
 }
 
 /// `golive rollback [DEPLOYMENT] --as NAME --role ROLE --reason TEXT`.
+#[allow(clippy::too_many_arguments)]
 pub async fn rollback(
     location: &str,
     id: Option<&str>,
@@ -312,17 +313,30 @@ pub async fn rollback(
     reason: &str,
     continue_: bool,
     roster: Option<&Path>,
+    ssh_key: Option<&Path>,
 ) -> Result<ExitCode, String> {
+    let signer = ssh_key.map(|key| {
+        move |payload: &[u8]| {
+            ssh_keygen_sign(key, payload).map(golive_deploy::sshsig::Signed::over_given)
+        }
+    });
+    let signer = signer
+        .as_ref()
+        .map(|f| f as golive_deploy::sshsig::Signer<'_>);
     exit(
         async {
             let d = open(location, id).await?;
             if continue_ {
-                let c = d.continue_instead(name, role, reason, roster, &Cli).await?;
+                let c = d
+                    .continue_signed(name, role, reason, roster, signer, &Cli)
+                    .await?;
                 say(golive_report::said::continued(&c, name, role));
                 crate::notify::after(&d, &Cli).await;
                 return Ok(ExitCode::SUCCESS);
             }
-            let r = d.rollback(name, role, reason, roster, &Cli).await?;
+            let r = d
+                .rollback_signed(name, role, reason, roster, signer, &Cli)
+                .await?;
             say(golive_report::said::rolled_back(&r));
             crate::notify::after(&d, &Cli).await;
             Ok(ExitCode::SUCCESS)
@@ -337,11 +351,22 @@ pub async fn finish(
     id: Option<&str>,
     name: &str,
     roster: Option<&Path>,
+    ssh_key: Option<&Path>,
 ) -> Result<ExitCode, String> {
+    let signer = ssh_key.map(|key| {
+        move |payload: &[u8]| {
+            ssh_keygen_sign(key, payload).map(golive_deploy::sshsig::Signed::over_given)
+        }
+    });
+    let signer = signer
+        .as_ref()
+        .map(|f| f as golive_deploy::sshsig::Signer<'_>);
     exit(
         async {
             let d = open(location, id).await?;
-            let f = d.finish(name, roster, jiff::Timestamp::now(), &Cli).await?;
+            let f = d
+                .finish_signed(name, roster, jiff::Timestamp::now(), signer, &Cli)
+                .await?;
             say(golive_report::said::finished(d.id(), &f));
             crate::notify::after(&d, &Cli).await;
             Ok(ExitCode::SUCCESS)
@@ -490,7 +515,9 @@ pub async fn signatures(location: &str, id: Option<&str>, out: &Path) -> Result<
     let mut commands = String::from("# Each signed sign-off, checked without golive:\n");
     let mut n = 0;
     for e in events.iter().filter(|e| e.data.get("ssh").is_some()) {
-        let item = e.item.as_deref().unwrap_or("decision").replace('/', "_");
+        let item = golive_deploy::sshsig::what_of(&e.kind, e.item.as_deref(), &e.data)
+            .0
+            .replace('/', "_");
         let base = format!("{}-{item}", e.seq);
         write(
             &format!("{base}.payload"),

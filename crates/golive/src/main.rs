@@ -132,6 +132,10 @@ enum UsersAction {
         roles: Vec<String>,
         #[arg(long)]
         email: Option<String>,
+        /// A public key that signs their sign-offs through the API (the
+        /// line of their `.pub` file, or the file); repeatable.
+        #[arg(long = "ssh-key", value_name = "KEY|FILE")]
+        ssh_keys: Vec<String>,
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
     },
@@ -525,6 +529,11 @@ enum Command {
         continue_: bool,
         #[arg(long)]
         roster: Option<PathBuf>,
+        /// Sign with this SSH key (`ssh-keygen -Y sign -n golive`; a
+        /// private key file, or a public one whose key the agent holds): it
+        /// must be one of the person's `ssh_keys` on the roster.
+        #[arg(long, value_name = "FILE", conflicts_with = "server")]
+        ssh_key: Option<PathBuf>,
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
         #[command(flatten)]
@@ -540,6 +549,11 @@ enum Command {
         name: Option<String>,
         #[arg(long)]
         roster: Option<PathBuf>,
+        /// Sign with this SSH key (`ssh-keygen -Y sign -n golive`; a
+        /// private key file, or a public one whose key the agent holds): it
+        /// must be one of the person's `ssh_keys` on the roster.
+        #[arg(long, value_name = "FILE", conflicts_with = "server")]
+        ssh_key: Option<PathBuf>,
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
         #[command(flatten)]
@@ -1079,8 +1093,15 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     name,
                     roles,
                     email,
+                    ssh_keys,
                     store,
-                } => rt.block_on(serve::users_add(&store, &name, &roles, email.as_deref())),
+                } => rt.block_on(serve::users_add(
+                    &store,
+                    &name,
+                    &roles,
+                    email.as_deref(),
+                    &ssh_keys,
+                )),
                 UsersAction::List { store } => rt.block_on(serve::users_list(&store)),
                 UsersAction::Revoke { id, store } => rt.block_on(serve::users_revoke(&store, &id)),
                 UsersAction::Import { file, store } => {
@@ -1178,8 +1199,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             store,
             remote: _,
         } => {
-            let signer =
-                ssh_key.map(|key| move |payload: &[u8]| deploy::ssh_keygen_sign(&key, payload));
+            let signer = ssh_key.map(|key| {
+                move |payload: &[u8]| {
+                    deploy::ssh_keygen_sign(&key, payload)
+                        .map(golive_deploy::sshsig::Signed::over_given)
+                }
+            });
             // `golive sign DEPLOYMENT ITEM` as before: a first name that is a
             // deployment id
             let (deployment, items) = match (deployment.as_deref(), names.as_slice()) {
@@ -1223,8 +1248,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             store,
             remote: _,
         } => {
-            let signer =
-                ssh_key.map(|key| move |payload: &[u8]| deploy::ssh_keygen_sign(&key, payload));
+            let signer = ssh_key.map(|key| {
+                move |payload: &[u8]| {
+                    deploy::ssh_keygen_sign(&key, payload)
+                        .map(golive_deploy::sshsig::Signed::over_given)
+                }
+            });
             let (deployment, verdict) =
                 deployment_and(&names, "decide takes [DEPLOYMENT] go|no-go")?;
             let go = match verdict.to_lowercase().as_str() {
@@ -1308,6 +1337,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             reason,
             continue_,
             roster,
+            ssh_key,
             store,
             remote: _,
         } => runtime()?.block_on(deploy::rollback(
@@ -1318,11 +1348,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             &reason,
             continue_,
             roster.as_deref(),
+            ssh_key.as_deref(),
         )),
         Command::Finish {
             deployment,
             name,
             roster,
+            ssh_key,
             store,
             remote: _,
         } => runtime()?.block_on(deploy::finish(
@@ -1330,6 +1362,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             deployment.as_deref(),
             name.as_deref().unwrap_or_default(),
             roster.as_deref(),
+            ssh_key.as_deref(),
         )),
         Command::Status {
             deployment,

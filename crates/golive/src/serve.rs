@@ -183,7 +183,9 @@ pub async fn users_add(
     name: &str,
     roles: &[String],
     email: Option<&str>,
+    ssh_keys: &[String],
 ) -> Result<ExitCode, String> {
+    let keys = public_keys(ssh_keys)?;
     let name = name.trim();
     if name.is_empty() {
         return Err("users add: the name is empty".into());
@@ -200,6 +202,15 @@ pub async fn users_add(
     let (token, row) = golive_server::auth::add_person(&s, name, &roles, email)
         .await
         .map_err(|e| e.to_string())?;
+    if !keys.is_empty() {
+        s.set_ssh_keys(name, &keys)
+            .await
+            .map_err(|e| e.to_string())?;
+        for k in &keys {
+            let fp = golive_deploy::sshsig::fingerprint(k).unwrap_or_default();
+            println!("{name} signs with {fp}");
+        }
+    }
     println!(
         "{name} holds {}; token {} (shown once, stored hashed):",
         roles.join(", "),
@@ -253,6 +264,28 @@ pub async fn users_revoke(location: &str, id: &str) -> Result<ExitCode, String> 
     Ok(ExitCode::SUCCESS)
 }
 
+/// The public keys `given` (each a key line, or a `.pub` file holding
+/// them), each checked.
+fn public_keys(given: &[String]) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for g in given {
+        let text = if std::path::Path::new(g).is_file() {
+            std::fs::read_to_string(g).map_err(|e| format!("--ssh-key {g}: {e}"))?
+        } else {
+            g.clone()
+        };
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            golive_deploy::sshsig::fingerprint(line).map_err(|e| format!("--ssh-key {g}: {e}"))?;
+            out.push(line.to_string());
+        }
+    }
+    Ok(out)
+}
+
 pub async fn users_import(location: &str, file: &Path) -> Result<ExitCode, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let roster = golive_engine::roster::Roster::from_toml(&text, &file.display().to_string())?;
@@ -264,6 +297,12 @@ pub async fn users_import(location: &str, file: &Path) -> Result<ExitCode, Strin
         .into_iter()
         .map(|p| p.name)
         .collect();
+    for p in roster.people.values() {
+        for k in &p.ssh_keys {
+            golive_deploy::sshsig::fingerprint(k)
+                .map_err(|e| format!("{}: {}'s ssh_keys: {e}", file.display(), p.name))?;
+        }
+    }
     for p in roster.people.values() {
         if known.contains(&p.name) {
             s.put_person(&p.name, p.contact.as_deref(), &p.roles)
@@ -281,6 +320,10 @@ pub async fn users_import(location: &str, file: &Path) -> Result<ExitCode, Strin
                 p.roles.join(", ")
             );
         }
+        // the roster's keys are the person's keys on the server
+        s.set_ssh_keys(&p.name, &p.ssh_keys)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -438,3 +438,171 @@ fn a_signature_of_another_namespace_is_caught() {
         "{t}"
     );
 }
+
+/// `args` run in `env`, which must succeed: what golive said.
+fn ok(env: &Env, args: &[&str]) -> String {
+    let o = env.golive(args);
+    assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o));
+    text(&o)
+}
+
+/// Every `ssh-keygen -Y verify` line `audit signatures` writes, run: how
+/// many, each of which must hold.
+fn verified_by_ssh_keygen(env: &Env, must_name: &str) -> usize {
+    let out = env.dir.join("audit");
+    ok(
+        env,
+        &["audit", "signatures", "--out", &out.display().to_string()],
+    );
+    let commands = std::fs::read_to_string(out.join("VERIFY.txt")).expect("VERIFY.txt");
+    let lines: Vec<&str> = commands
+        .lines()
+        .filter(|l| l.starts_with("ssh-keygen"))
+        .collect();
+    assert!(lines.iter().any(|l| l.contains(must_name)), "{commands}");
+    for line in &lines {
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(line)
+            .current_dir(&out)
+            .output()
+            .expect("sh");
+        assert!(o.status.success(), "{line}: {}", text(&o));
+    }
+    lines.len()
+}
+
+#[test]
+fn a_rollback_signed_with_ssh_keys_verifies_and_a_wrong_key_is_refused() {
+    let env = signed("rollback");
+    let key = |n: &str| env.key(n).display().to_string();
+    // the manual authority, each signing with their own key
+    ok(
+        &env,
+        &[
+            "rollback",
+            "--as",
+            "Dana Lead",
+            "--role",
+            "Deployment Lead",
+            "--reason",
+            "errors up",
+            "--ssh-key",
+            &key("dana"),
+        ],
+    );
+    // a key that is not Emil's is refused, nothing recorded
+    let before = rows(&env.db()).len();
+    let o = env.golive(&[
+        "rollback",
+        "--as",
+        "Emil Manager",
+        "--role",
+        "Engineering Manager",
+        "--reason",
+        "errors up",
+        "--ssh-key",
+        &key("mallory"),
+    ]);
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("not one of the person's keys"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(rows(&env.db()).len(), before);
+    ok(
+        &env,
+        &[
+            "rollback",
+            "--as",
+            "Emil Manager",
+            "--role",
+            "Engineering Manager",
+            "--reason",
+            "errors up",
+            "--ssh-key",
+            &key("emil"),
+        ],
+    );
+    let o = env.golive(&["audit", "verify"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("7 signed sign-off(s)"),
+        "5 before and the 2 rollback signatures: {}",
+        text(&o)
+    );
+    assert_eq!(verified_by_ssh_keygen(&env, "-rollback.payload"), 7);
+    // Emil's signature rewritten as a decision to continue: named
+    let seq = rows(&env.db())
+        .into_iter()
+        .rfind(|r| r.3 == "rollback.signature")
+        .map(|r| r.1)
+        .expect("a rollback signature");
+    rewrite(&env.db(), seq, &|v| {
+        v["role"] = serde_json::json!("Deployment Lead")
+    });
+    let o = env.golive(&["audit", "verify"]);
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("the event was rewritten: it says role `Deployment Lead`"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn the_end_signed_with_an_ssh_key_verifies_and_a_rewritten_outcome_is_caught() {
+    let env = signed("finish");
+    for step in ["3.1.1", "3.1.2", "3.2.1"] {
+        ok(&env, &["done", step, "--as", "Dana Lead"]);
+    }
+    ok(
+        &env,
+        &[
+            "sign",
+            "4.1",
+            "4.2",
+            "--as",
+            "Dana Lead",
+            "--role",
+            "Deployment Lead",
+        ],
+    );
+    ok(&env, &["gate", "smoke", "--as", "Dana Lead"]);
+    ok(
+        &env,
+        &[
+            "sign",
+            "6.1",
+            "--as",
+            "Dana Lead",
+            "--role",
+            "Deployment Lead",
+        ],
+    );
+    ok(&env, &["gate", "verification", "--as", "Dana Lead"]);
+    let key = env.key("dana").display().to_string();
+    let said = ok(&env, &["finish", "--as", "Dana Lead", "--ssh-key", &key]);
+    assert!(said.contains("SUCCESS"), "{said}");
+    let o = env.golive(&["audit", "verify"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("6 signed sign-off(s)"), "{}", text(&o));
+    assert_eq!(verified_by_ssh_keygen(&env, "-finish.payload"), 6);
+    // the end rewritten as rolled back, the chain hashed again: named
+    let end = rows(&env.db())
+        .into_iter()
+        .find(|r| r.3 == "deployment.ended")
+        .map(|r| r.1)
+        .expect("the end");
+    rewrite(&env.db(), end, &|v| {
+        v["outcome"] = serde_json::json!("ROLLED BACK")
+    });
+    let o = env.golive(&["audit", "verify"]);
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("the event was rewritten: it says result `ROLLED BACK`"),
+        "{}",
+        text(&o)
+    );
+}
