@@ -374,7 +374,7 @@ enum Command {
         /// Sign each sign-off with this SSH key (`ssh-keygen -Y sign -n
         /// golive`; a private key file, or a public one whose key the agent
         /// holds): it must be one of the person's `ssh_keys` on the roster.
-        #[arg(long, value_name = "FILE", conflicts_with = "server")]
+        #[arg(long, value_name = "FILE")]
         ssh_key: Option<PathBuf>,
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
@@ -455,7 +455,7 @@ enum Command {
         roster: Option<PathBuf>,
         /// Sign the decision with this SSH key (`ssh-keygen -Y sign -n
         /// golive`): it must be one of the person's `ssh_keys` on the roster.
-        #[arg(long, value_name = "FILE", conflicts_with = "server")]
+        #[arg(long, value_name = "FILE")]
         ssh_key: Option<PathBuf>,
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
@@ -532,7 +532,7 @@ enum Command {
         /// Sign with this SSH key (`ssh-keygen -Y sign -n golive`; a
         /// private key file, or a public one whose key the agent holds): it
         /// must be one of the person's `ssh_keys` on the roster.
-        #[arg(long, value_name = "FILE", conflicts_with = "server")]
+        #[arg(long, value_name = "FILE")]
         ssh_key: Option<PathBuf>,
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
@@ -552,7 +552,7 @@ enum Command {
         /// Sign with this SSH key (`ssh-keygen -Y sign -n golive`; a
         /// private key file, or a public one whose key the agent holds): it
         /// must be one of the person's `ssh_keys` on the roster.
-        #[arg(long, value_name = "FILE", conflicts_with = "server")]
+        #[arg(long, value_name = "FILE")]
         ssh_key: Option<PathBuf>,
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
@@ -1629,6 +1629,7 @@ fn through_server(c: &Command) -> Option<Result<ExitCode, String>> {
                 na,
                 failed,
                 comment,
+                ssh_key,
                 ..
             } => {
                 let (deployment, items) = match (deployment.as_deref(), names.as_slice()) {
@@ -1644,23 +1645,48 @@ fn through_server(c: &Command) -> Option<Result<ExitCode, String>> {
                 } else {
                     "done"
                 };
-                rt.block_on(client.write(deployment, "signoffs", json!({
+                let body = json!({
                     "item": items[0], "more": &items[1..], "role": role, "result": result, "comment": comment,
-                })))
+                });
+                match ssh_key {
+                    Some(key) if items.len() > 1 => Err(format!(
+                        "--ssh-key {}: against a server a signature signs one item: sign them one by one",
+                        key.display()
+                    )),
+                    Some(key) => rt.block_on(client.signed_write(
+                        deployment,
+                        "signoffs",
+                        body,
+                        &items[0],
+                        Some(result),
+                        role.as_deref(),
+                        key,
+                    )),
+                    None => rt.block_on(client.write(deployment, "signoffs", body)),
+                }
             }
             Command::Decide {
                 names,
                 role,
                 reason,
+                ssh_key,
                 ..
             } => {
                 let (deployment, verdict) =
                     deployment_and(names, "decide takes [DEPLOYMENT] go|no-go")?;
-                rt.block_on(client.write(
-                    deployment,
-                    "decision",
-                    json!({ "verdict": verdict, "role": role, "reason": reason }),
-                ))
+                let body = json!({ "verdict": verdict, "role": role, "reason": reason });
+                match ssh_key {
+                    Some(key) => rt.block_on(client.signed_write(
+                        deployment,
+                        "decision",
+                        body,
+                        "decision",
+                        Some(verdict),
+                        role.as_deref(),
+                        key,
+                    )),
+                    None => rt.block_on(client.write(deployment, "decision", body)),
+                }
             }
             Command::Done {
                 names,
@@ -1689,15 +1715,39 @@ fn through_server(c: &Command) -> Option<Result<ExitCode, String>> {
                 role,
                 reason,
                 continue_,
+                ssh_key,
                 ..
-            } => rt.block_on(client.write(
-                deployment.as_deref(),
-                "rollback",
-                json!({ "role": role, "reason": reason, "continue": continue_ }),
-            )),
-            Command::Finish { deployment, .. } => {
-                rt.block_on(client.write(deployment.as_deref(), "finish", json!({})))
+            } => {
+                let body = json!({ "role": role, "reason": reason, "continue": continue_ });
+                match ssh_key {
+                    Some(key) => rt.block_on(client.signed_write(
+                        deployment.as_deref(),
+                        "rollback",
+                        body,
+                        if *continue_ { "continue" } else { "rollback" },
+                        None,
+                        role.as_deref(),
+                        key,
+                    )),
+                    None => rt.block_on(client.write(deployment.as_deref(), "rollback", body)),
+                }
             }
+            Command::Finish {
+                deployment,
+                ssh_key,
+                ..
+            } => match ssh_key {
+                Some(key) => rt.block_on(client.signed_write(
+                    deployment.as_deref(),
+                    "finish",
+                    json!({}),
+                    "finish",
+                    None,
+                    None,
+                    key,
+                )),
+                None => rt.block_on(client.write(deployment.as_deref(), "finish", json!({}))),
+            },
             Command::Report {
                 deployment, format, ..
             } => {

@@ -108,6 +108,45 @@ impl<'a> Client<'a> {
         })
     }
 
+    /// POST a command signed with the person's SSH key: the payload for
+    /// `act` fetched from the server, signed here by ssh-keygen with `key`
+    /// (the private key never leaves this machine), then posted with it.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn signed_write(
+        &self,
+        id: Option<&str>,
+        what: &str,
+        mut body: Value,
+        act: &str,
+        result: Option<&str>,
+        role: Option<&str>,
+        key: &std::path::Path,
+    ) -> Result<ExitCode, String> {
+        let id = self.deployment(id).await?;
+        let mut query = format!("act={}", encode(act));
+        if let Some(r) = result {
+            query.push_str(&format!("&result={}", encode(r)));
+        }
+        if let Some(r) = role {
+            query.push_str(&format!("&role={}", encode(r)));
+        }
+        let (status, text) = self
+            .call(
+                "GET",
+                &format!("/api/v1/deployments/{id}/payload?{query}"),
+                None,
+            )
+            .await?;
+        if status != 200 {
+            return Err(refusal_text(status, &text));
+        }
+        let v: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", self.base))?;
+        let payload = v["payload"].as_str().unwrap_or_default().to_string();
+        let signature = crate::deploy::ssh_keygen_sign(key, payload.as_bytes())?;
+        body["ssh"] = json!({ "payload": payload, "signature": signature });
+        self.write(Some(&id), what, body).await
+    }
+
     /// GET a text and print it as it is.
     pub async fn print(
         &self,
@@ -125,6 +164,18 @@ impl<'a> Client<'a> {
         }
         end(status, &text, |_| ExitCode::SUCCESS)
     }
+}
+
+/// `text` for a URL's query.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn message(body: &str) -> String {

@@ -193,3 +193,101 @@ fn the_lifecycle_commands_through_a_server_say_what_they_say_locally() {
     let v: serde_json::Value = serde_json::from_str(&json_status).unwrap();
     assert_eq!(v["state"], "PRE-DEPLOYMENT");
 }
+
+#[test]
+fn sign_offs_signed_with_ssh_keys_through_a_server() {
+    let dir = std::env::temp_dir().join(format!("golive-server-cli-ssh-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("mini.md"),
+        include_str!("../../golive-server/tests/fixtures/mini.md"),
+    )
+    .unwrap();
+    for name in ["rene", "mallory"] {
+        let o = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+            .arg(dir.join(name))
+            .output()
+            .expect("ssh-keygen (openssh-client)");
+        assert!(o.status.success());
+    }
+    // the key, given as its .pub file
+    let pubfile = dir.join("rene.pub").display().to_string();
+    let (code, stdout, stderr) = out(&golive(
+        &dir,
+        &[
+            "users",
+            "add",
+            "Rene Release",
+            "--role",
+            "Release Manager",
+            "--ssh-key",
+            &pubfile,
+        ],
+        &[],
+    ));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("Rene Release signs with SHA256:"),
+        "{stdout}"
+    );
+    let rm = stdout.lines().last().unwrap().to_string();
+    // a key that is not one
+    let (code, _, stderr) = out(&golive(
+        &dir,
+        &[
+            "users",
+            "add",
+            "Bad Key",
+            "--role",
+            "QA Engineer",
+            "--ssh-key",
+            "ssh-ed25519 nonsense",
+        ],
+        &[],
+    ));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("not an SSH public key"), "{stderr}");
+    let (code, _, stderr) = out(&golive(&dir, &["run", "mini.md"], &[]));
+    assert_eq!(code, Some(0), "{stderr}");
+    let s = serve(dir.clone());
+    let env = [
+        ("GOLIVE_SERVER", s.url.as_str()),
+        ("GOLIVE_TOKEN", rm.as_str()),
+    ];
+    let key = |n: &str| dir.join(n).display().to_string();
+    // signed with another key: refused, nothing recorded
+    let (code, _, stderr) = out(&golive(
+        &dir,
+        &["sign", "1.1.1", "--ssh-key", &key("mallory")],
+        &env,
+    ));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("not one of the person's keys"), "{stderr}");
+    // with the person's key, fetched, signed here, taken there
+    let (code, stdout, stderr) = out(&golive(
+        &dir,
+        &["sign", "1.1.1", "--ssh-key", &key("rene")],
+        &env,
+    ));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("signed by Rene Release as Release Manager"),
+        "{stdout}"
+    );
+    // the record verifies with the roster's key for the person
+    let roster = dir.join("roster.toml");
+    std::fs::write(
+        &roster,
+        format!(
+            "[[person]]\nname = \"Rene Release\"\nroles = [\"Release Manager\"]\nssh_keys = [\"{}\"]\n",
+            std::fs::read_to_string(dir.join("rene.pub")).unwrap().trim()
+        ),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = out(&golive(&dir, &["audit", "verify"], &[]));
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("1 signed sign-off(s)"), "{stdout}");
+    drop(s);
+}
