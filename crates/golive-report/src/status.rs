@@ -66,6 +66,18 @@ pub fn status_json(rb: &Runbook, d: &Deployment, s: &Status) -> Value {
                 "waiting": so.waiting,
             }))
             .collect::<Vec<_>>(),
+        "stale": stale_signoffs(rb, &s.kept)
+            .into_iter()
+            .map(|(i, by)| json!({ "item": rb.items[i].id, "address": rb.items[i].address, "by": by }))
+            .collect::<Vec<_>>(),
+        "pending_approvals": golive_deploy::approval::pending(
+            rb,
+            &s.kept,
+            &golive_deploy::lifecycle::decision_signers(rb),
+        )
+        .into_iter()
+        .map(|p| json!({ "what": p.what, "label": p.label, "signed": p.signed, "waiting": p.waiting, "since": p.since }))
+        .collect::<Vec<_>>(),
         "overrides": golive_deploy::lifecycle::overrides(rb, &s.kept)
             .into_iter()
             .map(|(i, e)| json!({
@@ -375,6 +387,38 @@ pub fn status_text(rb: &Runbook, d: &Deployment, s: &Status, now: jiff::Timestam
             );
         }
     }
+    let stale = stale_signoffs(rb, &s.kept);
+    if !stale.is_empty() {
+        let _ = writeln!(
+            out,
+            "Stale ({}): signed over check results that have since failed; to be signed again:",
+            stale.len()
+        );
+        for (i, by) in &stale {
+            let _ = writeln!(
+                out,
+                "  {} {} — {}",
+                rb.items[*i].address,
+                rb.items[*i].title,
+                by.join(", ")
+            );
+        }
+    }
+    let roles = golive_deploy::lifecycle::decision_signers(rb);
+    let pending = golive_deploy::approval::pending(rb, &s.kept, &roles);
+    if !pending.is_empty() {
+        let _ = writeln!(out, "Pending approvals ({}):", pending.len());
+        for p in &pending {
+            let _ = writeln!(
+                out,
+                "  {}: signed by {} since {}; waiting for {}",
+                p.label,
+                p.signed.join(", "),
+                p.since.get(..16).unwrap_or(&p.since).replace('T', " "),
+                p.waiting.join(", ")
+            );
+        }
+    }
     let aside = golive_deploy::lifecycle::set_aside(rb, &s.kept);
     if !aside.is_empty() {
         let _ = writeln!(out, "Set aside ({}), counted complete:", aside.len());
@@ -422,4 +466,20 @@ fn messages(k: &golive_deploy::Kept, out: &mut String) {
             }
         );
     }
+}
+
+/// The items whose sign-offs went stale, with who gave them.
+fn stale_signoffs(
+    rb: &golive_runbook::Runbook,
+    k: &golive_deploy::Kept,
+) -> Vec<(usize, Vec<String>)> {
+    let st = golive_deploy::lifecycle::states(rb, k);
+    rb.items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, it)| {
+            let s = st.get(&it.id)?;
+            (!s.stale_by.is_empty()).then(|| (i, s.stale_by.clone()))
+        })
+        .collect()
 }
