@@ -4,9 +4,12 @@
 //! POST until each stream has the event; prints percentiles over N×E
 //! deliveries.
 //!
-//!     cargo bench -p golive-server --bench sse_fanout -- URL TOKEN DEPLOYMENT [STREAMS] [EVENTS]
+//!     cargo bench -p golive-server --bench sse_fanout -- URL[,URL…] TOKEN DEPLOYMENT [STREAMS] [EVENTS]
 //!
-//! `bench/sse.sh` starts the server and gives it its arguments.
+//! With several URLs (replicas of one PostgreSQL store) the streams are
+//! spread over them in turn and the sign-offs go through the first: the
+//! others hear them through the store. `bench/sse.sh` and
+//! `bench/replicas.sh` start the servers and give it its arguments.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -34,10 +37,15 @@ fn main() {
         eprintln!("sse_fanout URL TOKEN DEPLOYMENT [STREAMS] [EVENTS]");
         std::process::exit(2);
     }
-    let addr = args[0]
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
+    let addrs: Vec<String> = args[0]
+        .split(',')
+        .map(|u| {
+            u.trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_string()
+        })
+        .collect();
+    let addr = addrs[0].clone();
     let (token, id) = (args[1].clone(), args[2].clone());
     let streams: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(500);
     let events: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(50);
@@ -48,11 +56,12 @@ fn main() {
         .expect("runtime");
     rt.block_on(async move {
         let mut all: Vec<Arrivals> = Vec::new();
-        for _ in 0..streams {
-            let mut send = connect(&addr).await;
+        for n in 0..streams {
+            let at = &addrs[n % addrs.len()];
+            let mut send = connect(at).await;
             let req = hyper::Request::builder()
                 .uri(format!("/api/v1/deployments/{id}/stream"))
-                .header("host", &addr)
+                .header("host", at)
                 .header("authorization", format!("Bearer {token}"))
                 .body(Full::new(Bytes::new()))
                 .unwrap();
@@ -118,7 +127,8 @@ fn main() {
         }
         let ms = |q: f64| lat.value_at_quantile(q) as f64 / 1000.0;
         println!(
-            "{streams} streams x {events} events: {} deliveries, {missing} missing; p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+            "{streams} streams over {} server(s) x {events} events: {} deliveries, {missing} missing; p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+            addrs.len(),
             lat.len(),
             ms(0.5),
             ms(0.9),

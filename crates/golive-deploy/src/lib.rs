@@ -40,6 +40,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod agents;
 pub mod alert;
 pub mod approval;
 pub mod channel;

@@ -20,6 +20,7 @@ const ENGINE_KEYS: &[&str] = &[
     "remind_after",
     "expire_after",
     "approvals",
+    "locations",
 ];
 
 /// Findings about the `golive` check annotations of `rb`. `vars` are the

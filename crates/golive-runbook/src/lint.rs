@@ -44,6 +44,8 @@ pub const ANNOTATION_KEYS: &[(&str, KeyType)] = &[
     ("remind_after", KeyType::String),
     ("expire_after", KeyType::String),
     ("approvals", KeyType::Integer),
+    // where a check runs (golive-deploy's agents module)
+    ("locations", KeyType::Strings),
     // probe options
     ("method", KeyType::String),
     ("headers", KeyType::StringTable),

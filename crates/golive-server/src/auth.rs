@@ -30,7 +30,11 @@ pub fn token_hash(token: &str) -> String {
 /// A new token for `person`: the token itself (shown once, never stored)
 /// and the row the store keeps.
 pub fn issue(person: &str, kind: &str, hours: Option<i64>) -> (String, TokenRow) {
-    let prefix = if kind == "session" { "gls_" } else { "glv_" };
+    let prefix = match kind {
+        "session" => "gls_",
+        "agent" => "gla_",
+        _ => "glv_",
+    };
     let token = format!("{prefix}{}", random_hex(32));
     let now = jiff::Timestamp::now();
     let expires = hours.and_then(|h| {
@@ -61,6 +65,19 @@ pub async fn add_person(
 ) -> Result<(String, TokenRow), StoreError> {
     store.put_person(name, email, roles).await?;
     let (token, row) = issue(name, "api", None);
+    store.add_token(&row).await?;
+    Ok((token, row))
+}
+
+/// `golive agents add`: the probe agent `name` at `location` (added, or
+/// moved there) and a new token for it, returned once.
+pub async fn add_agent(
+    store: &Store,
+    name: &str,
+    location: &str,
+) -> Result<(String, TokenRow), StoreError> {
+    store.put_agent(name, location).await?;
+    let (token, row) = issue(name, "agent", None);
     store.add_token(&row).await?;
     Ok((token, row))
 }

@@ -1,7 +1,8 @@
 //! Live updates: each deployment watched by a stream has one reader of its
-//! event log, woken by this server's own writes and every second for the
-//! writes of other processes (the CLI, another server), and fanned out to
-//! every stream of it. A stream resumes from `Last-Event-ID`, the sequence
+//! event log, woken by this server's own writes, by every other process's
+//! as it commits (PostgreSQL's LISTEN/NOTIFY), and every poll interval
+//! (SQLite's only way, PostgreSQL's safety net), and fanned out to every
+//! stream of it. A stream resumes from `Last-Event-ID`, the sequence
 //! number of the last event it saw, so a dropped connection misses nothing.
 
 use golive_store::{Event, Store};
@@ -77,6 +78,31 @@ impl Hub {
             }
         });
         rx
+    }
+
+    /// Some process may have appended to any deployment (the store's
+    /// follower reconnected): every reader looks.
+    pub fn poke_all(&self) {
+        let topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        for t in topics.values() {
+            t.wake.notify_one();
+        }
+    }
+
+    /// Follow the store's appends, by every process (PostgreSQL's
+    /// LISTEN/NOTIFY): the streams of a deployment hear another server's
+    /// write as soon as it commits, not at the next poll.
+    pub fn follow(self: &Arc<Self>, mut appends: tokio::sync::mpsc::Receiver<(String, i64)>) {
+        let hub = self.clone();
+        tokio::spawn(async move {
+            while let Some((deployment, _)) = appends.recv().await {
+                if deployment.is_empty() {
+                    hub.poke_all();
+                } else {
+                    hub.poke(&deployment);
+                }
+            }
+        });
     }
 
     /// This server appended to `deployment`: its streams hear it now.

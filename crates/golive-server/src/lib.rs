@@ -25,6 +25,7 @@
 //! # drop(addr); Ok(()) }
 //! ```
 
+pub mod agents;
 pub mod api;
 pub mod auth;
 pub mod error;
@@ -89,6 +90,13 @@ pub struct Config {
     pub groups: std::collections::BTreeMap<String, Vec<String>>,
     /// Single sign-on through an OpenID Connect provider (`--oidc-issuer`).
     pub oidc: Option<oidc::OidcConfig>,
+    /// The secret the CSRF tokens of people a trusted proxy names are made
+    /// with (`GOLIVE_CSRF_SECRET`): the same on every replica, so a form
+    /// one served posts to another; none: a new one at each start.
+    pub csrf_secret: Option<Vec<u8>>,
+    /// How long a location's agents may be quiet before its checks are
+    /// given up as could not observe (`--agent-window`).
+    pub agent_window: Duration,
 }
 
 impl Config {
@@ -116,6 +124,8 @@ impl Config {
             identity_header: None,
             groups: std::collections::BTreeMap::new(),
             oidc: None,
+            csrf_secret: None,
+            agent_window: Duration::from_secs(30),
         }
     }
 }
@@ -123,7 +133,7 @@ impl Config {
 /// The server's one state.
 pub struct App {
     pub store: Store,
-    pub hub: events::Hub,
+    pub hub: Arc<events::Hub>,
     pub metrics: metrics::Metrics,
     pub requests: limit::Limiter,
     pub auth_failures: limit::Limiter,
@@ -238,12 +248,9 @@ pub fn router(app: Arc<App>) -> axum::Router {
         .routes(routes!(api::me))
         .split_for_parts();
     let openapi = Arc::new(openapi.to_pretty_json().unwrap_or_default());
-    let limited = api
-        .merge(page::routes())
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            rate_limit,
-        ));
+    let limited = api.merge(page::routes()).merge(agents::routes()).layer(
+        axum::middleware::from_fn_with_state(app.clone(), rate_limit),
+    );
     axum::Router::new()
         .merge(health::routes())
         .route(
@@ -380,13 +387,17 @@ impl Server {
             .map_err(|e| format!("--listen {}: {e}", cfg.listen))?;
         let (closing_tx, closing) = tokio::sync::watch::channel(false);
         let app = Arc::new(App {
-            hub: events::Hub::new(store.clone(), cfg.poll),
+            hub: Arc::new(events::Hub::new(store.clone(), cfg.poll)),
             store,
             metrics: metrics::Metrics::default(),
             requests: limit::Limiter::new(cfg.rate),
             auth_failures: limit::Limiter::new(cfg.auth_failures),
             pages: page::Pages::new()?,
-            proxy_secret: hex::decode(random_hex(32)).unwrap_or_default(),
+            proxy_secret: cfg
+                .csrf_secret
+                .clone()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| hex::decode(random_hex(32)).unwrap_or_default()),
             oidc: cfg.oidc.clone().map(oidc::Oidc::new),
             notifier: (!cfg.notify.is_empty())
                 .then(|| Arc::new(notify::Notifier::new(cfg.notify.clone(), cfg.notify_tick))),
@@ -414,6 +425,14 @@ impl Server {
         let router = router(self.app.clone());
         if let Some(n) = &self.app.notifier {
             tokio::spawn(notify::work(self.app.clone(), n.clone()));
+        }
+        tokio::spawn(agents::watch_locations(
+            self.app.clone(),
+            self.app.cfg.agent_window,
+        ));
+        // another server's writes reach this one's streams as they commit
+        if let Some(appends) = self.app.store.follow_appends().await {
+            self.app.hub.follow(appends);
         }
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let builder = Builder::new(TokioExecutor::new());

@@ -24,6 +24,6 @@ mod store;
 
 pub use chain::{Head, Violation, ViolationKind, event_hash, legacy_genesis, row_genesis};
 pub use store::{
-    Binding, Deployment, Event, KeptRow, NewDeployment, NewEvent, PersonRow, Projection,
-    RunbookRow, Store, StoreError, TokenRow, WriteLock,
+    AgentRow, Binding, Deployment, Event, JobRow, KeptRow, NewDeployment, NewEvent, PersonRow,
+    Projection, RunbookRow, Store, StoreError, TokenRow, WriteLock,
 };

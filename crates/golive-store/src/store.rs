@@ -136,11 +136,15 @@ impl NewEvent {
     }
 }
 
+/// The PostgreSQL channel every append is announced on, as `SEQ:DEPLOYMENT`.
+pub const APPENDS_CHANNEL: &str = "golive_appends";
+
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_events.sql")),
     (2, include_str!("../migrations/0002_kept_state.sql")),
     (3, include_str!("../migrations/0003_server.sql")),
     (4, include_str!("../migrations/0004_identity.sql")),
+    (5, include_str!("../migrations/0005_agents.sql")),
 ];
 
 /// How a deployment's state follows its events: the store calls it in the
@@ -298,6 +302,61 @@ impl Store {
         }
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Follow the appends every process makes to this store: (deployment,
+    /// its head's number) as each commits, and (`""`, 0) each time the
+    /// follower (re)connects, when some may have been missed: a reader then
+    /// looks at everything it follows (a missed notification costs a query,
+    /// never an event). PostgreSQL only (LISTEN/NOTIFY); `None` on SQLite,
+    /// whose readers poll. Ends when the receiver is dropped.
+    pub async fn follow_appends(&self) -> Option<tokio::sync::mpsc::Receiver<(String, i64)>> {
+        let Backend::Postgres(pool) = &self.backend else {
+            return None;
+        };
+        let pool = pool.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(4096);
+        tokio::spawn(async move {
+            loop {
+                let listening = async {
+                    let mut l = sqlx::postgres::PgListener::connect_with(&pool).await?;
+                    l.listen(APPENDS_CHANNEL).await?;
+                    Ok::<_, sqlx::Error>(l)
+                };
+                let mut l = match listening.await {
+                    Ok(l) => l,
+                    Err(_) => {
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                if tx.send((String::new(), 0)).await.is_err() {
+                    return;
+                }
+                loop {
+                    match l.try_recv().await {
+                        Ok(Some(n)) => {
+                            let (seq, id) = n.payload().split_once(':').unwrap_or(("0", ""));
+                            let seq = seq.parse().unwrap_or(0);
+                            if tx.send((id.to_string(), seq)).await.is_err() {
+                                return;
+                            }
+                        }
+                        // the connection was lost: the listener connects
+                        // again at the next call; what came meanwhile is
+                        // read, not heard
+                        Ok(None) => {
+                            if tx.send((String::new(), 0)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(_) => break,
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        });
+        Some(rx)
     }
 
     /// Wait for, then take, the write lock of `deployment`. A command that
@@ -611,10 +670,52 @@ impl Store {
         deployment: &str,
         events: &[NewEvent],
     ) -> Result<Vec<Event>, StoreError> {
+        Ok(self
+            .append_with(deployment, events, None)
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// Append the results an agent reports for the job `job` it claimed,
+    /// and mark the job done, in one transaction: `None`, nothing
+    /// appended, when the job is not claimed by `agent` any more (its lease
+    /// ran out and another took it, or it was done): a result is recorded
+    /// once.
+    pub async fn append_for_job(
+        &self,
+        deployment: &str,
+        events: &[NewEvent],
+        job: &str,
+        agent: &str,
+    ) -> Result<Option<Vec<Event>>, StoreError> {
+        self.append_with(deployment, events, Some((job, agent)))
+            .await
+    }
+
+    async fn append_with(
+        &self,
+        deployment: &str,
+        events: &[NewEvent],
+        job: Option<(&str, &str)>,
+    ) -> Result<Option<Vec<Event>>, StoreError> {
         let (begin, head_sql) = self.head_locked();
         on_both!(self, |pool| {
             let mut tx = pool.begin_with(begin).await?;
             let (seq, hash) = locked_head!(tx, head_sql, deployment);
+            if let Some((job, agent)) = job {
+                let taken = sqlx::query(
+                    "UPDATE jobs SET state = 'done', lease_until = NULL WHERE id = $1 AND agent = $2 AND state = 'claimed'",
+                )
+                .bind(job)
+                .bind(agent)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if taken == 0 {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
+            }
             let out = chain_events(deployment, seq, hash, events);
             for chunk in out.chunks(INSERT_CHUNK) {
                 insert_events!(chunk, &mut *tx);
@@ -626,6 +727,15 @@ impl Store {
                     .bind(deployment)
                     .execute(&mut *tx)
                     .await?;
+                // announced to every process following this store, on
+                // commit (PostgreSQL delivers a NOTIFY with its transaction)
+                if matches!(self.backend, Backend::Postgres(_)) {
+                    sqlx::query("SELECT pg_notify($1, $2)")
+                        .bind(APPENDS_CHANNEL)
+                        .bind(format!("{}:{deployment}", last.seq))
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 if let Some(p) = &self.projection {
                     let kept: Option<(i64, String)> = sqlx::query_as(
                         "SELECT seq, state FROM deployment_state WHERE deployment_id = $1",
@@ -654,7 +764,7 @@ impl Store {
                 }
             }
             tx.commit().await?;
-            Ok(out)
+            Ok(Some(out))
         })
     }
 
@@ -1184,5 +1294,25 @@ async fn connect_postgres(url: &str) -> Result<PgPool, String> {
         .map_err(|e| target.cause(e).to_string())
 }
 
+mod jobs;
 mod people;
+pub use jobs::{AgentRow, JobRow};
 pub use people::{PersonRow, RunbookRow, TokenRow};
+
+#[cfg(test)]
+mod migration_tests {
+    /// The migrations are split into statements at `;`: one in a comment
+    /// would cut a statement in two.
+    #[test]
+    fn no_comment_of_a_migration_holds_a_semicolon() {
+        for (version, sql) in super::MIGRATIONS {
+            for (n, line) in sql.lines().enumerate() {
+                assert!(
+                    !(line.trim_start().starts_with("--") && line.contains(';')),
+                    "migration {version}, line {}: a `;` in a comment splits the statement",
+                    n + 1
+                );
+            }
+        }
+    }
+}

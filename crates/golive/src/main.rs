@@ -3,6 +3,7 @@
 //! The binary owns printing and exit codes; the crates below it return data.
 //! Exit codes: 0 success, 1 findings (lint) or failed checks, 2 bad input.
 
+mod agent;
 mod demo;
 mod deploy;
 mod notify;
@@ -122,6 +123,24 @@ enum AuditAction {
 }
 
 #[derive(Subcommand)]
+enum AgentsAction {
+    /// Add a probe agent at a location (or move it there): prints its
+    /// token once, alone on the last line.
+    Add {
+        name: String,
+        #[arg(long, value_name = "NAME")]
+        location: String,
+        #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
+        store: String,
+    },
+    /// The agents, their locations and last heartbeats.
+    List {
+        #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
+        store: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum UsersAction {
     /// Add a person (or change their roles and email) and print a new
     /// token for them, once, alone on the last line.
@@ -233,6 +252,10 @@ enum Command {
         /// sessions also end when the provider's session does).
         #[arg(long, default_value_t = 12, value_name = "HOURS")]
         session_hours: i64,
+        /// How long a location's probe agents may be quiet before its
+        /// checks are given up as could not observe, and alerted.
+        #[arg(long, default_value = "30s", value_name = "DURATION")]
+        agent_window: String,
         #[command(flatten)]
         oidc: serve::OidcArgs,
     },
@@ -257,6 +280,37 @@ enum Command {
     Users {
         #[command(subcommand)]
         action: UsersAction,
+    },
+    /// The server's probe agents and their tokens.
+    Agents {
+        #[command(subcommand)]
+        action: AgentsAction,
+    },
+    /// A probe agent: claims the checks of its location from a server, runs
+    /// them from here, and posts their results; it only calls out (HTTPS),
+    /// and keeps results while the server is unreachable. Stops cleanly on
+    /// Ctrl-C or SIGTERM.
+    Agent {
+        /// The server (`golive serve`).
+        #[arg(long, env = "GOLIVE_SERVER", value_name = "URL")]
+        server: String,
+        /// The agent's token (`golive agents add` printed it).
+        #[arg(long, env = "GOLIVE_AGENT_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Where it runs: the location the server knows it at.
+        #[arg(long, env = "GOLIVE_LOCATION", value_name = "NAME")]
+        location: String,
+        /// How many checks it runs at once.
+        #[arg(long, default_value_t = 4, value_name = "N")]
+        concurrency: usize,
+        /// How often it beats its heart and, when idle, looks for checks.
+        #[arg(long, default_value = "2s", value_name = "DURATION")]
+        every: String,
+        /// A CA certificate (PEM) to verify the server's HTTPS with.
+        #[arg(long, value_name = "PEM")]
+        server_ca: Option<String>,
+        #[command(flatten)]
+        vars: VarArgs,
     },
     /// The runbooks registered with the store (what a server deploys from).
     Runbooks {
@@ -1033,6 +1087,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             identity_header,
             groups,
             session_hours,
+            agent_window,
             oidc,
         } => {
             let mut cfg = golive_server::Config::new(listen, &store);
@@ -1042,7 +1097,14 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 ));
             }
             cfg.session_hours = session_hours;
+            cfg.agent_window = golive_probe::parse_duration(&agent_window)
+                .map_err(|e| format!("--agent-window {agent_window}: {e}"))?;
             cfg.oidc = oidc.config()?;
+            // one secret for every replica's proxy CSRF tokens, when given
+            cfg.csrf_secret = std::env::var("GOLIVE_CSRF_SECRET")
+                .ok()
+                .filter(|s| s.trim().len() >= 16)
+                .map(|s| s.trim().as_bytes().to_vec());
             cfg.notify = notify::server_channels(&notify_specs)?;
             cfg.trusted_proxies = trusted_proxies
                 .iter()
@@ -1085,6 +1147,41 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 preview,
                 &specs,
             ))
+        }
+        Command::Agents { action } => {
+            let rt = runtime()?;
+            match action {
+                AgentsAction::Add {
+                    name,
+                    location,
+                    store,
+                } => rt.block_on(serve::agents_add(&store, &name, &location)),
+                AgentsAction::List { store } => rt.block_on(serve::agents_list(&store)),
+            }
+        }
+        Command::Agent {
+            server,
+            token,
+            location,
+            concurrency,
+            every,
+            server_ca,
+            vars,
+        } => {
+            let every = golive_probe::parse_duration(&every)
+                .map_err(|e| format!("--every {every}: {e}"))?;
+            let bound = vars::bind(&vars.vars, &vars.vars_files, &vars.secrets)?;
+            let settings = agent::Settings {
+                server,
+                token,
+                location,
+                concurrency: concurrency.clamp(1, 256),
+                ca: server_ca,
+                vars: bound,
+                defaults: vars.defaults(),
+                every,
+            };
+            runtime()?.block_on(agent::run(settings, serve::stopped()))
         }
         Command::Users { action } => {
             let rt = runtime()?;

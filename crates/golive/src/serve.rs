@@ -121,7 +121,7 @@ fn init_log(json: bool) {
 }
 
 /// Until Ctrl-C or SIGTERM.
-async fn stopped() {
+pub async fn stopped() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -284,6 +284,38 @@ fn public_keys(given: &[String]) -> Result<Vec<String>, String> {
         }
     }
     Ok(out)
+}
+
+/// `golive agents add NAME --location L`.
+pub async fn agents_add(location: &str, name: &str, at: &str) -> Result<ExitCode, String> {
+    let (name, at) = (name.trim(), at.trim());
+    if name.is_empty() || at.is_empty() {
+        return Err("agents add: give the agent a name and a --location".into());
+    }
+    let s = store(location).await?;
+    let (token, row) = golive_server::auth::add_agent(&s, name, at)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "agent {name} at {at}; token {} (shown once, stored hashed):",
+        row.id
+    );
+    println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `golive agents list`.
+pub async fn agents_list(location: &str) -> Result<ExitCode, String> {
+    let s = store(location).await?;
+    let now = jiff::Timestamp::now().as_millisecond();
+    for a in s.agents().await.map_err(|e| e.to_string())? {
+        let seen = match a.last_seen {
+            Some(t) => format!("last heartbeat {}s ago", (now - t).max(0) / 1000),
+            None => "never beat its heart".into(),
+        };
+        println!("{}: {} ({seen})", a.name, a.location);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub async fn users_import(location: &str, file: &Path) -> Result<ExitCode, String> {
