@@ -102,6 +102,10 @@ fn main() {
                 .header("content-type", "application/json")
                 .body(Full::new(Bytes::from(body)))
                 .unwrap();
+            // a connection the server closed (keep-alive ended) is made again
+            if writer.ready().await.is_err() {
+                writer = connect(&addr).await;
+            }
             let t0 = Instant::now();
             let r = writer.send_request(req).await.expect("sign");
             let status = r.status();

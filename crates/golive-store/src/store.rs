@@ -187,6 +187,42 @@ pub struct WriteLock {
 enum Held {
     File { _file: std::fs::File },
     Postgres { _conn: sqlx::PgConnection },
+    Pooled { _lock: PooledLock },
+}
+
+/// A session advisory lock on a connection of the store's lock pool: on
+/// drop it is released and the connection goes back to the pool, or, when
+/// the release fails, the connection is closed (and the lock with it). A
+/// new connection per write would cost more than the write.
+#[derive(Debug)]
+struct PooledLock {
+    conn: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+    key: i64,
+}
+
+impl Drop for PooledLock {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        let key = self.key;
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    let released: Result<bool, sqlx::Error> =
+                        sqlx::query_scalar("SELECT pg_advisory_unlock($1)")
+                            .bind(key)
+                            .fetch_one(&mut *conn)
+                            .await;
+                    if !matches!(released, Ok(true)) {
+                        // closed, never back in the pool holding the lock
+                        drop(conn.detach());
+                    }
+                });
+            }
+            Err(_) => drop(conn.detach()),
+        }
+    }
 }
 
 /// Deployments and their event logs, in SQLite or PostgreSQL.
@@ -199,6 +235,10 @@ pub struct Store {
     pub location: String,
     /// What keeps each deployment's state as events are appended.
     projection: Option<std::sync::Arc<dyn Projection>>,
+    /// PostgreSQL: the connections the write locks are held on, apart from
+    /// the pool the commands read and append through (a command holding
+    /// its lock must never wait for its own pool).
+    locks: Option<PgPool>,
 }
 
 /// A deployment's row, and the link its chain starts with: the first
@@ -255,11 +295,18 @@ impl Store {
         let shown = redact_url(location);
         let open_err = |e: sqlx::Error| StoreError::Open(shown.clone(), e.to_string());
         let mut sqlite_path = None;
+        let mut locks = None;
         let backend =
             if location.starts_with("postgres://") || location.starts_with("postgresql://") {
                 let pool = connect_postgres(location)
                     .await
                     .map_err(|cause| StoreError::Open(shown.clone(), cause))?;
+                locks = Some(
+                    PgPoolOptions::new()
+                        .max_connections(64)
+                        .acquire_timeout(Duration::from_secs(60))
+                        .connect_lazy_with((*pool.connect_options()).clone()),
+                );
                 Backend::Postgres(pool)
             } else {
                 let path = location
@@ -296,6 +343,7 @@ impl Store {
             sqlite_path,
             location: shown,
             projection: None,
+            locks,
         };
         if !create && !store.has_schema().await? {
             return Err(StoreError::Missing(store.location));
@@ -393,18 +441,25 @@ impl Store {
                 })
             }
             Backend::Postgres(pool) => {
-                // a connection of its own, closed with the lock: a pooled one
-                // would go back to the pool still holding it
-                let mut conn = pool.acquire().await?.detach();
                 let digest = sha2::Sha256::digest(format!("golive deployment {deployment}"));
                 let mut key = [0u8; 8];
                 key.copy_from_slice(&digest[..8]);
+                let key = i64::from_be_bytes(key);
+                let mut conn = match &self.locks {
+                    Some(locks) => locks.acquire().await?,
+                    None => pool.acquire().await?,
+                };
                 sqlx::query("SELECT pg_advisory_lock($1)")
-                    .bind(i64::from_be_bytes(key))
-                    .execute(&mut conn)
+                    .bind(key)
+                    .execute(&mut *conn)
                     .await?;
                 Ok(WriteLock {
-                    _held: Held::Postgres { _conn: conn },
+                    _held: Held::Pooled {
+                        _lock: PooledLock {
+                            conn: Some(conn),
+                            key,
+                        },
+                    },
                 })
             }
         }

@@ -69,8 +69,18 @@ fn said(v: &Value) -> String {
 
 pub async fn run(
     s: Settings,
-    stop: impl std::future::Future<Output = ()>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<ExitCode, String> {
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let (stopping, stopped) = (stopping.clone(), stopped.clone());
+        tokio::spawn(async move {
+            stop.await;
+            stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+            stopping.notify_waiters();
+        });
+    }
     let c = Arc::new(Client {
         base: s.server.trim_end_matches('/').to_string(),
         token: s.token.clone(),
@@ -102,7 +112,6 @@ pub async fn run(
     );
     let mut runbooks: HashMap<String, Arc<golive_runbook::Runbook>> = HashMap::new();
     let mut outbox: VecDeque<(String, Value)> = VecDeque::new();
-    tokio::pin!(stop);
     loop {
         // what could not be sent yet goes first
         while let Some((job, data)) = outbox.front().cloned() {
@@ -128,6 +137,16 @@ pub async fn run(
                 }
                 _ => break,
             }
+        }
+        // asked to stop: the checks begun were finished and sent above
+        if stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            if !outbox.is_empty() {
+                eprintln!(
+                    "golive: agent: stopping with {} result(s) not sent",
+                    outbox.len()
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
         }
         let claimed = c
             .call(
@@ -184,12 +203,7 @@ pub async fn run(
         }
         tokio::select! {
             _ = tokio::time::sleep(s.every) => {}
-            _ = &mut stop => {
-                if !outbox.is_empty() {
-                    eprintln!("golive: agent: stopping with {} result(s) not sent", outbox.len());
-                }
-                return Ok(ExitCode::SUCCESS);
-            }
+            _ = stopping.notified() => {}
         }
     }
 }

@@ -200,7 +200,12 @@ enum Command {
     /// store, with golive's health contract (`/health`, `/ready`, `/live`,
     /// `/version`, `/metrics`). Stops cleanly on Ctrl-C or SIGTERM.
     Serve {
-        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+        #[arg(
+            long,
+            env = "GOLIVE_LISTEN",
+            default_value = "127.0.0.1:8080",
+            value_name = "ADDR"
+        )]
         listen: std::net::SocketAddr,
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
