@@ -103,7 +103,7 @@ LUA
     req=$(awk '/requests in/ {print $1}' "$work/wrk-$n-$i")
     bad=$(awk '/Non-2xx/ {print $NF}' "$work/wrk-$n-$i")
     echo "  replica $i: $rps/s ($req answered${bad:+, $bad not 2xx}); $(grep -E '^ +(50|99)%' "$work/wrk-$n-$i" | tr -s ' ' | tr '\n' ' ')"
-    total=$(python3 -c "print($total + $rps)")
+    total=$(python3 -c "print(round($total + $rps, 1))")
     answered=$((answered + req))
     non2xx=$((non2xx + ${bad:-0}))
   done
