@@ -268,7 +268,9 @@ impl Fleet {
                 let delay = Duration::from_micros(self.rng.below(8000) as u64);
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
-                    let _ = Command::new("kill").args(["-KILL", &pid]).status();
+                    let _ = Command::new("sh")
+                        .args(["-c", &format!("kill -KILL {pid}")])
+                        .status();
                 })
             });
             let answer = call(&url, token, "POST", path, Some(body.clone())).await;
@@ -439,7 +441,8 @@ async fn a_deployment_through_three_replicas_and_two_agents_killed_at_random() {
     let run = run.expect("a run");
     f.chaos();
     let mut done = false;
-    for _ in 0..400 {
+    // an agent killed holding a job loses it after its 30 s lease
+    for _ in 0..900 {
         let url = f.url();
         if let Some((200, v)) =
             call(&url, &lead, "GET", &format!("{d}/events?after={run}"), None).await
