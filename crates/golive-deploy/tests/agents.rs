@@ -40,11 +40,6 @@ fn sqlite(tag: &str) -> String {
     format!("sqlite://{}", dir.join("golive.db").display())
 }
 
-fn postgres() -> String {
-    std::env::var("GOLIVE_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
 async fn claims_and_takeover(location: &str, tag: &str) {
     let d = deployment(location, tag).await;
     let now = jiff::Timestamp::now().as_millisecond();
@@ -153,31 +148,8 @@ async fn claims_are_leases_never_held_twice_and_taken_over_on_sqlite() {
 #[tokio::test]
 async fn claims_are_leases_never_held_twice_and_taken_over_on_postgres() {
     // a database of its own: the jobs of other runs do not share its queue
-    let base = postgres();
-    let (root, _) = base.rsplit_once('/').unwrap();
-    let name = format!("golive_agents_{}", std::process::id());
-    let o = std::process::Command::new("psql")
-        .args([
-            &base,
-            "-qc",
-            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        ])
-        .output()
-        .expect("psql");
-    assert!(o.status.success());
-    let o = std::process::Command::new("psql")
-        .args([&base, "-qc", &format!("CREATE DATABASE {name}")])
-        .output()
-        .expect("psql (postgresql-client)");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    claims_and_takeover(&format!("{root}/{name}"), "claims-pg").await;
-    let _ = std::process::Command::new("psql")
-        .args([
-            &base,
-            "-qc",
-            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        ])
-        .output();
+    let db = golive_testkit::FreshDatabase::new("agents");
+    claims_and_takeover(&db.url, "claims-pg").await;
 }
 
 #[tokio::test]

@@ -111,8 +111,15 @@ async fn claims(
         )
         .await?;
     let mut out = Vec::new();
+    // a claim's jobs are mostly of one deployment: its row read once
+    let mut rows: std::collections::HashMap<String, golive_store::Deployment> =
+        std::collections::HashMap::new();
     for j in jobs {
-        let row = app.store.deployment(Some(&j.deployment)).await?;
+        if !rows.contains_key(&j.deployment) {
+            let row = app.store.deployment(Some(&j.deployment)).await?;
+            rows.insert(j.deployment.clone(), row);
+        }
+        let row = &rows[&j.deployment];
         out.push(json!({
             "job": j.id, "deployment": j.deployment, "runbook": row.runbook_sha256,
             "item": j.item, "line": j.line, "location": j.location, "vars": row.vars,

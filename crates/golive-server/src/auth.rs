@@ -170,9 +170,8 @@ impl Actor {
 }
 
 /// A cookie's value from the request's `Cookie` headers.
-pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts
-        .headers
+pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -220,7 +219,7 @@ fn presented(parts: &Parts) -> Option<(&str, bool)> {
             .trim();
         return Some((t, false));
     }
-    cookie(parts, SESSION_COOKIE).map(|t| (t, true))
+    cookie(&parts.headers, SESSION_COOKIE).map(|t| (t, true))
 }
 
 impl FromRequestParts<Arc<App>> for Actor {

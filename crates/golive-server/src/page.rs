@@ -260,8 +260,8 @@ async fn sso_callback(
             "The identity provider's answer carries no code and state: start again.",
         );
     };
-    let browser = cookie_in(&req_headers, crate::oidc::LOGIN_COOKIE);
-    let identity = match oidc.finish(state, code, browser.as_deref()).await {
+    let browser = auth::cookie(&req_headers, crate::oidc::LOGIN_COOKIE);
+    let identity = match oidc.finish(state, code, browser).await {
         Ok(i) => i,
         Err(e) => {
             let status = match &e {
@@ -338,17 +338,6 @@ async fn sso_callback(
         r.headers_mut().append(header::SET_COOKIE, v);
     }
     r
-}
-
-fn cookie_in(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
 }
 
 #[derive(Deserialize)]

@@ -115,33 +115,11 @@ async fn three_replicas_record_each_act_once_and_every_stream_hears_every_event(
     }
 }
 
-/// A database of its own on the test PostgreSQL (made with `psql`), so the
-/// replicas' message workers see only this test's deployments: its URL.
-fn fresh_database(tag: &str) -> (String, String) {
-    let base = postgres();
-    let (root, _) = base.rsplit_once('/').expect("a database URL");
-    let name = format!("golive_{tag}_{}", golive_server::auth::random_hex(4));
-    let o = std::process::Command::new("psql")
-        .args([&base, "-qc", &format!("CREATE DATABASE {name}")])
-        .output()
-        .expect("psql (postgresql-client, which .ci/run installs)");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    (format!("{root}/{name}"), name)
-}
-
-fn drop_database(name: &str) {
-    let _ = std::process::Command::new("psql")
-        .args([
-            &postgres(),
-            "-qc",
-            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        ])
-        .output();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_timed_work_of_two_replicas_is_done_once() {
-    let (location, name) = fresh_database("timed");
+    // a database of its own: the workers see only this test's deployments
+    let db = golive_testkit::FreshDatabase::new("timed");
+    let location = db.url.clone();
     let (hooks, seen) = golive_testkit::scripted_receiver(&[]).await;
     let replica = || {
         let mut cfg = golive_server::Config::new("127.0.0.1:0".parse().unwrap(), &location);
@@ -222,5 +200,5 @@ async fn the_timed_work_of_two_replicas_is_done_once() {
     assert_eq!(sent_events, 1);
     a.stop().await;
     b.stop().await;
-    drop_database(&name);
+    drop(db);
 }

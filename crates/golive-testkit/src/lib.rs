@@ -1292,3 +1292,48 @@ impl Drop for OidcProvider {
         self.stop();
     }
 }
+
+/// A database of its own on the test PostgreSQL (`GOLIVE_TEST_PG`, else
+/// `postgres://postgres@127.0.0.1:5432/test`), made with `psql` and dropped
+/// when this is: for tests whose workers look at every deployment of the
+/// store (replicas, agents), which must see only their own.
+pub struct FreshDatabase {
+    pub url: String,
+    pub name: String,
+    base: String,
+}
+
+impl FreshDatabase {
+    pub fn new(tag: &str) -> FreshDatabase {
+        let base = std::env::var("GOLIVE_TEST_PG")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let (root, _) = base.rsplit_once('/').expect("a database URL");
+        let name = format!(
+            "golive_{tag}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let o = std::process::Command::new("psql")
+            .args([&base, "-qc", &format!("CREATE DATABASE {name}")])
+            .output()
+            .expect("psql (postgresql-client, which .ci/run installs)");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        FreshDatabase {
+            url: format!("{root}/{name}"),
+            name,
+            base,
+        }
+    }
+}
+
+impl Drop for FreshDatabase {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("psql")
+            .args([
+                &self.base,
+                "-qc",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .output();
+    }
+}

@@ -42,11 +42,6 @@ impl Rng {
     }
 }
 
-fn pg() -> String {
-    std::env::var("GOLIVE_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
 fn golive(dir: &Path, store: &str, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_golive"))
         .args(args)
@@ -327,15 +322,8 @@ async fn a_deployment_through_three_replicas_and_two_agents_killed_at_random() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     // a database of its own
-    let base = pg();
-    let (root, _) = base.rsplit_once('/').unwrap();
-    let db = format!("golive_chaos_{}", std::process::id());
-    let o = Command::new("psql")
-        .args([&base, "-qc", &format!("CREATE DATABASE {db}")])
-        .output()
-        .expect("psql");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let store = format!("{root}/{db}");
+    let db = golive_testkit::FreshDatabase::new("chaos");
+    let store = db.url.clone();
     let (site, _hits) = golive_testkit::scripted_receiver(&[]).await;
 
     let tok = |args: &[&str]| last_line(&golive(&dir, &store, args));
@@ -542,12 +530,6 @@ async fn a_deployment_through_three_replicas_and_two_agents_killed_at_random() {
     }
     eprintln!("kills: {:?}", f.kills);
     drop(f);
-    let _ = Command::new("psql")
-        .args([
-            &base,
-            "-qc",
-            &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
-        ])
-        .output();
+    drop(db);
     let _ = std::fs::remove_dir_all(&dir);
 }
