@@ -36,12 +36,15 @@ pub fn locations_of(rb: &Runbook, item: usize, line: u32) -> Vec<String> {
         .collect()
 }
 
-/// Every check of `rb` and the locations it runs at: its own, else
-/// `default` (those the run was asked for). (item index, annotation line,
-/// location).
-pub fn located(rb: &Runbook, default: &[String]) -> Vec<(usize, u32, String)> {
+/// Every check of `rb` (of the items `selected` flags) and the locations
+/// it runs at: its own, else `default` (those the run was asked for).
+/// (item index, annotation line, location).
+pub fn located(rb: &Runbook, default: &[String], selected: &[bool]) -> Vec<(usize, u32, String)> {
     let mut out = Vec::new();
     for (i, it) in rb.items.iter().enumerate() {
+        if !selected.get(i).copied().unwrap_or(true) {
+            continue;
+        }
         for a in &it.annotations {
             let Some(t) = &a.table else { continue };
             if t.get("check").is_none() || t.contains_key("suggested") {
@@ -68,20 +71,31 @@ fn now_ms() -> i64 {
 impl Deployment {
     /// A run of the document's checks at locations, by its agents: the
     /// `run.started` event and the jobs, one per check and location (each
-    /// check's own `locations`, else `default`). Refused when no check has a
+    /// check's own `locations`, else `default`), of the stages, groups or
+    /// items `only` names (none: all). Refused when no check has a
     /// location to run at. Returns the run's number and its jobs.
     pub async fn run_at_locations(
         &self,
         default: &[String],
+        only: &[String],
         by: &str,
         l: &dyn Listener,
     ) -> Result<(i64, Vec<JobRow>)> {
+        let selected = golive_engine::select(&self.rb, only).map_err(|e| {
+            Error::Invalid(crate::Refusal {
+                kind: K::Unknown,
+                message: e
+                    .strip_prefix("--only ")
+                    .map_or(e.clone(), |rest| format!("only: {rest}")),
+                at: None,
+            })
+        })?;
         let _lock = self.lock().await?;
         let k = self.kept(l).await?;
         if k.ended.is_some() {
             return Err(Error::refused(K::Ended, "the deployment has ended"));
         }
-        let at = located(&self.rb, default);
+        let at = located(&self.rb, default, &selected);
         if at.is_empty() {
             return Err(Error::refused(
                 K::Incomplete,
@@ -91,11 +105,11 @@ impl Deployment {
         let mut locations: Vec<String> = at.iter().map(|(_, _, l)| l.clone()).collect();
         locations.sort();
         locations.dedup();
-        let started = NewEvent::new(
-            "run.started",
-            json!({ "by": "agents", "locations": locations, "checks": at.len() }),
-        )
-        .actor(by);
+        let mut data = json!({ "by": "agents", "locations": locations, "checks": at.len() });
+        if !only.is_empty() {
+            data["only"] = json!(only);
+        }
+        let started = NewEvent::new("run.started", data).actor(by);
         let appended = self.store.append(&self.row.id, &[started]).await?;
         let run = appended.last().map(|e| e.seq).unwrap_or(k.seq + 1);
         let created = now_ms();
@@ -127,47 +141,87 @@ impl Deployment {
     /// done in one transaction. Refused (recording nothing) when the job is
     /// not this deployment's, or not the agent's any more.
     pub async fn report(&self, job: &JobRow, agent: &str, data: &Value) -> Result<i64> {
-        if job.deployment != self.row.id {
-            return Err(Error::refused(
-                K::Unknown,
-                format!("job {} is not of deployment {}", job.id, self.row.id),
-            ));
-        }
-        let outcome = data["outcome"].as_str().unwrap_or("");
-        if !["passed", "failed", "error", "skipped"].contains(&outcome) {
-            return Err(Error::refused(
-                K::Incomplete,
-                format!("outcome: `{outcome}` is not passed, failed, error or skipped"),
-            ));
-        }
-        let Value::Object(mut m) = data.clone() else {
-            return Err(Error::refused(
-                K::Incomplete,
-                "the result is not a JSON object",
-            ));
-        };
-        m.insert("line".into(), json!(job.line));
-        m.insert("location".into(), json!(job.location));
-        m.insert("agent".into(), json!(agent));
-        m.insert("job".into(), json!(job.id));
-        let event = NewEvent::new("check", Value::Object(m))
-            .item(&job.item)
-            .actor(agent);
-        match self
-            .store
-            .append_for_job(&self.row.id, &[event], &job.id, agent)
-            .await?
-        {
-            Some(e) => Ok(e.last().map(|e| e.seq).unwrap_or(0)),
-            None => Err(Error::refused(
-                K::MovedOn,
-                format!(
-                    "job {} is no longer {agent}'s (its lease ran out and another agent took it, or it was reported): the result was not recorded",
-                    job.id
-                ),
-            )),
-        }
+        let mut all = self
+            .report_each(&[(job.clone(), data.clone())], agent)
+            .await?;
+        all.remove(0)
     }
+
+    /// The results agent `agent` reports for jobs of this deployment, all
+    /// recorded in one append (one transaction, the deployment's state
+    /// folded once): each its event's number, or why it was refused (the
+    /// job is not this deployment's or not the agent's any more, or the
+    /// result is not one), a refusal recording nothing of that result and
+    /// leaving the others be.
+    pub async fn report_each(
+        &self,
+        results: &[(JobRow, Value)],
+        agent: &str,
+    ) -> Result<Vec<Result<i64>>> {
+        let mut out: Vec<Option<Result<i64>>> = Vec::with_capacity(results.len());
+        let mut events = Vec::new();
+        let mut jobs = Vec::new();
+        let mut at = Vec::new();
+        for (n, (job, data)) in results.iter().enumerate() {
+            match result_event(&self.row.id, job, agent, data) {
+                Ok(e) => {
+                    events.push(e);
+                    jobs.push(job.id.as_str());
+                    at.push(n);
+                    out.push(None);
+                }
+                Err(e) => out.push(Some(Err(e))),
+            }
+        }
+        if !events.is_empty() {
+            let recorded = self
+                .store
+                .append_for_jobs(&self.row.id, &events, &jobs, agent)
+                .await?;
+            for ((n, r), job) in at.into_iter().zip(recorded).zip(jobs) {
+                out[n] = Some(match r {
+                    Some(e) => Ok(e.seq),
+                    None => Err(Error::refused(
+                        K::MovedOn,
+                        format!(
+                            "job {job} is no longer {agent}'s (its lease ran out and another agent took it, or it was reported): the result was not recorded"
+                        ),
+                    )),
+                });
+            }
+        }
+        Ok(out.into_iter().map(|r| r.unwrap_or(Ok(0))).collect())
+    }
+}
+
+/// The `check` event of an agent's result for `job`, or why it is not one.
+fn result_event(deployment: &str, job: &JobRow, agent: &str, data: &Value) -> Result<NewEvent> {
+    if job.deployment != deployment {
+        return Err(Error::refused(
+            K::Unknown,
+            format!("job {} is not of deployment {deployment}", job.id),
+        ));
+    }
+    let outcome = data["outcome"].as_str().unwrap_or("");
+    if !["passed", "failed", "error", "skipped"].contains(&outcome) {
+        return Err(Error::refused(
+            K::Incomplete,
+            format!("outcome: `{outcome}` is not passed, failed, error or skipped"),
+        ));
+    }
+    let Value::Object(mut m) = data.clone() else {
+        return Err(Error::refused(
+            K::Incomplete,
+            "the result is not a JSON object",
+        ));
+    };
+    m.insert("line".into(), json!(job.line));
+    m.insert("location".into(), json!(job.location));
+    m.insert("agent".into(), json!(agent));
+    m.insert("job".into(), json!(job.id));
+    Ok(NewEvent::new("check", Value::Object(m))
+        .item(&job.item)
+        .actor(agent))
 }
 
 /// A location whose agents went quiet, and the deployments whose checks

@@ -7,7 +7,9 @@
 //! decision and its signatures, the gates, the rollback, each step's
 //! progress, the end, and a watch's last evaluation and windows. Its size
 //! follows the runbook and the people, not the number of events: a
-//! hypercare of a million evaluations keeps one check result per check.
+//! hypercare of a million evaluations keeps one check result per check,
+//! and runs by agents queued one after another keep one result per check
+//! and location.
 //!
 //! [`Kept::replay`] of a chain gives the same state as the appends that
 //! built it; `golive audit verify` compares the two.
@@ -154,6 +156,14 @@ impl Kept {
                 if c.generation != self.generation || c.events.is_empty() {
                     c.generation = self.generation;
                     c.events.clear();
+                }
+                // an agent's result (it names its location) stands for its
+                // check at that location until the next one: runs queued
+                // one after another keep one result each, not all of them
+                if let Some(at) = e.data.get("location").filter(|l| l.is_string()) {
+                    c.events.retain(|o| {
+                        o.data.get("location") != Some(at) || o.data["line"] != e.data["line"]
+                    });
                 }
                 c.events.push(e.clone());
             }

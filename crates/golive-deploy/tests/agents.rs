@@ -45,7 +45,7 @@ async fn claims_and_takeover(location: &str, tag: &str) {
     let now = jiff::Timestamp::now().as_millisecond();
     // the first check runs where it says, the second where the run asks
     let (run, jobs) = d
-        .run_at_locations(&["eu-west".into()], "Dana Lead", &Quiet)
+        .run_at_locations(&["eu-west".into()], &[], "Dana Lead", &Quiet)
         .await
         .unwrap();
     let mut at: Vec<(String, String)> = jobs
@@ -160,7 +160,7 @@ async fn a_quiet_location_has_its_checks_given_up_as_could_not_observe() {
     d.store.put_agent("us-1", "us-east").await.unwrap();
     d.store.heartbeat("eu-1", now).await.unwrap();
     d.store.heartbeat("us-1", now - 60_000).await.unwrap();
-    d.run_at_locations(&["eu-west".into()], "Dana Lead", &Quiet)
+    d.run_at_locations(&["eu-west".into()], &[], "Dana Lead", &Quiet)
         .await
         .unwrap();
     let down = agents::give_up_quiet(&d.store, 30_000, now).await.unwrap();
@@ -200,4 +200,89 @@ async fn a_quiet_location_has_its_checks_given_up_as_could_not_observe() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// Results reported together: one append for all of them, a refused one
+/// (its job taken over) leaving the others recorded; runs queued one after
+/// another keep one result per check and location in the kept state.
+async fn batched(location: &str, tag: &str) {
+    let d = deployment(location, tag).await;
+    let now = jiff::Timestamp::now().as_millisecond();
+    let result = json!({ "outcome": "passed", "kind": "tcp", "target": "127.0.0.1:9" });
+    for _ in 0..3 {
+        d.run_at_locations(&["eu-west".into()], &[], "Dana Lead", &Quiet)
+            .await
+            .unwrap();
+    }
+    let eu = d
+        .store
+        .claim_jobs("eu-west", "eu-1", 100, now, now + 30_000)
+        .await
+        .unwrap();
+    let us = d
+        .store
+        .claim_jobs("us-east", "us-1", 100, now, now + 30_000)
+        .await
+        .unwrap();
+    assert_eq!((eu.len(), us.len()), (6, 3));
+    // one of eu-1's jobs was taken over by eu-2 meanwhile (its lease ran
+    // out: eu-2 claims one)
+    let later = now + 31_000;
+    let taken = d
+        .store
+        .claim_jobs("eu-west", "eu-2", 1, later, later + 30_000)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    let lost = eu.iter().position(|j| j.id == taken[0].id).unwrap();
+    let before = d.store.events(d.id()).await.unwrap().len();
+    let pairs: Vec<_> = eu.iter().map(|j| (j.clone(), result.clone())).collect();
+    let each = d.report_each(&pairs, "eu-1").await.unwrap();
+    assert_eq!(each.len(), 6);
+    match &each[lost] {
+        Err(Error::Refused(r)) => assert_eq!(r.kind, K::MovedOn, "{}", r.message),
+        o => panic!("a taken-over job's result was recorded: {o:?}"),
+    }
+    let seqs: Vec<i64> = each
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| *n != lost)
+        .map(|(_, r)| *r.as_ref().unwrap())
+        .collect();
+    assert_eq!(seqs.len(), 5);
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    let after = d.store.events(d.id()).await.unwrap();
+    assert_eq!(after.len(), before + 5, "one event per recorded result");
+    // a result of no outcome in a batch is refused alone
+    let mut pairs: Vec<_> = us.iter().map(|j| (j.clone(), result.clone())).collect();
+    pairs[1].1 = json!({ "outcome": "fine" });
+    let each = d.report_each(&pairs, "us-1").await.unwrap();
+    assert!(each[0].is_ok() && each[2].is_ok(), "{each:?}");
+    assert!(matches!(&each[1], Err(Error::Refused(r)) if r.message.contains("outcome")));
+    // three runs' results, one kept per check and location
+    let k = d.kept(&Quiet).await.unwrap();
+    let homepage = k.checks_of(&d.rb.items[0].id);
+    let mut at: Vec<&str> = homepage
+        .iter()
+        .filter_map(|e| e.data["location"].as_str())
+        .collect();
+    at.sort();
+    assert_eq!(at, ["eu-west", "us-east"], "{homepage:?}");
+    let api = k.checks_of(&d.rb.items[1].id);
+    assert_eq!(api.len(), 1, "{api:?}");
+    // the state kept append by append is the chain's, replayed
+    let all = d.store.events(d.id()).await.unwrap();
+    assert_eq!(golive_deploy::Kept::replay(&all), k);
+    assert!(d.store.verify(d.id()).await.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn results_reported_together_are_one_append_on_sqlite() {
+    batched(&sqlite("batched"), "batched-sqlite").await;
+}
+
+#[tokio::test]
+async fn results_reported_together_are_one_append_on_postgres() {
+    let db = golive_testkit::FreshDatabase::new("agentbatch");
+    batched(&db.url, "batched-pg").await;
 }

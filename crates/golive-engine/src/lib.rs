@@ -16,5 +16,5 @@ pub mod suggest;
 pub mod sustained;
 
 pub use condition::{Condition, ConditionError};
-pub use plan::{Check, Plan, Problem, plan};
+pub use plan::{Check, Plan, Problem, plan, select};
 pub use run::{Baselines, CheckResult, Outcome, RunOptions, fill_text, run_plan};

@@ -177,8 +177,9 @@ pub fn is_check(a: &Annotation) -> bool {
         .is_some_and(|t| t.contains_key("check") && !t.contains_key("suggested"))
 }
 
-/// Which items `only` names, as one flag per item.
-fn select(rb: &Runbook, only: &[String]) -> Result<Vec<bool>, String> {
+/// Which items `only` names (stages, groups or items, by id or address;
+/// none: every item), as one flag per item.
+pub fn select(rb: &Runbook, only: &[String]) -> Result<Vec<bool>, String> {
     if only.is_empty() {
         return Ok(vec![true; rb.items.len()]);
     }

@@ -143,33 +143,107 @@ async fn runbook(
 }
 
 #[derive(Deserialize)]
-struct ResultRequest {
+struct OneResult {
     job: String,
     /// The check event's data, as the agent's run made it.
     data: Value,
 }
 
-/// `POST /api/v1/agent/results`: a claimed job's result, recorded once.
+/// One result (`{"job", "data"}`), or several (`{"results": [{"job",
+/// "data"}, …]}`), which are recorded with one append per deployment.
+#[derive(Deserialize)]
+struct ResultRequest {
+    job: Option<String>,
+    data: Option<Value>,
+    results: Option<Vec<OneResult>>,
+}
+
+/// The most results one request may carry.
+const MAX_RESULTS: usize = 1000;
+
+/// `POST /api/v1/agent/results`: claimed jobs' results, each recorded
+/// once. One result answers `{"recorded": SEQ}` or the refusal's status;
+/// several answer 200 with each one's `recorded` or its `status` and
+/// `message`, in order.
 async fn results(
     State(app): State<Arc<App>>,
     a: Agent,
     Body(r): Body<ResultRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let job = app
-        .store
-        .job(&r.job)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("job: no job {}", r.job)))?;
-    if job.location != a.location {
-        return Err(ApiError::Forbidden(format!(
-            "job {} runs at {}, and {} is an agent of {}",
-            job.id, job.location, a.name, a.location
+    let (many, results) = match r {
+        ResultRequest {
+            results: Some(results),
+            job: None,
+            data: None,
+        } => (true, results),
+        ResultRequest {
+            results: None,
+            job: Some(job),
+            data: Some(data),
+        } => (false, vec![OneResult { job, data }]),
+        _ => {
+            return Err(ApiError::Unprocessable(
+                "give either `job` and `data` (one result) or `results` (a list of them)".into(),
+            ));
+        }
+    };
+    if results.len() > MAX_RESULTS {
+        return Err(ApiError::Unprocessable(format!(
+            "results: {} results in one request, over the limit of {MAX_RESULTS}: send them in parts",
+            results.len()
         )));
     }
-    let d = api::open(&app, &job.deployment).await?;
-    let seq = d.report(&job, &a.name, &r.data).await?;
-    app.hub.poke(&job.deployment);
-    Ok(Json(json!({ "recorded": seq })))
+    let mut answers: Vec<Option<Result<i64, ApiError>>> = Vec::new();
+    // the results of each deployment, in order, with their places
+    let mut by: std::collections::BTreeMap<String, Vec<(usize, golive_store::JobRow, Value)>> =
+        Default::default();
+    for (n, r) in results.into_iter().enumerate() {
+        answers.push(None);
+        let job = match app.store.job(&r.job).await? {
+            None => {
+                answers[n] = Some(Err(ApiError::NotFound(format!("job: no job {}", r.job))));
+                continue;
+            }
+            Some(j) if j.location != a.location => {
+                answers[n] = Some(Err(ApiError::Forbidden(format!(
+                    "job {} runs at {}, and {} is an agent of {}",
+                    j.id, j.location, a.name, a.location
+                ))));
+                continue;
+            }
+            Some(j) => j,
+        };
+        by.entry(job.deployment.clone())
+            .or_default()
+            .push((n, job, r.data));
+    }
+    for (deployment, rs) in by {
+        let d = api::open(&app, &deployment).await?;
+        let (places, pairs): (Vec<usize>, Vec<(golive_store::JobRow, Value)>) =
+            rs.into_iter().map(|(n, j, v)| (n, (j, v))).unzip();
+        let recorded = d.report_each(&pairs, &a.name).await?;
+        for (n, r) in places.into_iter().zip(recorded) {
+            answers[n] = Some(r.map_err(ApiError::from));
+        }
+        app.hub.poke(&deployment);
+    }
+    let mut answers = answers.into_iter().flatten();
+    if !many {
+        return match answers.next() {
+            Some(Ok(seq)) => Ok(Json(json!({ "recorded": seq }))),
+            Some(Err(e)) => Err(e),
+            None => Err(ApiError::Internal("no result".into())),
+        };
+    }
+    let each: Vec<Value> = answers
+        .map(|r| match r {
+            Ok(seq) => json!({ "recorded": seq }),
+            Err(e) => {
+                json!({ "status": e.status().as_u16(), "error": e.code(), "message": e.public().0 })
+            }
+        })
+        .collect();
+    Ok(Json(json!({ "results": each })))
 }
 
 #[derive(Deserialize)]
@@ -177,6 +251,10 @@ struct RunRequest {
     /// Where the checks that name no location of their own run.
     #[serde(default)]
     locations: Vec<String>,
+    /// The stages, groups or items whose checks run (none: all), as
+    /// `golive run --only` names them.
+    #[serde(default)]
+    only: Vec<String>,
     version: Option<i64>,
 }
 
@@ -192,7 +270,9 @@ async fn run(
     a.check_csrf(headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()))?;
     a.may_write()?;
     let d = api::open_at(&app, &id, r.version).await?;
-    let (run, jobs) = d.run_at_locations(&r.locations, a.name(), &Quiet).await?;
+    let (run, jobs) = d
+        .run_at_locations(&r.locations, &r.only, a.name(), &Quiet)
+        .await?;
     app.hub.poke(&id);
     let mut locations: Vec<&str> = jobs.iter().map(|j| j.location.as_str()).collect();
     locations.sort();

@@ -187,13 +187,13 @@ pub async fn lookup(
     token: &str,
     kinds: &[&str],
 ) -> Result<Option<(Person, TokenRow)>, ApiError> {
-    let Some(row) = app.store.token(&token_hash(token)).await? else {
+    let Some((row, person)) = app.store.token_and_person(&token_hash(token)).await? else {
         return Ok(None);
     };
     if !kinds.contains(&row.kind.as_str()) || !row.valid_at(&jiff::Timestamp::now().to_string()) {
         return Ok(None);
     }
-    let Some(p) = app.store.person(&row.person).await? else {
+    let Some(p) = person else {
         return Ok(None);
     };
     Ok(Some((

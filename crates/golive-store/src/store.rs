@@ -302,7 +302,7 @@ impl Store {
                     .await
                     .map_err(|cause| StoreError::Open(shown.clone(), cause))?;
                 locks = Some(
-                    PgPoolOptions::new()
+                    pg_pool_options()
                         .max_connections(64)
                         .acquire_timeout(Duration::from_secs(60))
                         .connect_lazy_with((*pool.connect_options()).clone()),
@@ -725,85 +725,130 @@ impl Store {
         deployment: &str,
         events: &[NewEvent],
     ) -> Result<Vec<Event>, StoreError> {
-        Ok(self
-            .append_with(deployment, events, None)
-            .await?
-            .unwrap_or_default())
+        Ok(self.append_with(deployment, events, None).await?.1)
     }
 
-    /// Append the results an agent reports for the job `job` it claimed,
-    /// and mark the job done, in one transaction: `None`, nothing
-    /// appended, when the job is not claimed by `agent` any more (its lease
-    /// ran out and another took it, or it was done): a result is recorded
-    /// once.
-    pub async fn append_for_job(
+    /// Append the results an agent reports for the jobs it claimed (the
+    /// event `events[i]` the result of `jobs[i]`), and mark those jobs
+    /// done, in one transaction. A job not claimed by `agent` any more (its
+    /// lease ran out and another took it, or it was done) has its result
+    /// left out: `None` in its place. A result is recorded once.
+    pub async fn append_for_jobs(
         &self,
         deployment: &str,
         events: &[NewEvent],
-        job: &str,
+        jobs: &[&str],
         agent: &str,
-    ) -> Result<Option<Vec<Event>>, StoreError> {
-        self.append_with(deployment, events, Some((job, agent)))
-            .await
+    ) -> Result<Vec<Option<Event>>, StoreError> {
+        if events.len() != jobs.len() {
+            return Err(StoreError::Db(format!(
+                "{} results for {} jobs",
+                events.len(),
+                jobs.len()
+            )));
+        }
+        let (kept, out) = self
+            .append_with(deployment, events, Some((jobs, agent)))
+            .await?;
+        let mut out = out.into_iter();
+        Ok(kept
+            .into_iter()
+            .map(|k| if k { out.next() } else { None })
+            .collect())
     }
 
+    /// Append `events` in one transaction; with `jobs`, only the events
+    /// whose job (`jobs.0[i]` for `events[i]`) is still claimed by the
+    /// agent `jobs.1`, those jobs marked done. Which events were kept, and
+    /// the events appended.
     async fn append_with(
         &self,
         deployment: &str,
         events: &[NewEvent],
-        job: Option<(&str, &str)>,
-    ) -> Result<Option<Vec<Event>>, StoreError> {
+        jobs: Option<(&[&str], &str)>,
+    ) -> Result<(Vec<bool>, Vec<Event>), StoreError> {
         let (begin, head_sql) = self.head_locked();
         on_both!(self, |pool| {
             let mut tx = pool.begin_with(begin).await?;
             let (seq, hash) = locked_head!(tx, head_sql, deployment);
-            if let Some((job, agent)) = job {
-                let taken = sqlx::query(
-                    "UPDATE jobs SET state = 'done', lease_until = NULL WHERE id = $1 AND agent = $2 AND state = 'claimed'",
+            // the kept state read after the head is locked, in a statement
+            // of its own: one statement joining it to the locked row would
+            // read it as it was when that statement began, before a
+            // concurrent append committed (PostgreSQL re-reads only the
+            // locked row)
+            let (kept_seq, kept_state): (Option<i64>, Option<String>) = if self.projection.is_some()
+            {
+                let row: Option<(i64, String)> = sqlx::query_as(
+                    "SELECT seq, state FROM deployment_state WHERE deployment_id = $1",
                 )
-                .bind(job)
-                .bind(agent)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if taken == 0 {
-                    tx.rollback().await?;
-                    return Ok(None);
+                .bind(deployment)
+                .fetch_optional(&mut *tx)
+                .await?;
+                row.map_or((None, None), |(a, b)| (Some(a), Some(b)))
+            } else {
+                (None, None)
+            };
+            let mut kept = vec![true; events.len()];
+            if let Some((jobs, agent)) = jobs {
+                for (k, job) in kept.iter_mut().zip(jobs) {
+                    *k = sqlx::query(
+                        "UPDATE jobs SET state = 'done', lease_until = NULL WHERE id = $1 AND agent = $2 AND state = 'claimed'",
+                    )
+                    .bind(*job)
+                    .bind(agent)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                        > 0;
                 }
             }
-            let out = chain_events(deployment, seq, hash, events);
+            let events: Vec<NewEvent> = events
+                .iter()
+                .zip(&kept)
+                .filter(|(_, k)| **k)
+                .map(|(e, _)| e.clone())
+                .collect();
+            if events.is_empty() {
+                tx.rollback().await?;
+                return Ok((kept, Vec::new()));
+            }
+            let out = chain_events(deployment, seq, hash, &events);
             for chunk in out.chunks(INSERT_CHUNK) {
                 insert_events!(chunk, &mut *tx);
             }
             if let Some(last) = out.last() {
-                sqlx::query("UPDATE deployments SET head_seq = $1, head_hash = $2 WHERE id = $3")
-                    .bind(last.seq)
-                    .bind(&last.hash)
-                    .bind(deployment)
-                    .execute(&mut *tx)
-                    .await?;
-                // announced to every process following this store, on
-                // commit (PostgreSQL delivers a NOTIFY with its transaction)
-                if matches!(self.backend, Backend::Postgres(_)) {
-                    sqlx::query("SELECT pg_notify($1, $2)")
-                        .bind(APPENDS_CHANNEL)
-                        .bind(format!("{}:{deployment}", last.seq))
+                match &self.backend {
+                    // announced to every process following this store, on
+                    // commit (PostgreSQL delivers a NOTIFY with its
+                    // transaction), in the statement that moves the head
+                    Backend::Postgres(_) => {
+                        sqlx::query("WITH moved AS (UPDATE deployments SET head_seq = $1, head_hash = $2 WHERE id = $3 RETURNING id) SELECT pg_notify($4, $5) FROM moved")
+                            .bind(last.seq)
+                            .bind(&last.hash)
+                            .bind(deployment)
+                            .bind(APPENDS_CHANNEL)
+                            .bind(format!("{}:{deployment}", last.seq))
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    Backend::Sqlite(_) => {
+                        sqlx::query(
+                            "UPDATE deployments SET head_seq = $1, head_hash = $2 WHERE id = $3",
+                        )
+                        .bind(last.seq)
+                        .bind(&last.hash)
+                        .bind(deployment)
                         .execute(&mut *tx)
                         .await?;
+                    }
                 }
                 if let Some(p) = &self.projection {
-                    let kept: Option<(i64, String)> = sqlx::query_as(
-                        "SELECT seq, state FROM deployment_state WHERE deployment_id = $1",
-                    )
-                    .bind(deployment)
-                    .fetch_optional(&mut *tx)
-                    .await?;
                     // a state missing or behind the head (kept by an older
                     // golive, or damaged) is left as it is: reading it says
                     // so, and `golive audit rebuild` writes it again
-                    let before = match kept {
-                        Some((at, state)) if at == seq => Some(Some(state)),
-                        None if seq == 0 => Some(None),
+                    let before = match (kept_seq, kept_state) {
+                        (Some(at), Some(state)) if at == seq => Some(Some(state)),
+                        (None, _) if seq == 0 => Some(None),
                         _ => None,
                     };
                     // a state the projection cannot read is left behind too
@@ -819,7 +864,7 @@ impl Store {
                 }
             }
             tx.commit().await?;
-            Ok(Some(out))
+            Ok((kept, out))
         })
     }
 
@@ -1331,6 +1376,25 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// succeeded. The pool alone retries a refused port until its time-out and
 /// then reports only that it timed out: the first connection, made here,
 /// reports why it failed, at once.
+/// How the store's PostgreSQL pools hand out connections: one that sat
+/// idle for over a second is pinged first (a database that failed over
+/// or restarted meanwhile closed it: the pool opens another, and the
+/// command never sees the dead one); one just given back is handed out
+/// as it is. A ping before every statement would double the round trips
+/// of a write.
+fn pg_pool_options() -> PgPoolOptions {
+    PgPoolOptions::new()
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > Duration::from_secs(1) {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 async fn connect_postgres(url: &str) -> Result<PgPool, String> {
     let target = golive_postgres::Target::parse(url)
         .map_err(|e| e.to_string())?
@@ -1341,7 +1405,7 @@ async fn connect_postgres(url: &str) -> Result<PgPool, String> {
         .await
         .map_err(|e| e.to_string())?;
     let _ = tokio::time::timeout(Duration::from_secs(1), first.close()).await;
-    PgPoolOptions::new()
+    pg_pool_options()
         .max_connections(8)
         .acquire_timeout(wait.max(CONNECT_TIMEOUT))
         .connect_with(target.options().clone())

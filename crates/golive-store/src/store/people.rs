@@ -338,6 +338,44 @@ impl Store {
         Ok(row.map(token_from))
     }
 
+    /// The token whose hash is `hash`, with the person it is of (when
+    /// that is a person of the roster): one query, what every request's
+    /// authentication reads.
+    pub async fn token_and_person(
+        &self,
+        hash: &str,
+    ) -> Result<Option<(TokenRow, Option<PersonRow>)>, StoreError> {
+        let sql = "SELECT t.id, t.hash, t.person, t.kind, t.csrf, t.created_at, t.expires_at, t.revoked_at, p.name, p.email, p.roles, p.created_at, p.ssh_keys FROM tokens t LEFT JOIN people p ON p.name = t.person WHERE t.hash = $1";
+        type Both = (
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let row: Option<Both> = on_both!(self, |pool| {
+            sqlx::query_as(sql).bind(hash).fetch_optional(pool).await?
+        });
+        Ok(row.map(|r| {
+            let token = token_from((r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7));
+            let person = match (r.8, r.10, r.11) {
+                (Some(name), Some(roles), Some(created_at)) => {
+                    Some(person_from((name, r.9, roles, created_at, r.12)))
+                }
+                _ => None,
+            };
+            (token, person)
+        }))
+    }
+
     /// The tokens of `kind`, oldest first.
     pub async fn tokens(&self, kind: &str) -> Result<Vec<TokenRow>, StoreError> {
         let sql = token_sql!(" WHERE kind = $1 ORDER BY created_at, id");
