@@ -102,3 +102,43 @@ fn escape(s: &str) -> String {
         .replace('"', "\\\"")
         .replace('\n', "\\n")
 }
+
+/// A small listener of a process that is not the server (a probe agent):
+/// `GET /metrics` answers what `render` says (Prometheus' text format) and
+/// `GET /live` answers 200, on `addr`, until `stop`. Where it listens.
+pub async fn listen_metrics(
+    addr: std::net::SocketAddr,
+    render: std::sync::Arc<dyn Fn() -> String + Send + Sync>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<std::net::SocketAddr, String> {
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("--metrics-listen {addr}: {e}"))?;
+    let at = listener
+        .local_addr()
+        .map_err(|e| format!("--metrics-listen {addr}: {e}"))?;
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let text = render();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        text,
+                    )
+                }
+            }),
+        )
+        .route("/live", get(|| async { "live\n" }));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await;
+    });
+    Ok(at)
+}

@@ -210,23 +210,43 @@ enum Command {
         #[arg(long, env = "GOLIVE_STORE", default_value = record::DEFAULT_STORE)]
         store: String,
         /// Serve HTTPS with this certificate chain (PEM).
-        #[arg(long, value_name = "PEM", requires = "tls_key")]
+        #[arg(
+            long,
+            env = "GOLIVE_TLS_CERT",
+            value_name = "PEM",
+            requires = "tls_key"
+        )]
         tls_cert: Option<PathBuf>,
         /// The certificate's private key (PEM).
-        #[arg(long, value_name = "PEM", requires = "tls_cert")]
+        #[arg(
+            long,
+            env = "GOLIVE_TLS_KEY",
+            value_name = "PEM",
+            requires = "tls_cert"
+        )]
         tls_key: Option<PathBuf>,
         /// Requests per second per client address (bursts of 4×); 0: no limit.
-        #[arg(long, default_value_t = 50.0, value_name = "N")]
+        #[arg(
+            long,
+            env = "GOLIVE_RATE_LIMIT",
+            default_value_t = 50.0,
+            value_name = "N"
+        )]
         rate_limit: f64,
         /// The largest request body accepted, in bytes.
-        #[arg(long, default_value_t = 65536, value_name = "BYTES")]
+        #[arg(
+            long,
+            env = "GOLIVE_BODY_LIMIT",
+            default_value_t = 65536,
+            value_name = "BYTES"
+        )]
         body_limit: usize,
         /// Mark the session cookie Secure (on with --tls-cert; say it behind
         /// a TLS-terminating proxy).
-        #[arg(long)]
+        #[arg(long, env = "GOLIVE_SECURE_COOKIE")]
         secure_cookie: bool,
         /// Log one JSON object per line (else plain lines).
-        #[arg(long)]
+        #[arg(long, env = "GOLIVE_LOG_JSON")]
         log_json: bool,
         /// Send every deployment's communication plan on these channels
         /// (`slack=URL`, `teams=URL`, `webhook=URL`,
@@ -239,6 +259,8 @@ enum Command {
         /// is --identity-header believed.
         #[arg(
             long = "trusted-proxy",
+            env = "GOLIVE_TRUSTED_PROXIES",
+            value_delimiter = ',',
             value_name = "CIDR",
             requires = "identity_header"
         )]
@@ -246,20 +268,35 @@ enum Command {
         /// The header the trusted proxy names the person in (their email or
         /// their name on the server): `X-Forwarded-Email`. From any other
         /// address the header is refused and logged.
-        #[arg(long, value_name = "HEADER", requires = "trusted_proxies")]
+        #[arg(
+            long,
+            env = "GOLIVE_IDENTITY_HEADER",
+            value_name = "HEADER",
+            requires = "trusted_proxies"
+        )]
         identity_header: Option<String>,
         /// A roster file whose `[groups]` say who the names the
         /// communication plans send to stand for (`"Executive team" =
         /// ["cto@example.test"]`); the people stay the server's.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, env = "GOLIVE_GROUPS", value_name = "FILE")]
         groups: Option<PathBuf>,
         /// How long a browser's login lasts, in hours (single sign-on's
         /// sessions also end when the provider's session does).
-        #[arg(long, default_value_t = 12, value_name = "HOURS")]
+        #[arg(
+            long,
+            env = "GOLIVE_SESSION_HOURS",
+            default_value_t = 12,
+            value_name = "HOURS"
+        )]
         session_hours: i64,
         /// How long a location's probe agents may be quiet before its
         /// checks are given up as could not observe, and alerted.
-        #[arg(long, default_value = "30s", value_name = "DURATION")]
+        #[arg(
+            long,
+            env = "GOLIVE_AGENT_WINDOW",
+            default_value = "30s",
+            value_name = "DURATION"
+        )]
         agent_window: String,
         #[command(flatten)]
         oidc: serve::OidcArgs,
@@ -306,14 +343,32 @@ enum Command {
         #[arg(long, env = "GOLIVE_LOCATION", value_name = "NAME")]
         location: String,
         /// How many checks it runs at once.
-        #[arg(long, default_value_t = 4, value_name = "N")]
+        #[arg(
+            long,
+            env = "GOLIVE_CONCURRENCY",
+            default_value_t = 4,
+            value_name = "N"
+        )]
         concurrency: usize,
         /// How often it beats its heart and, when idle, looks for checks.
-        #[arg(long, default_value = "2s", value_name = "DURATION")]
+        #[arg(
+            long,
+            env = "GOLIVE_EVERY",
+            default_value = "2s",
+            value_name = "DURATION"
+        )]
         every: String,
         /// A CA certificate (PEM) to verify the server's HTTPS with.
-        #[arg(long, value_name = "PEM")]
+        #[arg(long, env = "GOLIVE_SERVER_CA", value_name = "PEM")]
         server_ca: Option<String>,
+        /// Log one JSON object per line (else plain lines).
+        #[arg(long, env = "GOLIVE_LOG_JSON")]
+        log_json: bool,
+        /// Serve the agent's own `/metrics` (Prometheus text) and `/live`
+        /// here, for the machine's monitoring (an address it listens on,
+        /// the one thing it does not call out for).
+        #[arg(long, env = "GOLIVE_METRICS_LISTEN", value_name = "ADDR")]
+        metrics_listen: Option<std::net::SocketAddr>,
         #[command(flatten)]
         vars: VarArgs,
     },
@@ -1171,6 +1226,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             concurrency,
             every,
             server_ca,
+            log_json,
+            metrics_listen,
             vars,
         } => {
             let every = golive_probe::parse_duration(&every)
@@ -1185,7 +1242,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 vars: bound,
                 defaults: vars.defaults(),
                 every,
+                metrics_listen,
             };
+            serve::init_log(log_json);
             runtime()?.block_on(agent::run(settings, serve::stopped()))
         }
         Command::Users { action } => {

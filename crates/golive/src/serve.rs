@@ -28,7 +28,12 @@ pub struct OidcArgs {
     )]
     pub oidc_client_id: Option<String>,
     /// A file holding the client secret (instead of GOLIVE_OIDC_CLIENT_SECRET).
-    #[arg(long, value_name = "FILE", requires = "oidc_issuer")]
+    #[arg(
+        long,
+        env = "GOLIVE_OIDC_CLIENT_SECRET_FILE",
+        value_name = "FILE",
+        requires = "oidc_issuer"
+    )]
     pub oidc_client_secret_file: Option<std::path::PathBuf>,
     /// The address people reach golive at (`https://golive.example.com`):
     /// the provider sends them back to PUBLIC_URL/login/oidc/callback.
@@ -39,6 +44,7 @@ pub struct OidcArgs {
     /// matches their names.
     #[arg(
         long,
+        env = "GOLIVE_OIDC_CLAIM",
         default_value = "email",
         value_name = "CLAIM",
         requires = "oidc_issuer"
@@ -46,22 +52,40 @@ pub struct OidcArgs {
     pub oidc_claim: String,
     /// The claim listing a person's groups: their roles are then those
     /// --oidc-role maps their groups to, at every login.
-    #[arg(long, value_name = "CLAIM", requires = "oidc_issuer")]
+    #[arg(
+        long,
+        env = "GOLIVE_OIDC_GROUPS_CLAIM",
+        value_name = "CLAIM",
+        requires = "oidc_issuer"
+    )]
     pub oidc_groups_claim: Option<String>,
     /// A group and the document role it grants (`sre=Release Manager`);
     /// repeatable.
     #[arg(
         long = "oidc-role",
+        env = "GOLIVE_OIDC_ROLES",
+        value_delimiter = ',',
         value_name = "GROUP=ROLE",
         requires = "oidc_groups_claim"
     )]
     pub oidc_roles: Vec<String>,
     /// A scope to ask for beside `openid email profile` (`groups`);
     /// repeatable.
-    #[arg(long = "oidc-scope", value_name = "SCOPE", requires = "oidc_issuer")]
+    #[arg(
+        long = "oidc-scope",
+        env = "GOLIVE_OIDC_SCOPES",
+        value_delimiter = ',',
+        value_name = "SCOPE",
+        requires = "oidc_issuer"
+    )]
     pub oidc_scopes: Vec<String>,
     /// A CA certificate (PEM) to trust for the provider, beside the web's.
-    #[arg(long, value_name = "PEM", requires = "oidc_issuer")]
+    #[arg(
+        long,
+        env = "GOLIVE_OIDC_CA",
+        value_name = "PEM",
+        requires = "oidc_issuer"
+    )]
     pub oidc_ca: Option<String>,
 }
 
@@ -108,7 +132,7 @@ impl OidcArgs {
 }
 
 /// Log lines on stderr: JSON objects with `--log-json`, else plain.
-fn init_log(json: bool) {
+pub fn init_log(json: bool) {
     let b = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
