@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 struct Proc(Child);
@@ -337,5 +338,162 @@ async fn agents_in_two_locations_and_one_location_going_quiet() {
     let list = String::from_utf8_lossy(&golive(&dir, &["agents", "list"]).stdout).into_owned();
     assert!(list.contains("us-1: us-east (last heartbeat"), "{list}");
     drop((a1, a2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A port free on loopback now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_set_from_its_environment_logs_json_and_serves_its_metrics() {
+    let dir = std::env::temp_dir().join(format!("golive-agents-ops-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (hooks, _seen) = golive_testkit::scripted_receiver(&[]).await;
+    let lead = token(
+        &dir,
+        &["users", "add", "Dana Lead", "--role", "Deployment Lead"],
+    );
+    let eu1 = token(&dir, &["agents", "add", "eu-1", "--location", "eu-west"]);
+    let eu2 = token(&dir, &["agents", "add", "eu-2", "--location", "eu-west"]);
+    let (_server, url) = serve(&dir, &format!("http://{}/hook", hooks.addr));
+    let path = document(&dir, &url);
+    let sha = token(&dir, &["runbooks", "add", &path.display().to_string()]);
+    let (s, v) = api(
+        &url,
+        &lead,
+        "POST",
+        "/api/v1/deployments",
+        Some(json!({ "runbook": sha })),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let runs = format!("/api/v1/deployments/{id}/runs");
+    // a run of what is not in the document is refused, naming it
+    let (s, v) = api(&url, &lead, "POST", &runs, Some(json!({ "only": ["9.9"] }))).await;
+    assert_eq!(s, 422, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().starts_with("only: 9.9"),
+        "{v}"
+    );
+    // the results endpoint: a request that is neither form, and a batch
+    // whose job is unknown
+    let results = "/api/v1/agent/results";
+    let (s, v) = api(&url, &eu2, "POST", results, Some(json!({}))).await;
+    assert_eq!(s, 422, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("`results`"), "{v}");
+    let (s, v) = api(
+        &url,
+        &eu2,
+        "POST",
+        results,
+        Some(json!({ "results": [{ "job": "no-such-job", "data": { "outcome": "passed" } }] })),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["results"][0]["status"], 404, "{v}");
+
+    // the agent, every setting from its environment
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_golive"))
+        .arg("agent")
+        .current_dir(&dir)
+        .env("GOLIVE_SERVER", &url)
+        .env("GOLIVE_AGENT_TOKEN", &eu1)
+        .env("GOLIVE_LOCATION", "eu-west")
+        .env("GOLIVE_EVERY", "100ms")
+        .env("GOLIVE_CONCURRENCY", "2")
+        .env("GOLIVE_LOG_JSON", "true")
+        .env("GOLIVE_METRICS_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("golive agent");
+    let lines = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    {
+        let lines = lines.clone();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(err).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(l);
+            }
+        });
+    }
+    let mut agent = Proc(child);
+    // one item of the document, at eu-west and us-east
+    let (s, v) = api(
+        &url,
+        &lead,
+        "POST",
+        &runs,
+        Some(json!({ "only": ["1.1.2"] })),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["jobs"], 2, "{v}");
+    let run = v["run"].as_i64().unwrap();
+    let checks = wait_checks(&url, &lead, &id, run, 1).await;
+    assert_eq!(checks.len(), 1, "{checks:#?}");
+    assert_eq!(checks[0]["data"]["location"], "eu-west");
+    assert_eq!(checks[0]["data"]["outcome"], "passed");
+    // its metrics say what it did
+    let metrics = format!("http://127.0.0.1:{port}/metrics");
+    let mut text = String::new();
+    for _ in 0..50 {
+        let (_, body) = golive_probe::request("GET", &metrics, &[], None, None)
+            .await
+            .expect("the agent serves its metrics");
+        text = String::from_utf8_lossy(&body).into_owned();
+        if text.contains("golive_agent_results_sent_total 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for want in [
+        "golive_agent_info{agent=\"eu-1\",location=\"eu-west\"",
+        "golive_agent_checks_total{outcome=\"passed\"} 1",
+        "golive_agent_jobs_claimed_total 1",
+        "golive_agent_results_sent_total 1",
+        "golive_agent_results_pending 0",
+        "golive_agent_concurrency 2",
+    ] {
+        assert!(text.contains(want), "{want}\n{text}");
+    }
+    // SIGTERM: it stops cleanly
+    let pid = agent.0.id().to_string();
+    assert!(
+        Command::new("sh")
+            .args(["-c", &format!("kill -TERM {pid}")])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut code = None;
+    for _ in 0..100 {
+        if let Some(s) = agent.0.try_wait().unwrap() {
+            code = s.code();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(code, Some(0), "stopped cleanly on SIGTERM");
+    // every line it logged is a JSON object
+    let logged = lines.lock().unwrap().clone();
+    assert!(!logged.is_empty());
+    for l in &logged {
+        let v: Value = serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{l}");
+    }
+    assert!(
+        logged.iter().any(|l| l.contains("agent eu-1 of eu-west")),
+        "{logged:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,12 +1,17 @@
 //! Three `golive serve` replicas and two probe agents on one PostgreSQL (a
-//! database of its own), a deployment driven to its end through replicas
-//! chosen at random, and at random moments a replica or an agent killed
-//! with SIGKILL and started again. A request cut off by a kill is sent
+//! database of its own), a whole deployment of the reference checklist
+//! (its 48 pre-deployment sign-offs, the GO of three people, the 20
+//! procedure steps, the smoke tests run by the agents against the
+//! stand-in service, the gates, the verification, the end) driven through
+//! replicas chosen at random, and at random moments a replica or an agent
+//! killed with SIGKILL and started again. A request cut off by a kill is sent
 //! again to another replica: an act that was recorded before the kill is
 //! refused the second time, never recorded twice. At the end: every act
 //! once, `audit verify` holds, every stream (moving to a live replica when
 //! its own dies, from its Last-Event-ID) received every event in order, and
 //! no check was left without a result.
+
+mod common;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -103,7 +108,9 @@ fn serve_at(dir: &Path, store: &str, listen: &str) -> (Proc, String) {
     (Proc(child), url)
 }
 
-fn agent(dir: &Path, url: &str, token: &str) -> Proc {
+/// A probe agent of the location `here`, run with `extra` (the bindings
+/// of this machine: secrets, the stand-in's CA and nameserver).
+fn agent(dir: &Path, url: &str, token: &str, extra: &[String]) -> Proc {
     Proc(
         Command::new(env!("CARGO_BIN_EXE_golive"))
             .args([
@@ -115,8 +122,12 @@ fn agent(dir: &Path, url: &str, token: &str) -> Proc {
                 "--location",
                 "here",
             ])
-            .args(["--every", "100ms"])
+            .args(["--every", "100ms", "--concurrency", "1"])
+            .args(extra)
             .current_dir(dir)
+            .env("GOLIVE_TEST_TOKEN", common::standin::TOKEN)
+            .env("GOLIVE_TEST_DATABASE_URL", common::standin::database_url())
+            .env("GOLIVE_TEST_ROUTING_KEY", common::standin::ROUTING_KEY)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -214,6 +225,7 @@ struct Fleet {
     replicas: Vec<(Proc, String)>,
     agents: Vec<Proc>,
     agent_tokens: Vec<String>,
+    agent_args: Vec<String>,
     rng: Rng,
     kills: Vec<String>,
 }
@@ -227,7 +239,12 @@ impl Fleet {
     /// At random (one time in three), kill a replica or an agent with
     /// SIGKILL and start it again.
     fn chaos(&mut self) {
-        if self.rng.below(3) != 0 {
+        self.chaos_sometimes(3);
+    }
+
+    /// One time in `n`, kill a replica or an agent and start it again.
+    fn chaos_sometimes(&mut self, n: usize) {
+        if self.rng.below(n) != 0 {
             return;
         }
         if self.rng.below(2) == 0 {
@@ -244,7 +261,7 @@ impl Fleet {
             let _ = self.agents[n].0.kill();
             let _ = self.agents[n].0.wait();
             let url = self.url();
-            self.agents[n] = agent(&self.dir, &url, &self.agent_tokens[n]);
+            self.agents[n] = agent(&self.dir, &url, &self.agent_tokens[n], &self.agent_args);
             self.kills.push(format!("agent {n}"));
         }
     }
@@ -296,23 +313,8 @@ impl Fleet {
     }
 }
 
-fn document(dir: &Path, target: &str) -> PathBuf {
-    let text = include_str!("../../golive-server/tests/fixtures/mini.md")
-        .replace(
-            "- [ ] **Test 1: Homepage Loads**\n",
-            &format!("- [ ] **Test 1: Homepage Loads**\n  ```golive\n  check = \"http\"\n  target = \"{target}/home\"\n  expect = \"status == 200\"\n  locations = [\"here\"]\n  ```\n"),
-        )
-        .replace(
-            "- [ ] **Test 2: Login Works**\n",
-            &format!("- [ ] **Test 2: Login Works**\n  ```golive\n  check = \"http\"\n  target = \"{target}/login\"\n  expect = \"status == 200\"\n  locations = [\"here\"]\n  ```\n"),
-        );
-    let path = dir.join("chaos.md");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_deployment_through_three_replicas_and_two_agents_killed_at_random() {
+async fn the_reference_through_three_replicas_and_two_agents_killed_at_random() {
     let seed: u64 = std::env::var("GOLIVE_CHAOS_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -321,34 +323,72 @@ async fn a_deployment_through_three_replicas_and_two_agents_killed_at_random() {
     let dir = std::env::temp_dir().join(format!("golive-chaos-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    let s = common::standin::stand_in("v1.1.0").await;
     // a database of its own
     let db = golive_testkit::FreshDatabase::new("chaos");
     let store = db.url.clone();
-    let (site, _hits) = golive_testkit::scripted_receiver(&[]).await;
+    let root = common::root();
+    let reference = root.join("examples/aiwg-production.md");
+    let show: Value = serde_json::from_slice(
+        &golive(
+            &dir,
+            &store,
+            &["show", &reference.display().to_string(), "--format", "json"],
+        )
+        .stdout,
+    )
+    .expect("show");
 
     let tok = |args: &[&str]| last_line(&golive(&dir, &store, args));
-    let lead = tok(&["users", "add", "Dana Lead", "--role", "Deployment Lead"]);
-    let em = tok(&[
+    let mut crew = vec!["users", "add", "Release Crew"];
+    for r in common::ITEM_ROLES {
+        crew.extend(["--role", r]);
+    }
+    let crew = tok(&crew);
+    let lead = tok(&["users", "add", "Lead Signer", "--role", "Deployment Lead"]);
+    let manager = tok(&[
         "users",
         "add",
-        "Emil Manager",
+        "Manager Signer",
         "--role",
         "Engineering Manager",
     ]);
-    let rm = tok(&["users", "add", "Rene Release", "--role", "Release Manager"]);
+    let product = tok(&[
+        "users",
+        "add",
+        "Product Signer",
+        "--role",
+        "Product Manager",
+    ]);
     let agent_tokens = vec![
         tok(&["agents", "add", "here-1", "--location", "here"]),
         tok(&["agents", "add", "here-2", "--location", "here"]),
     ];
-    let path = document(&dir, &format!("http://{}", site.addr));
-    let sha = tok(&["runbooks", "add", &path.display().to_string()]);
+    let sha = tok(&["runbooks", "add", &reference.display().to_string()]);
+    // what an agent binds on its own machine: the secrets (never sent to
+    // the server), the stand-in's CA and nameserver
+    let agent_args: Vec<String> = [
+        "--secret",
+        "TEST_TOKEN=env:GOLIVE_TEST_TOKEN",
+        "--secret",
+        "DATABASE_URL=env:GOLIVE_TEST_DATABASE_URL",
+        "--secret",
+        "PAGERDUTY_ROUTING_KEY=env:GOLIVE_TEST_ROUTING_KEY",
+        "--ca-file",
+        &s.pki.ca_file.display().to_string(),
+        "--nameserver",
+        &format!("127.0.0.1:{}", s.dns.addr.port()),
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
     let replicas: Vec<(Proc, String)> = (0..3).map(|_| serve(&dir, &store)).collect();
     let urls = Arc::new(Mutex::new(
         replicas.iter().map(|r| r.1.clone()).collect::<Vec<_>>(),
     ));
     let agents = agent_tokens
         .iter()
-        .map(|t| agent(&dir, &replicas[0].1, t))
+        .map(|t| agent(&dir, &replicas[0].1, t, &agent_args))
         .collect();
     let mut f = Fleet {
         dir: dir.clone(),
@@ -356,57 +396,68 @@ async fn a_deployment_through_three_replicas_and_two_agents_killed_at_random() {
         replicas,
         agents,
         agent_tokens,
+        agent_args,
         rng: Rng(seed),
         kills: Vec::new(),
     };
+    // the deployment, with the values of the reference's placeholders
+    let vars = json!({
+        "DOMAIN": format!("localhost:{}", s.https.addr.port()),
+        "VERSION": "1.1.0",
+        "HTTP_URL": format!("http://127.0.0.1:{}/", s.http.addr.port()),
+        "REPO_DIR": s.repo.display().to_string(),
+        "LIVE_BUDGET_MS": "5000",
+        "PROMETHEUS_URL": s.prometheus.url(),
+        "REDIS_URL": common::standin::redis_url(),
+        "PAGERDUTY_EVENTS_URL": format!("http://127.0.0.1:{}/v2/enqueue", s.alerts.addr.port()),
+    });
     let url = f.url();
-    let (s, v) = call(
+    let (st, v) = call(
         &url,
         &lead,
         "POST",
         "/api/v1/deployments",
-        Some(json!({ "runbook": sha })),
+        Some(json!({ "runbook": sha, "vars": vars })),
     )
     .await
     .unwrap();
-    assert_eq!(s, 201, "{v}");
+    assert_eq!(st, 201, "{v}");
     let id = v["id"].as_str().unwrap().to_string();
     let streams: Vec<Arc<Mutex<Vec<i64>>>> =
         (0..3).map(|_| Arc::new(Mutex::new(Vec::new()))).collect();
     for (n, s) in streams.iter().enumerate() {
-        follow(urls.clone(), rm.clone(), id.clone(), s.clone(), n);
+        follow(urls.clone(), lead.clone(), id.clone(), s.clone(), n);
     }
     let d = format!("/api/v1/deployments/{id}");
     let again = ["already", "signed already"];
-    f.act(
-        &rm,
-        &format!("{d}/signoffs"),
-        json!({ "item": "1.1.1" }),
-        &again,
-    )
-    .await;
-    f.act(
-        &rm,
-        &format!("{d}/signoffs"),
-        json!({ "item": "1.1.2" }),
-        &again,
-    )
-    .await;
-    f.act(
-        &lead,
-        &format!("{d}/decision"),
-        json!({ "verdict": "go" }),
-        &again,
-    )
-    .await;
-    f.act(
-        &em,
-        &format!("{d}/decision"),
-        json!({ "verdict": "go" }),
-        &["already", "decision was taken"],
-    )
-    .await;
-    for step in ["3.1.1", "3.1.2", "3.2.1"] {
+    let mut signed = Vec::new();
+    // the 48 pre-deployment items, each by the role it names
+    let mut items = common::task_items(&show);
+    items.truncate(48);
+    for (item, role) in &items {
+        f.act(
+            &crew,
+            &format!("{d}/signoffs"),
+            json!({ "item": item, "role": role }),
+            &again,
+        )
+        .await;
+        signed.push(item.clone());
+    }
+    // GO: the three signers of the decision
+    for t in [&lead, &manager, &product] {
+        f.act(
+            t,
+            &format!("{d}/decision"),
+            json!({ "verdict": "go" }),
+            &["already", "decision was taken"],
+        )
+        .await;
+    }
+    // the 20 procedure steps, in order
+    let steps = common::stage_items(&show, "Deployment Procedure");
+    assert_eq!(steps.len(), 20);
+    for step in &steps {
         f.act(
             &lead,
             &format!("{d}/steps"),
@@ -415,65 +466,78 @@ async fn a_deployment_through_three_replicas_and_two_agents_killed_at_random() {
         )
         .await;
     }
-    // the smoke tests run by the agents, whichever of them lives
+    // the smoke tests' checks run by the agents, whichever of them lives
     let mut run = None;
     for _ in 0..20 {
         let url = f.url();
-        if let Some((200, v)) =
-            call(&url, &lead, "POST", &format!("{d}/runs"), Some(json!({}))).await
+        if let Some((200, v)) = call(
+            &url,
+            &lead,
+            "POST",
+            &format!("{d}/runs"),
+            Some(json!({ "locations": ["here"], "only": ["smoke-testing-checklist"] })),
+        )
+        .await
         {
-            run = v["run"].as_i64();
+            run = v["run"].as_i64().zip(v["jobs"].as_u64());
             break;
         }
     }
-    let run = run.expect("a run");
+    let (run, jobs) = run.expect("a run");
+    assert!(jobs >= 10, "the smoke tests' checks: {jobs}");
     f.chaos();
-    let mut done = false;
     // an agent killed holding a job loses it after its 30 s lease
-    for _ in 0..900 {
+    let mut observed = 0;
+    for _ in 0..1200 {
         let url = f.url();
         if let Some((200, v)) =
             call(&url, &lead, "GET", &format!("{d}/events?after={run}"), None).await
         {
-            let n = v["events"]
+            observed = v["events"]
                 .as_array()
                 .unwrap()
                 .iter()
                 .filter(|e| e["kind"] == "check")
-                .count();
-            if n >= 2 {
-                done = true;
+                .count() as u64;
+            if observed >= jobs {
                 break;
             }
         }
+        if observed < jobs {
+            f.chaos_sometimes(50);
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(
-        done,
-        "the agents observed the smoke tests (kills: {:?})",
+    assert_eq!(
+        observed, jobs,
+        "the agents observed every check (kills: {:?})",
         f.kills
     );
-    f.act(
-        &lead,
-        &format!("{d}/gates"),
-        json!({ "gate": "smoke" }),
-        &[],
-    )
-    .await;
-    f.act(
-        &rm,
-        &format!("{d}/signoffs"),
-        json!({ "item": "6.1" }),
-        &again,
-    )
-    .await;
-    f.act(
-        &lead,
-        &format!("{d}/gates"),
-        json!({ "gate": "verification" }),
-        &[],
-    )
-    .await;
+    // the smoke tests a person checks, the smoke gate; the verification
+    // items, the verification gate
+    for (items, gate) in [
+        (
+            common::manual_items(&show, "Smoke Testing Checklist"),
+            "smoke",
+        ),
+        (
+            common::stage_items(&show, "Post-Deployment Verification"),
+            "verification",
+        ),
+    ] {
+        for item in items {
+            f.act(
+                &crew,
+                &format!("{d}/signoffs"),
+                json!({ "item": item, "role": "Deployment Lead" }),
+                &again,
+            )
+            .await;
+            signed.push(item);
+        }
+        f.act(&lead, &format!("{d}/gates"), json!({ "gate": gate }), &[])
+            .await;
+    }
     f.act(&lead, &format!("{d}/finish"), json!({}), &["has ended"])
         .await;
 
@@ -483,28 +547,49 @@ async fn a_deployment_through_three_replicas_and_two_agents_killed_at_random() {
         .await
         .unwrap();
     let events = v["events"].as_array().unwrap().clone();
-    let count = |kind: &str| events.iter().filter(|e| e["kind"] == kind).count();
-    assert_eq!(count("signoff"), 3, "kills: {:?}", f.kills);
-    assert_eq!(count("decision.signature"), 2);
-    assert_eq!(count("decision"), 1);
-    assert_eq!(count("step.done"), 3);
-    assert_eq!(count("deployment.ended"), 1);
-    let ended = events
+    let of = |kind: &str| -> Vec<&Value> { events.iter().filter(|e| e["kind"] == kind).collect() };
+    let mut signoffs: Vec<String> = of("signoff")
         .iter()
-        .find(|e| e["kind"] == "deployment.ended")
-        .unwrap();
+        .map(|e| e["item"].as_str().unwrap_or("").to_string())
+        .collect();
+    signoffs.sort();
+    signed.sort();
+    assert_eq!(
+        signoffs, signed,
+        "each sign-off once (kills: {:?})",
+        f.kills
+    );
+    assert_eq!(of("decision.signature").len(), 3);
+    assert_eq!(of("decision").len(), 1);
+    let mut done: Vec<String> = of("step.done")
+        .iter()
+        .map(|e| e["item"].as_str().unwrap_or("").to_string())
+        .collect();
+    done.sort();
+    let mut want = steps.clone();
+    want.sort();
+    assert_eq!(done, want, "each step once");
+    assert_eq!(of("gate").len(), 2, "each gate once");
+    assert_eq!(of("deployment.ended").len(), 1);
+    let ended = of("deployment.ended")[0];
     assert_eq!(ended["data"]["outcome"], "SUCCESS", "{ended}");
-    // every check of the run has its result, once per job
-    let mut jobs: Vec<&str> = events
+    let smoke = of("gate")
+        .into_iter()
+        .find(|g| g["data"]["stage"] == "smoke")
+        .expect("the smoke gate");
+    assert_eq!(smoke["data"]["result"], "pass", "{smoke}");
+    assert_eq!(smoke["data"]["passed"], 20, "{smoke}");
+    // every check of the run has one result, observed or not
+    let mut results: Vec<&str> = events
         .iter()
         .filter(|e| e["kind"] == "check" && e["seq"].as_i64().unwrap() > run)
         .filter_map(|e| e["data"]["job"].as_str())
         .collect();
-    let results = jobs.len();
-    jobs.sort();
-    jobs.dedup();
-    assert_eq!(jobs.len(), results, "a job recorded twice");
-    assert_eq!(jobs.len(), 2);
+    let n = results.len();
+    results.sort();
+    results.dedup();
+    assert_eq!(results.len(), n, "a job recorded twice");
+    assert_eq!(n as u64, jobs, "a job without a result");
     let head = events.last().unwrap()["seq"].as_i64().unwrap();
     // the chain holds
     let o = golive(&dir, &store, &["audit", "verify", &id]);
@@ -514,6 +599,14 @@ async fn a_deployment_through_three_replicas_and_two_agents_killed_at_random() {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
+    // no secret of an agent's reached the record
+    for secret in [
+        common::standin::TOKEN,
+        common::standin::ROUTING_KEY,
+        &common::standin::database_url(),
+    ] {
+        assert!(!v.to_string().contains(secret), "a secret in the record");
+    }
     // every stream heard every event from where it began, in order
     for (n, s) in streams.iter().enumerate() {
         let mut got = Vec::new();
@@ -528,8 +621,9 @@ async fn a_deployment_through_three_replicas_and_two_agents_killed_at_random() {
         let want: Vec<i64> = (got[0]..=head).collect();
         assert_eq!(got, want, "stream {n} (kills: {:?})", f.kills);
     }
-    eprintln!("kills: {:?}", f.kills);
+    eprintln!("{} kills: {:?}", f.kills.len(), f.kills);
     drop(f);
     drop(db);
+    drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }

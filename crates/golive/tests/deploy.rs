@@ -4,7 +4,7 @@
 mod common;
 
 use common::standin::{no_secret, run_seed, stand_in};
-use common::{normalise, root};
+use common::{ITEM_ROLES, normalise, root};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -252,59 +252,18 @@ fn the_same_sign_off_at_once_is_recorded_once() {
     assert_eq!(env.golive(&["audit", "verify"]).status.code(), Some(0));
 }
 
-const ITEM_ROLES: &[&str] = &[
-    "Test Engineer",
-    "QA Team Lead",
-    "DevOps Engineer",
-    "Technical Writer",
-    "Security Engineer",
-    "Operations Team",
-    "Database Administrator",
-    "Network Engineer",
-    "Network Security Engineer",
-    "Reliability Engineer",
-    "Software Engineer",
-    "Performance Engineer",
-    "Engineering Manager",
-    "Operations Manager",
-    "Product Manager",
-    "Project Manager",
-    "Deployment Lead",
-];
-
 /// (id, Responsible role) of every task item of the reference that a person
 /// signs, in order (the first 48 are the pre-deployment items; the decision's
 /// GO and NO-GO are set by `golive decide`); items naming no role are the
 /// Deployment Lead's.
 fn task_items(env: &Env) -> Vec<(String, String)> {
+    common::task_items(&show(env))
+}
+
+/// `golive show` of the reference, as JSON.
+fn show(env: &Env) -> Value {
     let out = env.golive(&["show", "examples/aiwg-production.md", "--format", "json"]);
-    let show: Value = serde_json::from_slice(&out.stdout).expect("show");
-    let mut items = Vec::new();
-    for stage in show["stages"].as_array().expect("stages") {
-        if stage["kind"] == "decision" {
-            continue;
-        }
-        let lists = std::iter::once(&stage["items"]).chain(
-            stage["groups"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|g| &g["items"]),
-        );
-        for it in lists.flat_map(|l| l.as_array().cloned().unwrap_or_default()) {
-            if it["kind"] != "task" {
-                continue;
-            }
-            let role = it["fields"]
-                .as_array()
-                .and_then(|f| f.iter().find(|f| f["label"] == "Responsible"))
-                .and_then(|f| f["value"].as_str())
-                .unwrap_or("Deployment Lead")
-                .to_string();
-            items.push((it["id"].as_str().unwrap_or("").to_string(), role));
-        }
-    }
-    items
+    serde_json::from_slice(&out.stdout).expect("show")
 }
 
 #[test]
@@ -598,46 +557,14 @@ fn procedure_steps_run_in_order_after_go_and_are_timed_against_budgets() {
     assert_eq!(env.golive(&["audit", "verify"]).status.code(), Some(0));
 }
 
-/// The items (as `show` JSON) of the stage whose title starts with `title`.
-fn stage_item_values(env: &Env, title: &str) -> Vec<Value> {
-    let out = env.golive(&["show", "examples/aiwg-production.md", "--format", "json"]);
-    let show: Value = serde_json::from_slice(&out.stdout).expect("show");
-    let stage = show["stages"]
-        .as_array()
-        .and_then(|s| {
-            s.iter()
-                .find(|s| s["title"].as_str().is_some_and(|t| t.starts_with(title)))
-        })
-        .cloned()
-        .expect("stage");
-    std::iter::once(&stage["items"])
-        .chain(
-            stage["groups"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|g| &g["items"]),
-        )
-        .flat_map(|l| l.as_array().cloned().unwrap_or_default())
-        .collect()
-}
-
-fn id_of(it: &Value) -> String {
-    it["id"].as_str().unwrap_or("").to_string()
-}
-
 /// Ids of the items of the stage whose title starts with `title`.
 fn stage_items(env: &Env, title: &str) -> Vec<String> {
-    stage_item_values(env, title).iter().map(id_of).collect()
+    common::stage_items(&show(env), title)
 }
 
 /// Ids of the items of a stage that no check automates.
 fn manual_items(env: &Env, title: &str) -> Vec<String> {
-    stage_item_values(env, title)
-        .iter()
-        .filter(|it| it["annotations"].as_array().is_none_or(Vec::is_empty))
-        .map(id_of)
-        .collect()
+    common::manual_items(&show(env), title)
 }
 
 /// The smoke tests: the automated ones run against the stand-in (at

@@ -158,3 +158,96 @@ pub fn screenshot(html: &Path, name: &str, width: u32) {
         "the report renders as something at {width} px: {report} bytes against {blank} for a blank page"
     );
 }
+
+/// (id, Responsible role) of every task item a person signs in the
+/// document `show` (`golive show --format json`) describes, in order;
+/// items naming no role are the Deployment Lead's. Of the reference, the
+/// first 48 are the pre-deployment items.
+pub fn task_items(show: &serde_json::Value) -> Vec<(String, String)> {
+    let mut items = Vec::new();
+    for stage in show["stages"].as_array().expect("stages") {
+        if stage["kind"] == "decision" {
+            continue;
+        }
+        for it in items_of(stage) {
+            if it["kind"] != "task" {
+                continue;
+            }
+            let role = it["fields"]
+                .as_array()
+                .and_then(|f| f.iter().find(|f| f["label"] == "Responsible"))
+                .and_then(|f| f["value"].as_str())
+                .unwrap_or("Deployment Lead")
+                .to_string();
+            items.push((it["id"].as_str().unwrap_or("").to_string(), role));
+        }
+    }
+    items
+}
+
+/// The items of a stage (its own, then its groups'), as `show` JSON.
+fn items_of(stage: &serde_json::Value) -> Vec<serde_json::Value> {
+    std::iter::once(&stage["items"])
+        .chain(
+            stage["groups"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|g| &g["items"]),
+        )
+        .flat_map(|l| l.as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+/// The items of the stage whose title starts with `title`.
+pub fn stage_item_values(show: &serde_json::Value, title: &str) -> Vec<serde_json::Value> {
+    let stage = show["stages"]
+        .as_array()
+        .and_then(|s| {
+            s.iter()
+                .find(|s| s["title"].as_str().is_some_and(|t| t.starts_with(title)))
+        })
+        .cloned()
+        .expect("stage");
+    items_of(&stage)
+}
+
+fn id_of(it: &serde_json::Value) -> String {
+    it["id"].as_str().unwrap_or("").to_string()
+}
+
+/// Ids of the items of the stage whose title starts with `title`.
+pub fn stage_items(show: &serde_json::Value, title: &str) -> Vec<String> {
+    stage_item_values(show, title).iter().map(id_of).collect()
+}
+
+/// Ids of the items of a stage that no check automates.
+pub fn manual_items(show: &serde_json::Value, title: &str) -> Vec<String> {
+    stage_item_values(show, title)
+        .iter()
+        .filter(|it| it["annotations"].as_array().is_none_or(Vec::is_empty))
+        .map(id_of)
+        .collect()
+}
+
+/// The roles the reference's pre-deployment items name: one person of the
+/// tests' crew holds them all.
+pub const ITEM_ROLES: &[&str] = &[
+    "Test Engineer",
+    "QA Team Lead",
+    "DevOps Engineer",
+    "Technical Writer",
+    "Security Engineer",
+    "Operations Team",
+    "Database Administrator",
+    "Network Engineer",
+    "Network Security Engineer",
+    "Reliability Engineer",
+    "Software Engineer",
+    "Performance Engineer",
+    "Engineering Manager",
+    "Operations Manager",
+    "Product Manager",
+    "Project Manager",
+    "Deployment Lead",
+];
