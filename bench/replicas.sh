@@ -117,8 +117,14 @@ LUA
   echo "  total: $total sign-offs/s; $answered answered, $non2xx not 2xx; recorded $recorded, $twice recorded twice"
   # one deployment's events reaching streams spread over the replicas
   local id
-  id=$(curl -sf -XPOST "${urls[0]}/api/v1/deployments" -H "authorization: Bearer $token" \
-    -H 'content-type: application/json' -d "{\"runbook\":\"$sha\"}" | python3 -c 'import json,sys;print(json.load(sys.stdin)["id"])')
+  local made
+  made=$(curl -s -XPOST "${urls[0]}/api/v1/deployments" -H "authorization: Bearer $token" \
+    -H 'content-type: application/json' -d "{\"runbook\":\"$sha\"}")
+  id=$(echo "$made" | python3 -c 'import json,sys;print(json.load(sys.stdin)["id"])') || {
+    echo "bench: the deployment for the streams was not made: $made" >&2
+    tail -20 "$work/serve-$n-1.log" >&2
+    exit 1
+  }
   wait_idle
   echo "== $n replica(s): $streams streams ($idle_note)"
   "$fan" "$(IFS=,; echo "${urls[*]}")" "$token" "$id" "$streams" 20

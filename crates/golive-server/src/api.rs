@@ -286,8 +286,13 @@ pub async fn written(
     said: Vec<String>,
     exit: u8,
 ) -> Result<Outcome, ApiError> {
-    let after = app.store.deployment(Some(d.id())).await?;
-    let n = (after.head_seq - d.row.head_seq).max(0) as u64;
+    // the head this process appended, when it did since the row was read:
+    // no second read of the row
+    let head = match app.store.appended_head(d.id()) {
+        Some(h) if h > d.row.head_seq => h,
+        _ => app.store.deployment(Some(d.id())).await?.head_seq,
+    };
+    let n = (head - d.row.head_seq).max(0) as u64;
     app.metrics.events_appended.fetch_add(n, Ordering::Relaxed);
     app.hub.poke(d.id());
     if let Some(n) = &app.notifier {
@@ -295,7 +300,7 @@ pub async fn written(
     }
     Ok(Outcome {
         deployment: d.id().to_string(),
-        version: after.head_seq,
+        version: head,
         said,
         exit,
     })

@@ -239,6 +239,10 @@ pub struct Store {
     /// the pool the commands read and append through (a command holding
     /// its lock must never wait for its own pool).
     locks: Option<PgPool>,
+    /// The head each deployment had after this process's last append to
+    /// it: what a server answers as a write's new version without reading
+    /// the row again.
+    appended: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
 }
 
 /// A deployment's row, and the link its chain starts with: the first
@@ -344,6 +348,7 @@ impl Store {
             location: shown,
             projection: None,
             locks,
+            appended: Default::default(),
         };
         if !create && !store.has_schema().await? {
             return Err(StoreError::Missing(store.location));
@@ -864,8 +869,31 @@ impl Store {
                 }
             }
             tx.commit().await?;
+            if let Some(last) = out.last() {
+                self.appended_to(deployment, last.seq);
+            }
             Ok((kept, out))
         })
+    }
+
+    /// The head of `deployment` after this process's last append to it
+    /// (None: it appended none since it opened the store).
+    pub fn appended_head(&self, deployment: &str) -> Option<i64> {
+        self.appended
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(deployment)
+            .copied()
+    }
+
+    fn appended_to(&self, deployment: &str, seq: i64) {
+        let mut m = self.appended.lock().unwrap_or_else(|p| p.into_inner());
+        // a bound on what a long-lived server keeps: forgetting costs a read
+        if m.len() >= 100_000 {
+            m.clear();
+        }
+        let h = m.entry(deployment.to_string()).or_insert(seq);
+        *h = (*h).max(seq);
     }
 
     /// How a transaction that moves a deployment's head begins, and the

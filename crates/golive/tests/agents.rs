@@ -48,15 +48,12 @@ fn token(dir: &Path, args: &[&str]) -> String {
 
 fn serve(dir: &Path, hook: &str) -> (Proc, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_golive"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--agent-window",
-            "2s",
-            "--notify",
-        ])
+        .args(["serve", "--notify"])
         .arg(format!("webhook={hook}"))
+        // its other settings from the environment (the heartbeat window the
+        // quiet location's test waits out is 2 s, not the default 30 s)
+        .env("GOLIVE_LISTEN", "127.0.0.1:0")
+        .env("GOLIVE_AGENT_WINDOW", "2s")
         .current_dir(dir)
         .env(
             "GOLIVE_STORE",
