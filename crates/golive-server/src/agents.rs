@@ -197,9 +197,18 @@ async fn results(
     // the results of each deployment, in order, with their places
     let mut by: std::collections::BTreeMap<String, Vec<(usize, golive_store::JobRow, Value)>> =
         Default::default();
+    // the batch's jobs, read in one query
+    let ids: Vec<&str> = results.iter().map(|r| r.job.as_str()).collect();
+    let known: std::collections::HashMap<String, golive_store::JobRow> = app
+        .store
+        .jobs_by_id(&ids)
+        .await?
+        .into_iter()
+        .map(|j| (j.id.clone(), j))
+        .collect();
     for (n, r) in results.into_iter().enumerate() {
         answers.push(None);
-        let job = match app.store.job(&r.job).await? {
+        let job = match known.get(&r.job).cloned() {
             None => {
                 answers[n] = Some(Err(ApiError::NotFound(format!("job: no job {}", r.job))));
                 continue;

@@ -237,6 +237,28 @@ impl Store {
 
 impl Store {
     /// The job `id`, when there is one.
+    /// The jobs among `ids` that exist, in one query (an agent's batch of
+    /// results reads its jobs at once).
+    pub async fn jobs_by_id(&self, ids: &[&str]) -> Result<Vec<JobRow>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<JobTuple> = on_both!(self, |pool| {
+            let mut qb = sqlx::QueryBuilder::new(concat!(
+                "SELECT ",
+                job_columns!(),
+                " FROM jobs WHERE id IN ("
+            ));
+            let mut list = qb.separated(", ");
+            for id in ids {
+                list.push_bind(*id);
+            }
+            qb.push(")");
+            qb.build_query_as().fetch_all(pool).await?
+        });
+        Ok(rows.into_iter().map(job_from).collect())
+    }
+
     pub async fn job(&self, id: &str) -> Result<Option<JobRow>, StoreError> {
         let sql = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1");
         let row: Option<JobTuple> = on_both!(self, |pool| {
