@@ -1384,7 +1384,7 @@ impl Deployment {
         }
         let mut ran = Value::Null;
         let _relock;
-        let mut _running = None;
+        let mut running = None;
         if a.run {
             let runner = Runner {
                 actor: &person.name,
@@ -1399,9 +1399,9 @@ impl Deployment {
                 .await
                 .map_err(Error::Failed)?
             {
-                StepRun::Succeeded(v, running) => {
+                StepRun::Succeeded(v, held) => {
                     ran = v;
-                    _running = Some(running);
+                    running = Some(held);
                 }
                 StepRun::Running(why) => {
                     return Err(Error::refused_at(K::Running, why, here()));
@@ -1433,6 +1433,9 @@ impl Deployment {
             json!({ "skipped": a.skipped, "comment": a.comment, "ran": ran }),
         );
         self.append(&new).await?;
+        if let Some(held) = running {
+            held.release().await;
+        }
         Ok(Ok(StepDone {
             step: Some(step),
             label: format!("{} {}", it.address, it.title),

@@ -279,12 +279,18 @@ pub async fn running_now(
     step: usize,
 ) -> Result<Option<String>, String> {
     let it = &rb.items[step];
-    let free = store
+    match store
         .try_lock_running(&d.id, &it.id)
         .await
         .map_err(|e| e.to_string())?
-        .is_some();
-    Ok((!free).then(|| running_text(rb, k, step)))
+    {
+        Some(free) => {
+            // released before the caller takes it for itself
+            free.release().await;
+            Ok(None)
+        }
+        None => Ok(Some(running_text(rb, k, step))),
+    }
 }
 
 /// What is said of a step another process is running.
@@ -335,7 +341,7 @@ pub async fn advance(
             return Ok((Stop::NeedsCommands(next), lines));
         }
         // the step's running lock is held until it is recorded done
-        let (ran, _running) = match run_step(store, d, rb, next, &k, r, Some(lock)).await? {
+        let (ran, running) = match run_step(store, d, rb, next, &k, r, Some(lock)).await? {
             StepRun::Succeeded(v, running) => (v, running),
             StepRun::Running(why) => return Ok((Stop::Running(next, why), lines)),
             StepRun::Refused(why) => return Ok((Stop::Failed(next, why), lines)),
@@ -358,6 +364,7 @@ pub async fn advance(
             json!({ "skipped": false, "comment": null, "ran": ran }),
         );
         store.append(&d.id, &new).await.map_err(|e| e.to_string())?;
+        running.release().await;
         lines.push(format!("{} {} done by {}", it.address, it.title, r.actor));
         lines.extend(more);
     }
@@ -412,6 +419,7 @@ pub async fn run_step(
     let progress = k.steps.get(&it.id).cloned().unwrap_or_default();
     if progress.starts > progress.runs && !r.confirm_rerun {
         // its lock is free: the process that started it is gone
+        running.release().await;
         return Ok(StepRun::Refused(format!(
             "{} was started {}, which ended without recording what its commands did: check what they did, then pass --confirm-rerun",
             it.address,
@@ -445,7 +453,10 @@ pub async fn run_step(
     let kind = golive_probe::kind("command").ok_or("no command probe")?;
     let probe = match (kind.build)(&spec) {
         Ok(p) => p,
-        Err(e) => return Ok(StepRun::Refused(format!("{}: {e}", it.address))),
+        Err(e) => {
+            running.release().await;
+            return Ok(StepRun::Refused(format!("{}: {e}", it.address)));
+        }
     };
     store
         .append(
@@ -487,6 +498,7 @@ pub async fn run_step(
     if ok {
         Ok(StepRun::Succeeded(record, running))
     } else {
+        running.release().await;
         Ok(StepRun::Refused(format!(
             "{}'s commands failed (exit {}{}): {}",
             it.address,

@@ -376,7 +376,7 @@ async fn the_whole_lifecycle(env: Env) {
             kind(d.done(&done("3.1.1", "Devi Ops", false, &vars), q).await),
             K::Running
         );
-        drop(held);
+        held.release().await;
     }
     d.done(&done("3.1.1", "Devi Ops", false, &vars), q)
         .await

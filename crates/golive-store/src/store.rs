@@ -183,6 +183,31 @@ pub struct WriteLock {
     _held: Held,
 }
 
+impl WriteLock {
+    /// Release the lock now and return once it is free for every process.
+    /// Dropping it releases it too, but on PostgreSQL the server frees a
+    /// lock whose connection is dropped only when it notices the closed
+    /// socket, a moment after the drop: a process that takes the same lock
+    /// again at once must release it with this first.
+    pub async fn release(self) {
+        match self._held {
+            Held::File { _file } => drop(_file),
+            Held::Postgres { _conn: mut conn } => {
+                // the connection holds this lock alone
+                let _ = sqlx::query("SELECT pg_advisory_unlock_all()")
+                    .execute(&mut conn)
+                    .await;
+                let _ = sqlx::Connection::close(conn).await;
+            }
+            Held::Pooled { _lock: mut lock } => {
+                if let Some(conn) = lock.conn.take() {
+                    PooledLock::free(conn, lock.key).await;
+                }
+            }
+        }
+    }
+}
+
 /// What holds the lock: kept for its drop, which releases it.
 enum Held {
     File { _file: std::fs::File },
@@ -200,25 +225,30 @@ struct PooledLock {
     key: i64,
 }
 
+impl PooledLock {
+    /// Release the lock on its connection, which goes back to the pool, or
+    /// is closed (and the lock with it) when the release fails.
+    async fn free(mut conn: sqlx::pool::PoolConnection<sqlx::Postgres>, key: i64) {
+        let released: Result<bool, sqlx::Error> =
+            sqlx::query_scalar("SELECT pg_advisory_unlock($1)")
+                .bind(key)
+                .fetch_one(&mut *conn)
+                .await;
+        if !matches!(released, Ok(true)) {
+            // closed, never back in the pool holding the lock
+            let _ = sqlx::Connection::close(conn.detach()).await;
+        }
+    }
+}
+
 impl Drop for PooledLock {
     fn drop(&mut self) {
-        let Some(mut conn) = self.conn.take() else {
+        let Some(conn) = self.conn.take() else {
             return;
         };
-        let key = self.key;
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
-                rt.spawn(async move {
-                    let released: Result<bool, sqlx::Error> =
-                        sqlx::query_scalar("SELECT pg_advisory_unlock($1)")
-                            .bind(key)
-                            .fetch_one(&mut *conn)
-                            .await;
-                    if !matches!(released, Ok(true)) {
-                        // closed, never back in the pool holding the lock
-                        drop(conn.detach());
-                    }
-                });
+                rt.spawn(Self::free(conn, self.key));
             }
             Err(_) => drop(conn.detach()),
         }

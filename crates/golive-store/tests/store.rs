@@ -445,7 +445,7 @@ async fn a_running_step_is_held_by_one_process_at_a_time() {
         );
         let other = store.try_lock_running(&id, "step-2").await.expect("try");
         assert!(other.is_some(), "{name}: another step is not held");
-        drop(held);
+        held.release().await;
         // (a process another test forks at that moment holds a copy of the
         // lock's descriptor until it execs: give it that moment)
         let mut free = false;
