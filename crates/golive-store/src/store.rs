@@ -273,6 +273,20 @@ pub struct Store {
     /// it: what a server answers as a write's new version without reading
     /// the row again.
     appended: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
+    /// The kept state this process last read or wrote for a deployment,
+    /// with the seq and hash it is the state at: an append whose locked
+    /// head is that seq and hash starts from it instead of reading the
+    /// state again (the hash names the whole chain up to it, and the state
+    /// is a function of that chain).
+    states: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, KeptAt>>>,
+}
+
+/// A kept state and the head it is the state at.
+#[derive(Debug, Clone)]
+struct KeptAt {
+    seq: i64,
+    hash: String,
+    state: String,
 }
 
 /// A deployment's row, and the link its chain starts with: the first
@@ -379,6 +393,7 @@ impl Store {
             projection: None,
             locks,
             appended: Default::default(),
+            states: Default::default(),
         };
         if !create && !store.has_schema().await? {
             return Err(StoreError::Missing(store.location));
@@ -806,13 +821,22 @@ impl Store {
         on_both!(self, |pool| {
             let mut tx = pool.begin_with(begin).await?;
             let (seq, hash) = locked_head!(tx, head_sql, deployment);
+            let known = self.state_at(deployment, seq, &hash);
+            // a state remembered, not read: the stored one is replaced only
+            // where it is the state at this head (one missing or behind
+            // stays so, as when it is read)
+            let remembered = known.is_some().then(|| hash.clone());
             // the kept state read after the head is locked, in a statement
             // of its own: one statement joining it to the locked row would
             // read it as it was when that statement began, before a
             // concurrent append committed (PostgreSQL re-reads only the
             // locked row)
-            let (kept_seq, kept_state): (Option<i64>, Option<String>) = if self.projection.is_some()
+            let (kept_seq, kept_state): (Option<i64>, Option<String>) = if self.projection.is_none()
             {
+                (None, None)
+            } else if let Some(state) = known {
+                (Some(seq), Some(state))
+            } else {
                 let row: Option<(i64, String)> = sqlx::query_as(
                     "SELECT seq, state FROM deployment_state WHERE deployment_id = $1",
                 )
@@ -820,8 +844,6 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 row.map_or((None, None), |(a, b)| (Some(a), Some(b)))
-            } else {
-                (None, None)
             };
             let mut kept = vec![true; events.len()];
             if let Some((jobs, agent)) = jobs {
@@ -848,59 +870,127 @@ impl Store {
                 return Ok((kept, Vec::new()));
             }
             let out = chain_events(deployment, seq, hash, &events);
-            for chunk in out.chunks(INSERT_CHUNK) {
-                insert_events!(chunk, &mut *tx);
-            }
-            if let Some(last) = out.last() {
-                match &self.backend {
-                    // announced to every process following this store, on
-                    // commit (PostgreSQL delivers a NOTIFY with its
-                    // transaction), in the statement that moves the head
-                    Backend::Postgres(_) => {
-                        sqlx::query("WITH moved AS (UPDATE deployments SET head_seq = $1, head_hash = $2 WHERE id = $3 RETURNING id) SELECT pg_notify($4, $5) FROM moved")
-                            .bind(last.seq)
-                            .bind(&last.hash)
-                            .bind(deployment)
-                            .bind(APPENDS_CHANNEL)
-                            .bind(format!("{}:{deployment}", last.seq))
-                            .execute(&mut *tx)
-                            .await?;
+            let Some(last) = out.last() else {
+                tx.rollback().await?;
+                return Ok((kept, out));
+            };
+            // the state after these events: a state missing or behind the
+            // head (kept by an older golive, or damaged) is left as it is,
+            // as is one the projection cannot read: reading it says so, and
+            // `golive audit rebuild` writes it again
+            let after = self.projection.as_ref().and_then(|p| {
+                let before = match (kept_seq, kept_state) {
+                    (Some(at), Some(state)) if at == seq => Some(Some(state)),
+                    (None, _) if seq == 0 => Some(None),
+                    _ => None,
+                };
+                before.and_then(|b| p.apply(b.as_deref(), &out).ok())
+            });
+            match &self.backend {
+                // PostgreSQL, the events of one insert: inserted, the head
+                // moved, the state kept and the append announced (a NOTIFY
+                // is delivered with its transaction, on commit, to every
+                // process following this store) in one statement
+                Backend::Postgres(_) if out.len() <= INSERT_CHUNK => {
+                    let mut qb = sqlx::QueryBuilder::new("WITH ins AS (");
+                    push_insert_events(&mut qb, &out);
+                    qb.push(" RETURNING 1), moved AS (UPDATE deployments SET head_seq = ")
+                        .push_bind(last.seq)
+                        .push(", head_hash = ")
+                        .push_bind(last.hash.clone())
+                        .push(" WHERE id = ")
+                        .push_bind(deployment)
+                        .push(" RETURNING id)");
+                    match (&after, &remembered) {
+                        (Some(after), None) => {
+                            qb.push(", kept AS (")
+                                .push(UPSERT_KEPT_HEAD)
+                                .push_bind(deployment)
+                                .push(", ")
+                                .push_bind(last.seq)
+                                .push(", ")
+                                .push_bind(last.hash.clone())
+                                .push(", ")
+                                .push_bind(after.clone())
+                                .push(UPSERT_KEPT_TAIL)
+                                .push(" RETURNING 1)");
+                        }
+                        (Some(after), Some(was)) => {
+                            qb.push(", kept AS (UPDATE deployment_state SET seq = ")
+                                .push_bind(last.seq)
+                                .push(", hash = ")
+                                .push_bind(last.hash.clone())
+                                .push(", state = ")
+                                .push_bind(after.clone())
+                                .push(" WHERE deployment_id = ")
+                                .push_bind(deployment)
+                                .push(" AND seq = ")
+                                .push_bind(seq)
+                                .push(" AND hash = ")
+                                .push_bind(was.clone())
+                                .push(" RETURNING 1)");
+                        }
+                        (None, _) => {}
                     }
-                    Backend::Sqlite(_) => {
-                        sqlx::query(
-                            "UPDATE deployments SET head_seq = $1, head_hash = $2 WHERE id = $3",
-                        )
+                    qb.push(" SELECT pg_notify(")
+                        .push_bind(APPENDS_CHANNEL)
+                        .push(", ")
+                        .push_bind(format!("{}:{deployment}", last.seq))
+                        .push(") FROM moved");
+                    qb.build().execute(&mut *tx).await?;
+                }
+                _ => {
+                    for chunk in out.chunks(INSERT_CHUNK) {
+                        insert_events!(chunk, &mut *tx);
+                    }
+                    let moved = match &self.backend {
+                        Backend::Postgres(_) => {
+                            "WITH moved AS (UPDATE deployments SET head_seq = $1, head_hash = $2 WHERE id = $3 RETURNING id) SELECT pg_notify($4, $5) FROM moved"
+                        }
+                        Backend::Sqlite(_) => {
+                            "UPDATE deployments SET head_seq = $1, head_hash = $2 WHERE id = $3"
+                        }
+                    };
+                    let mut q = sqlx::query(moved)
                         .bind(last.seq)
                         .bind(&last.hash)
-                        .bind(deployment)
-                        .execute(&mut *tx)
-                        .await?;
+                        .bind(deployment);
+                    if matches!(self.backend, Backend::Postgres(_)) {
+                        q = q
+                            .bind(APPENDS_CHANNEL)
+                            .bind(format!("{}:{deployment}", last.seq));
                     }
-                }
-                if let Some(p) = &self.projection {
-                    // a state missing or behind the head (kept by an older
-                    // golive, or damaged) is left as it is: reading it says
-                    // so, and `golive audit rebuild` writes it again
-                    let before = match (kept_seq, kept_state) {
-                        (Some(at), Some(state)) if at == seq => Some(Some(state)),
-                        (None, _) if seq == 0 => Some(None),
-                        _ => None,
-                    };
-                    // a state the projection cannot read is left behind too
-                    if let Some(Ok(after)) = before.map(|b| p.apply(b.as_deref(), &out)) {
-                        sqlx::query(UPSERT_KEPT)
-                            .bind(deployment)
-                            .bind(last.seq)
-                            .bind(&last.hash)
-                            .bind(&after)
-                            .execute(&mut *tx)
-                            .await?;
+                    q.execute(&mut *tx).await?;
+                    match (&after, &remembered) {
+                        (Some(after), None) => {
+                            sqlx::query(UPSERT_KEPT)
+                                .bind(deployment)
+                                .bind(last.seq)
+                                .bind(&last.hash)
+                                .bind(after)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        (Some(after), Some(was)) => {
+                            sqlx::query(UPDATE_KEPT_AT)
+                                .bind(last.seq)
+                                .bind(&last.hash)
+                                .bind(after)
+                                .bind(deployment)
+                                .bind(seq)
+                                .bind(was)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        (None, _) => {}
                     }
                 }
             }
+            let (last_seq, last_hash) = (last.seq, last.hash.clone());
             tx.commit().await?;
-            if let Some(last) = out.last() {
-                self.appended_to(deployment, last.seq);
+            self.appended_to(deployment, last_seq);
+            if let Some(after) = after {
+                self.remember_state(deployment, last_seq, &last_hash, after);
             }
             Ok((kept, out))
         })
@@ -914,6 +1004,30 @@ impl Store {
             .unwrap_or_else(|p| p.into_inner())
             .get(deployment)
             .copied()
+    }
+
+    /// The kept state at `seq`/`hash` this process last read or wrote.
+    fn state_at(&self, deployment: &str, seq: i64, hash: &str) -> Option<String> {
+        let m = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(deployment)
+            .filter(|k| k.seq == seq && k.hash == hash)
+            .map(|k| k.state.clone())
+    }
+
+    fn remember_state(&self, deployment: &str, seq: i64, hash: &str, state: String) {
+        let mut m = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        // the deployments being written now, not every one ever read
+        if m.len() >= 1024 && !m.contains_key(deployment) {
+            m.clear();
+        }
+        m.insert(
+            deployment.to_string(),
+            KeptAt {
+                seq,
+                hash: hash.to_string(),
+                state,
+            },
+        );
     }
 
     fn appended_to(&self, deployment: &str, seq: i64) {
@@ -965,7 +1079,13 @@ impl Store {
             row.ok_or_else(|| StoreError::NoDeployment(deployment.into()))?;
         Ok(match (seq, hash, state) {
             (Some(seq), Some(hash), Some(state)) => Some(KeptRow {
-                current: seq == head_seq && hash == head_hash,
+                current: {
+                    let current = seq == head_seq && hash == head_hash;
+                    if current {
+                        self.remember_state(deployment, seq, &hash, state.clone());
+                    }
+                    current
+                },
                 head_seq,
                 seq,
                 hash,
@@ -1106,6 +1226,14 @@ impl Store {
 
 /// Insert or replace a deployment's kept state (both databases accept it).
 const UPSERT_KEPT: &str = "INSERT INTO deployment_state (deployment_id, seq, hash, state) VALUES ($1, $2, $3, $4) ON CONFLICT (deployment_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, state = excluded.state";
+/// A deployment's kept state moved on, where it is still the state at the
+/// head the append started from.
+const UPDATE_KEPT_AT: &str = "UPDATE deployment_state SET seq = $1, hash = $2, state = $3 WHERE deployment_id = $4 AND seq = $5 AND hash = $6";
+/// [`UPSERT_KEPT`] in two parts, around its four values, for a statement
+/// that binds them itself.
+const UPSERT_KEPT_HEAD: &str =
+    "INSERT INTO deployment_state (deployment_id, seq, hash, state) VALUES (";
+const UPSERT_KEPT_TAIL: &str = ") ON CONFLICT (deployment_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, state = excluded.state";
 
 const VERIFY_SQL: &str = "SELECT seq, at, kind, item, actor, data, prev_hash, hash FROM events WHERE deployment_id = ?1 ORDER BY seq";
 
@@ -1164,22 +1292,34 @@ fn verify_sqlite(
 /// databases' limits on parameters per statement.
 const INSERT_CHUNK: usize = 500;
 
+/// The insert of `events` into the log, pushed onto `qb`.
+fn push_insert_events<DB>(qb: &mut sqlx::QueryBuilder<DB>, events: &[Event])
+where
+    DB: sqlx::Database,
+    for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<String>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    qb.push(
+        "INSERT INTO events (deployment_id, seq, at, kind, item, actor, data, prev_hash, hash) ",
+    );
+    qb.push_values(events, |mut b, e| {
+        b.push_bind(e.deployment.clone())
+            .push_bind(e.seq)
+            .push_bind(e.at.clone())
+            .push_bind(e.kind.clone())
+            .push_bind(e.item.clone())
+            .push_bind(e.actor.clone())
+            .push_bind(e.data.to_string())
+            .push_bind(e.prev_hash.clone())
+            .push_bind(e.hash.clone());
+    });
+}
+
 macro_rules! insert_events {
     ($events:expr, $exec:expr) => {{
-        let mut qb = sqlx::QueryBuilder::new(
-            "INSERT INTO events (deployment_id, seq, at, kind, item, actor, data, prev_hash, hash) ",
-        );
-        qb.push_values($events, |mut b, e| {
-            b.push_bind(e.deployment.clone())
-                .push_bind(e.seq)
-                .push_bind(e.at.clone())
-                .push_bind(e.kind.clone())
-                .push_bind(e.item.clone())
-                .push_bind(e.actor.clone())
-                .push_bind(e.data.to_string())
-                .push_bind(e.prev_hash.clone())
-                .push_bind(e.hash.clone());
-        });
+        let mut qb = sqlx::QueryBuilder::new("");
+        push_insert_events(&mut qb, $events);
         qb.build().execute($exec).await?
     }};
 }
