@@ -278,7 +278,41 @@ pub struct Store {
     /// head is that seq and hash starts from it instead of reading the
     /// state again (the hash names the whole chain up to it, and the state
     /// is a function of that chain).
-    states: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, KeptAt>>>,
+    states: std::sync::Arc<std::sync::Mutex<Remembered>>,
+}
+
+/// The kept states a process remembers, bounded in number and in bytes:
+/// forgetting one costs a read.
+#[derive(Debug, Default)]
+struct Remembered {
+    by_deployment: std::collections::HashMap<String, KeptAt>,
+    bytes: usize,
+}
+
+/// At most this many deployments' states remembered…
+const REMEMBERED_STATES: usize = 1024;
+/// …holding at most this many bytes together; a state larger than a
+/// sixteenth of it is not remembered.
+const REMEMBERED_BYTES: usize = 64 << 20;
+
+impl Remembered {
+    fn keep(&mut self, deployment: &str, kept: KeptAt) {
+        if let Some(old) = self.by_deployment.remove(deployment) {
+            self.bytes -= old.state.len();
+        }
+        if kept.state.len() > REMEMBERED_BYTES / 16 {
+            return;
+        }
+        // the deployments being written now, not every one ever read
+        if self.by_deployment.len() >= REMEMBERED_STATES
+            || self.bytes + kept.state.len() > REMEMBERED_BYTES
+        {
+            self.by_deployment.clear();
+            self.bytes = 0;
+        }
+        self.bytes += kept.state.len();
+        self.by_deployment.insert(deployment.to_string(), kept);
+    }
 }
 
 /// A kept state and the head it is the state at.
@@ -1009,19 +1043,16 @@ impl Store {
     /// The kept state at `seq`/`hash` this process last read or wrote.
     fn state_at(&self, deployment: &str, seq: i64, hash: &str) -> Option<String> {
         let m = self.states.lock().unwrap_or_else(|p| p.into_inner());
-        m.get(deployment)
+        m.by_deployment
+            .get(deployment)
             .filter(|k| k.seq == seq && k.hash == hash)
             .map(|k| k.state.clone())
     }
 
     fn remember_state(&self, deployment: &str, seq: i64, hash: &str, state: String) {
         let mut m = self.states.lock().unwrap_or_else(|p| p.into_inner());
-        // the deployments being written now, not every one ever read
-        if m.len() >= 1024 && !m.contains_key(deployment) {
-            m.clear();
-        }
-        m.insert(
-            deployment.to_string(),
+        m.keep(
+            deployment,
             KeptAt {
                 seq,
                 hash: hash.to_string(),
@@ -1631,5 +1662,53 @@ mod migration_tests {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod remembered_tests {
+    use super::{KeptAt, REMEMBERED_BYTES, REMEMBERED_STATES, Remembered};
+
+    fn at(seq: i64, bytes: usize) -> KeptAt {
+        KeptAt {
+            seq,
+            hash: format!("h{seq}"),
+            state: "x".repeat(bytes),
+        }
+    }
+
+    /// What a long-lived server remembers stays bounded in number and in
+    /// bytes, and a state replaced is counted once.
+    #[test]
+    fn the_remembered_states_stay_within_their_bounds() {
+        let mut m = Remembered::default();
+        m.keep("a", at(1, 100));
+        m.keep("a", at(2, 300));
+        assert_eq!((m.by_deployment.len(), m.bytes), (1, 300));
+        assert_eq!(m.by_deployment["a"].seq, 2);
+        // too large to remember: and the older one is forgotten, not kept
+        m.keep("a", at(3, REMEMBERED_BYTES / 16 + 1));
+        assert_eq!((m.by_deployment.len(), m.bytes), (0, 0));
+        for i in 0..REMEMBERED_STATES + 10 {
+            m.keep(&format!("d{i}"), at(1, 10));
+            assert!(m.by_deployment.len() <= REMEMBERED_STATES);
+        }
+        assert!(
+            m.by_deployment
+                .contains_key(&format!("d{}", REMEMBERED_STATES + 9))
+        );
+        let mut m = Remembered::default();
+        for i in 0..40 {
+            m.keep(&format!("d{i}"), at(1, REMEMBERED_BYTES / 16));
+            assert!(m.bytes <= REMEMBERED_BYTES, "{} bytes", m.bytes);
+            assert_eq!(
+                m.bytes,
+                m.by_deployment
+                    .values()
+                    .map(|k| k.state.len())
+                    .sum::<usize>()
+            );
+        }
+        assert!(m.by_deployment.contains_key("d39"));
     }
 }
