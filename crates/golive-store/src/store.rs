@@ -920,51 +920,27 @@ impl Store {
                 };
                 before.and_then(|b| p.apply(b.as_deref(), &out).ok())
             });
+            let was = remembered.as_deref().map(|h| (seq, h));
+            // the events beyond one insert's worth first
+            let (earlier, tail) = out.split_at(out.len().saturating_sub(INSERT_CHUNK));
+            for chunk in earlier.chunks(INSERT_CHUNK) {
+                let mut qb = sqlx::QueryBuilder::new("");
+                qb.push_events(chunk).build().execute(&mut *tx).await?;
+            }
             match &self.backend {
-                // PostgreSQL, the events of one insert: inserted, the head
-                // moved, the state kept and the append announced (a NOTIFY
-                // is delivered with its transaction, on commit, to every
+                // PostgreSQL: the last events inserted, the head moved, the
+                // state kept and the append announced (a NOTIFY is
+                // delivered with its transaction, on commit, to every
                 // process following this store) in one statement
-                Backend::Postgres(_) if out.len() <= INSERT_CHUNK => {
+                Backend::Postgres(_) => {
                     let mut qb = sqlx::QueryBuilder::new("WITH ins AS (");
-                    push_insert_events(&mut qb, &out);
-                    qb.push(" RETURNING 1), moved AS (UPDATE deployments SET head_seq = ")
-                        .push_bind(last.seq)
-                        .push(", head_hash = ")
-                        .push_bind(last.hash.clone())
-                        .push(" WHERE id = ")
-                        .push_bind(deployment)
+                    qb.push_events(tail).push(" RETURNING 1), moved AS (");
+                    qb.push_head(deployment, last.seq, &last.hash)
                         .push(" RETURNING id)");
-                    match (&after, &remembered) {
-                        (Some(after), None) => {
-                            qb.push(", kept AS (")
-                                .push(UPSERT_KEPT_HEAD)
-                                .push_bind(deployment)
-                                .push(", ")
-                                .push_bind(last.seq)
-                                .push(", ")
-                                .push_bind(last.hash.clone())
-                                .push(", ")
-                                .push_bind(after.clone())
-                                .push(UPSERT_KEPT_TAIL)
-                                .push(" RETURNING 1)");
-                        }
-                        (Some(after), Some(was)) => {
-                            qb.push(", kept AS (UPDATE deployment_state SET seq = ")
-                                .push_bind(last.seq)
-                                .push(", hash = ")
-                                .push_bind(last.hash.clone())
-                                .push(", state = ")
-                                .push_bind(after.clone())
-                                .push(" WHERE deployment_id = ")
-                                .push_bind(deployment)
-                                .push(" AND seq = ")
-                                .push_bind(seq)
-                                .push(" AND hash = ")
-                                .push_bind(was.clone())
-                                .push(" RETURNING 1)");
-                        }
-                        (None, _) => {}
+                    if let Some(after) = &after {
+                        qb.push(", kept AS (");
+                        qb.push_kept(deployment, (last.seq, &last.hash), after, was)
+                            .push(" RETURNING 1)");
                     }
                     qb.push(" SELECT pg_notify(")
                         .push_bind(APPENDS_CHANNEL)
@@ -973,50 +949,20 @@ impl Store {
                         .push(") FROM moved");
                     qb.build().execute(&mut *tx).await?;
                 }
-                _ => {
-                    for chunk in out.chunks(INSERT_CHUNK) {
-                        insert_events!(chunk, &mut *tx);
-                    }
-                    let moved = match &self.backend {
-                        Backend::Postgres(_) => {
-                            "WITH moved AS (UPDATE deployments SET head_seq = $1, head_hash = $2 WHERE id = $3 RETURNING id) SELECT pg_notify($4, $5) FROM moved"
-                        }
-                        Backend::Sqlite(_) => {
-                            "UPDATE deployments SET head_seq = $1, head_hash = $2 WHERE id = $3"
-                        }
-                    };
-                    let mut q = sqlx::query(moved)
-                        .bind(last.seq)
-                        .bind(&last.hash)
-                        .bind(deployment);
-                    if matches!(self.backend, Backend::Postgres(_)) {
-                        q = q
-                            .bind(APPENDS_CHANNEL)
-                            .bind(format!("{}:{deployment}", last.seq));
-                    }
-                    q.execute(&mut *tx).await?;
-                    match (&after, &remembered) {
-                        (Some(after), None) => {
-                            sqlx::query(UPSERT_KEPT)
-                                .bind(deployment)
-                                .bind(last.seq)
-                                .bind(&last.hash)
-                                .bind(after)
-                                .execute(&mut *tx)
-                                .await?;
-                        }
-                        (Some(after), Some(was)) => {
-                            sqlx::query(UPDATE_KEPT_AT)
-                                .bind(last.seq)
-                                .bind(&last.hash)
-                                .bind(after)
-                                .bind(deployment)
-                                .bind(seq)
-                                .bind(was)
-                                .execute(&mut *tx)
-                                .await?;
-                        }
-                        (None, _) => {}
+                Backend::Sqlite(_) => {
+                    let mut qb = sqlx::QueryBuilder::new("");
+                    qb.push_events(tail).build().execute(&mut *tx).await?;
+                    let mut qb = sqlx::QueryBuilder::new("");
+                    qb.push_head(deployment, last.seq, &last.hash)
+                        .build()
+                        .execute(&mut *tx)
+                        .await?;
+                    if let Some(after) = &after {
+                        let mut qb = sqlx::QueryBuilder::new("");
+                        qb.push_kept(deployment, (last.seq, &last.hash), after, was)
+                            .build()
+                            .execute(&mut *tx)
+                            .await?;
                     }
                 }
             }
@@ -1144,11 +1090,9 @@ impl Store {
             if seq != seq_at || hash != hash_at {
                 return Ok(false);
             }
-            sqlx::query(UPSERT_KEPT)
-                .bind(deployment)
-                .bind(seq_at)
-                .bind(hash_at)
-                .bind(state)
+            let mut qb = sqlx::QueryBuilder::new("");
+            qb.push_kept(deployment, (seq_at, hash_at), state, None)
+                .build()
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
@@ -1255,17 +1199,6 @@ impl Store {
     }
 }
 
-/// Insert or replace a deployment's kept state (both databases accept it).
-const UPSERT_KEPT: &str = "INSERT INTO deployment_state (deployment_id, seq, hash, state) VALUES ($1, $2, $3, $4) ON CONFLICT (deployment_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, state = excluded.state";
-/// A deployment's kept state moved on, where it is still the state at the
-/// head the append started from.
-const UPDATE_KEPT_AT: &str = "UPDATE deployment_state SET seq = $1, hash = $2, state = $3 WHERE deployment_id = $4 AND seq = $5 AND hash = $6";
-/// [`UPSERT_KEPT`] in two parts, around its four values, for a statement
-/// that binds them itself.
-const UPSERT_KEPT_HEAD: &str =
-    "INSERT INTO deployment_state (deployment_id, seq, hash, state) VALUES (";
-const UPSERT_KEPT_TAIL: &str = ") ON CONFLICT (deployment_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, state = excluded.state";
-
 const VERIFY_SQL: &str = "SELECT seq, at, kind, item, actor, data, prev_hash, hash FROM events WHERE deployment_id = ?1 ORDER BY seq";
 
 /// Walk a deployment's chain in a SQLite file through a read-only
@@ -1323,38 +1256,95 @@ fn verify_sqlite(
 /// databases' limits on parameters per statement.
 const INSERT_CHUNK: usize = 500;
 
-/// The insert of `events` into the log, pushed onto `qb`.
-fn push_insert_events<DB>(qb: &mut sqlx::QueryBuilder<DB>, events: &[Event])
+/// The statements of an append, pushed onto a query of either database
+/// (the placeholders are the builder's): one place for each, whether an
+/// append sends them together or apart.
+trait AppendSql {
+    /// The insert of `events` into the log.
+    fn push_events(&mut self, events: &[Event]) -> &mut Self;
+    /// The head of `deployment` moved to `seq`/`hash`.
+    fn push_head(&mut self, deployment: &str, seq: i64, hash: &str) -> &mut Self;
+    /// The kept state of `deployment` written as the state at `at`: where
+    /// `was` is given, only over a stored state still at `was` (one missing
+    /// or behind stays so); else inserted or replaced.
+    fn push_kept(
+        &mut self,
+        deployment: &str,
+        at: (i64, &str),
+        state: &str,
+        was: Option<(i64, &str)>,
+    ) -> &mut Self;
+}
+
+impl<DB> AppendSql for sqlx::QueryBuilder<DB>
 where
     DB: sqlx::Database,
     for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
     for<'t> Option<String>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
     for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
 {
-    qb.push(
-        "INSERT INTO events (deployment_id, seq, at, kind, item, actor, data, prev_hash, hash) ",
-    );
-    qb.push_values(events, |mut b, e| {
-        b.push_bind(e.deployment.clone())
-            .push_bind(e.seq)
-            .push_bind(e.at.clone())
-            .push_bind(e.kind.clone())
-            .push_bind(e.item.clone())
-            .push_bind(e.actor.clone())
-            .push_bind(e.data.to_string())
-            .push_bind(e.prev_hash.clone())
-            .push_bind(e.hash.clone());
-    });
-}
+    fn push_events(&mut self, events: &[Event]) -> &mut Self {
+        self.push(
+            "INSERT INTO events (deployment_id, seq, at, kind, item, actor, data, prev_hash, hash) ",
+        );
+        self.push_values(events, |mut b, e| {
+            b.push_bind(e.deployment.clone())
+                .push_bind(e.seq)
+                .push_bind(e.at.clone())
+                .push_bind(e.kind.clone())
+                .push_bind(e.item.clone())
+                .push_bind(e.actor.clone())
+                .push_bind(e.data.to_string())
+                .push_bind(e.prev_hash.clone())
+                .push_bind(e.hash.clone());
+        });
+        self
+    }
 
-macro_rules! insert_events {
-    ($events:expr, $exec:expr) => {{
-        let mut qb = sqlx::QueryBuilder::new("");
-        push_insert_events(&mut qb, $events);
-        qb.build().execute($exec).await?
-    }};
+    fn push_head(&mut self, deployment: &str, seq: i64, hash: &str) -> &mut Self {
+        self.push("UPDATE deployments SET head_seq = ")
+            .push_bind(seq)
+            .push(", head_hash = ")
+            .push_bind(hash.to_string())
+            .push(" WHERE id = ")
+            .push_bind(deployment.to_string())
+    }
+
+    fn push_kept(
+        &mut self,
+        deployment: &str,
+        (seq, hash): (i64, &str),
+        state: &str,
+        was: Option<(i64, &str)>,
+    ) -> &mut Self {
+        match was {
+            Some((was_seq, was_hash)) => self
+                .push("UPDATE deployment_state SET seq = ")
+                .push_bind(seq)
+                .push(", hash = ")
+                .push_bind(hash.to_string())
+                .push(", state = ")
+                .push_bind(state.to_string())
+                .push(" WHERE deployment_id = ")
+                .push_bind(deployment.to_string())
+                .push(" AND seq = ")
+                .push_bind(was_seq)
+                .push(" AND hash = ")
+                .push_bind(was_hash.to_string()),
+            // both databases take this upsert
+            None => self
+                .push("INSERT INTO deployment_state (deployment_id, seq, hash, state) VALUES (")
+                .push_bind(deployment.to_string())
+                .push(", ")
+                .push_bind(seq)
+                .push(", ")
+                .push_bind(hash.to_string())
+                .push(", ")
+                .push_bind(state.to_string())
+                .push(") ON CONFLICT (deployment_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, state = excluded.state"),
+        }
+    }
 }
-use insert_events;
 
 fn chain_events(
     deployment: &str,

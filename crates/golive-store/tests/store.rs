@@ -94,6 +94,19 @@ async fn appends_chain_and_verify_on_both_backends() {
             "{name}"
         );
         assert!(store.deployment(Some("d-nope")).await.is_err());
+        // more events than one insert takes (500): the earlier ones sent
+        // apart, the last with the statement that moves the head
+        let many = store.append(&id, &events(1203)).await.expect("large");
+        assert_eq!(many.first().map(|e| e.seq), Some(6), "{name}");
+        assert_eq!(many.last().map(|e| e.seq), Some(1208), "{name}");
+        assert_eq!(store.verify(&id).await.expect("verify"), Ok(1208), "{name}");
+        let d = store.deployment(Some(&id)).await.expect("this one");
+        assert_eq!(
+            (d.head_seq, d.head_hash),
+            (1208, many[1202].hash.clone()),
+            "{name}"
+        );
+        assert_eq!(store.events(&id).await.expect("events").len(), 1208);
     }
 }
 
